@@ -75,7 +75,9 @@ def _check_float_array(value, name, *, ndim=None, allow_list=True):
         try:
             value = np.asarray(value)
         except ValueError as exc:  # ragged nested lists
-            raise ValueError(f"{name} could not be converted to an array: {exc}")
+            raise ValueError(
+                f"{name} could not be converted to an array: {exc}"
+            ) from exc
     if value.dtype.kind != "f" or value.dtype.itemsize not in (4, 8):
         raise TypeError(
             f"{name} must have dtype float32 or float64, got {value.dtype}."
