@@ -10,6 +10,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+import numba
 import numpy as np
 
 from ._threads import kernel_threads
@@ -24,6 +25,9 @@ from .kernels import cpu
 
 _LAYER_KEY = re.compile(r"^(weight_ih|weight_hh|bias_ih|bias_hh)_l(\d+)(_reverse)?$")
 _DEVICES = ("cpu", "cuda")
+# Below this many flops a parallel region costs more than it saves (measured:
+# a fork/join of Numba's OpenMP pool is a few microseconds).
+_MIN_PARALLEL_FLOPS = 200_000
 
 
 @dataclass
@@ -247,6 +251,18 @@ def _unsort_states(states, order):
     return unsorted
 
 
+def _parallel_chunks(rows, flops_per_row):
+    """How many blocks of ``rows`` to run in parallel.
+
+    One block (no parallel region at all) when the work is too small to pay
+    for a fork/join of Numba's thread pool.
+    """
+    threads = numba.get_num_threads()
+    if threads == 1 or rows * flops_per_row < _MIN_PARALLEL_FLOPS:
+        return 1
+    return min(threads, rows)
+
+
 def _check_device(device):
     if device not in _DEVICES:
         raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}.")
@@ -414,29 +430,37 @@ def _forward_direction(cache, params, layer, suffix, layer_input, state, out):
     gates = np.empty((steps, batch, width), dtype=dtype)
     # Read by the weight-gradient GEMM at padded rows too: must be finite.
     h_prev = np.zeros((steps, batch, hidden), dtype=dtype)
+    if cache.cell == "gru":  # b_hn stays inside the reset product
+        bias = b_ih.copy()
+        bias[: 2 * hidden] += b_hh[: 2 * hidden]
+    else:
+        bias = b_ih + b_hh
+    cpu.input_projection(
+        layer_input, w_ih, bias, gates,
+        _parallel_chunks(steps * batch, 2 * width * layer_input.shape[2]),
+    )  # fmt: skip
     common = (cache.lengths, cache.batch_sizes, reverse)
+    n_chunks = _parallel_chunks(batch, 2 * width * hidden)
     if cache.cell == "lstm":
         c_prev = np.empty((steps, batch, hidden), dtype=dtype)
         tanh_c = np.empty((steps, batch, hidden), dtype=dtype)
         cpu.lstm_forward_layer(
-            layer_input, w_ih, w_hh, b_ih + b_hh, *common, state[0], state[1],
-            out, out_col, gates, h_prev, c_prev, tanh_c,
+            w_hh, *common, state[0], state[1], out, out_col,
+            gates, h_prev, c_prev, tanh_c, n_chunks,
         )  # fmt: skip
         extra = (c_prev, tanh_c)
     elif cache.cell == "gru":
-        bias = b_ih.copy()
-        bias[: 2 * hidden] += b_hh[: 2 * hidden]
         b_hn = np.ascontiguousarray(b_hh[2 * hidden :])
         hn = np.empty((steps, batch, hidden), dtype=dtype)
         cpu.gru_forward_layer(
-            layer_input, w_ih, w_hh, bias, b_hn, *common, state[0],
-            out, out_col, gates, h_prev, hn,
+            w_hh, b_hn, *common, state[0], out, out_col,
+            gates, h_prev, hn, n_chunks,
         )  # fmt: skip
         extra = (hn,)
     else:
         cpu.rnn_forward_layer(
-            layer_input, w_ih, w_hh, b_ih + b_hh, cache.relu, *common, state[0],
-            out, out_col, gates, h_prev,
+            w_hh, cache.relu, *common, state[0], out, out_col,
+            gates, h_prev, n_chunks,
         )  # fmt: skip
         extra = ()
     return _DirectionCache((w_ih, w_hh), gates, h_prev, extra)
@@ -521,31 +545,36 @@ def _backward_direction(
     hidden = cache.hidden_size
     reverse = suffix == "_reverse"
     out_col = hidden if reverse else 0
+    steps, batch = cache.steps, cache.batch
+    width = saved.gates.shape[2]
     common = (cache.lengths, cache.batch_sizes, reverse)
+    n_chunks = _parallel_chunks(batch, 2 * width * hidden)
     d_gates_ih = np.empty_like(saved.gates)
     d_gates_hh = d_gates_ih
     if cache.cell == "lstm":
         c_prev, tanh_c = saved.extra
         cpu.lstm_backward_layer(
             d_out, out_col, w_hh, saved.gates, c_prev, tanh_c, *common,
-            d_carry[0], d_carry[1], d_gates_ih,
+            d_carry[0], d_carry[1], d_gates_ih, n_chunks,
         )  # fmt: skip
     elif cache.cell == "gru":
         (hn,) = saved.extra
         d_gates_hh = np.empty_like(saved.gates)
         cpu.gru_backward_layer(
             d_out, out_col, w_hh, saved.gates, saved.h_prev, hn, *common,
-            d_carry[0], d_gates_ih, d_gates_hh,
+            d_carry[0], d_gates_ih, d_gates_hh, n_chunks,
         )  # fmt: skip
     else:
         cpu.rnn_backward_layer(
             d_out, out_col, w_hh, saved.gates, cache.relu, *common,
-            d_carry[0], d_gates_ih,
+            d_carry[0], d_gates_ih, n_chunks,
         )  # fmt: skip
     names = param_names(layer, suffix)
     for name, like in zip(names, (w_ih, w_hh, w_ih[:, 0], w_hh[:, 0]), strict=True):
         grads[name] = np.empty(like.shape, dtype=cache.dtype)
+    layer_input = cache.inputs[layer]
     cpu.layer_param_grads(
-        cache.inputs[layer], saved.h_prev, w_ih, d_gates_ih, d_gates_hh,
+        layer_input, saved.h_prev, w_ih, d_gates_ih, d_gates_hh,
         *(grads[name] for name in names), d_inp_direction,
+        _parallel_chunks(steps * batch, 2 * width * (layer_input.shape[2] + hidden)),
     )  # fmt: skip

@@ -11,9 +11,17 @@ Shapes: ``T`` steps, ``B`` sequences, ``I`` input features, ``H`` hidden units,
 ``G`` gates (1 rnn, 3 gru, 4 lstm).
 
 Strategy (as cuDNN and oneDNN do): one GEMM projects the inputs of all
-timesteps; each step is one GEMM for the recurrent product plus one fused
-pointwise pass per sequence; in backward, the weight gradients are one GEMM
-over all timesteps after the time loop (:func:`layer_param_grads`).
+timesteps (:func:`input_projection`); each step is one GEMM for the recurrent
+product plus one fused pointwise pass per sequence; in backward, the weight
+gradients are one GEMM over all timesteps after the time loop
+(:func:`layer_param_grads`).
+
+Parallelism: BLAS runs single-threaded (see :mod:`rnntools._threads`) and the
+kernels split the rows of every GEMM into ``n_chunks`` blocks run by Numba's
+thread pool. In the time loop, each block of sequences does its own recurrent
+GEMM *and* its pointwise pass, so a step costs one fork/join. With
+``n_chunks == 1`` no parallel region is entered at all, which keeps the
+per-step overhead of small problems low.
 
 All kernels are compiled with ``error_model="numpy"`` (a float division does
 not test for zero, which would block vectorisation) and
@@ -22,7 +30,7 @@ finite-math assumptions, so results stay IEEE-faithful).
 """
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from .activations import constants, sigmoid, tanh
 
@@ -30,7 +38,27 @@ _JIT = {"cache": True, "fastmath": {"contract"}, "error_model": "numpy", "nogil"
 
 
 @njit(**_JIT)
-def input_projection(inp, w_ih, bias, gates):
+def _chunk(k, chunks, n):
+    """Bounds ``(lo, hi)`` of block ``k`` of ``chunks`` near-equal blocks of ``n``."""
+    return k * n // chunks, (k + 1) * n // chunks
+
+
+@njit(**_JIT)
+def _step_time(s, b, lengths, reverse):
+    return lengths[b] - 1 - s if reverse else s
+
+
+@njit(**_JIT)
+def _project_rows(lo, hi, inp_2d, w_ih, bias, gates_2d):
+    np.dot(inp_2d[lo:hi], w_ih.T, gates_2d[lo:hi])
+    width = gates_2d.shape[1]
+    for r in range(lo, hi):
+        for j in range(width):
+            gates_2d[r, j] += bias[j]
+
+
+@njit(parallel=True, **_JIT)
+def input_projection(inp, w_ih, bias, gates, n_chunks):
     """``gates[t, b] = w_ih @ inp[t, b] + bias`` for all timesteps in one GEMM.
 
     Parameters
@@ -40,50 +68,67 @@ def input_projection(inp, w_ih, bias, gates):
     bias : ndarray of shape (G*H,)
     gates : ndarray of shape (T, B, G*H)
         Output.
+    n_chunks : int
+        Number of row blocks computed in parallel.
     """
     steps, batch, features = inp.shape
     rows = steps * batch
+    inp_2d = inp.reshape(rows, features)
     gates_2d = gates.reshape(rows, gates.shape[2])
-    np.dot(inp.reshape(rows, features), w_ih.T, gates_2d)
-    width = gates.shape[2]
-    for r in range(rows):
+    chunks = min(n_chunks, rows)
+    if chunks == 1:
+        _project_rows(0, rows, inp_2d, w_ih, bias, gates_2d)
+    else:
+        for k in prange(chunks):
+            lo, hi = _chunk(k, chunks, rows)
+            _project_rows(lo, hi, inp_2d, w_ih, bias, gates_2d)
+
+
+# --------------------------------------------------------------------- LSTM
+
+
+@njit(**_JIT)
+def _lstm_forward_rows(
+    lo, hi, s, lengths, reverse, w_hh_t, h, c, recurrent, out, out_col,
+    gates, h_prev, c_prev, tanh_c, work, scale_bits,
+):  # fmt: skip
+    hidden = h.shape[1]
+    width = 4 * hidden
+    np.dot(h[lo:hi], w_hh_t, recurrent[lo:hi])
+    for b in range(lo, hi):
+        t = _step_time(s, b, lengths, reverse)
+        pre = recurrent[b]
+        act = gates[t, b]
         for j in range(width):
-            gates_2d[r, j] += bias[j]
+            pre[j] += act[j]
+        sigmoid(pre[: 2 * hidden], act[: 2 * hidden], work, scale_bits)
+        tanh(
+            pre[2 * hidden : 3 * hidden], act[2 * hidden : 3 * hidden], work, scale_bits
+        )
+        sigmoid(pre[3 * hidden :], act[3 * hidden :], work, scale_bits)
+        hp = h_prev[t, b]
+        cp = c_prev[t, b]
+        for j in range(hidden):
+            hp[j] = h[b, j]
+            cp[j] = c[b, j]
+            c[b, j] = act[hidden + j] * cp[j] + act[j] * act[2 * hidden + j]
+        tc = tanh_c[t, b]
+        tanh(c[b], tc, work, scale_bits)
+        for j in range(hidden):
+            h[b, j] = act[3 * hidden + j] * tc[j]
+            out[t, b, out_col + j] = h[b, j]
 
 
-@njit(**_JIT)
-def _step_time(s, b, lengths, reverse):
-    return lengths[b] - 1 - s if reverse else s
-
-
-@njit(**_JIT)
+@njit(parallel=True, **_JIT)
 def lstm_forward_layer(
-    inp,
-    w_ih,
-    w_hh,
-    bias,
-    lengths,
-    batch_sizes,
-    reverse,
-    h,
-    c,
-    out,
-    out_col,
-    gates,
-    h_prev,
-    c_prev,
-    tanh_c,
-):
-    """LSTM over one layer and direction.
+    w_hh, lengths, batch_sizes, reverse, h, c, out, out_col,
+    gates, h_prev, c_prev, tanh_c, n_chunks,
+):  # fmt: skip
+    """LSTM time loop over one layer and direction.
 
     Parameters
     ----------
-    inp : ndarray of shape (T, B, I)
-        Layer input, zero at padded positions.
-    w_ih : ndarray of shape (4H, I)
     w_hh : ndarray of shape (4H, H)
-    bias : ndarray of shape (4H,)
-        ``bias_ih + bias_hh``.
     lengths : int64 ndarray of shape (B,)
         Sorted in decreasing order.
     batch_sizes : int64 ndarray of shape (T,)
@@ -96,67 +141,73 @@ def lstm_forward_layer(
         Zero-initialised layer output; columns ``out_col:out_col+H`` are written.
     out_col : int
     gates : ndarray of shape (T, B, 4H)
-        Out: gate activations ``i, f, g, o`` (saved for backward).
+        In: the input projection (:func:`input_projection` with
+        ``bias_ih + bias_hh``). Out: gate activations ``i, f, g, o``.
     h_prev, c_prev : ndarray of shape (T, B, H)
         Out: the state each step started from (saved for backward).
     tanh_c : ndarray of shape (T, B, H)
         Out: ``tanh(c_t)`` (saved for backward).
+    n_chunks : int
+        Number of blocks of sequences run in parallel.
     """
-    steps, batch, _ = inp.shape
-    hidden = w_hh.shape[1]
-    width = 4 * hidden
-    input_projection(inp, w_ih, bias, gates)
+    steps, batch, width = gates.shape
     recurrent = np.empty((batch, width), dtype=gates.dtype)
-    work = np.empty(2 * width, dtype=gates.dtype)
-    scale_bits = np.empty(width, dtype=np.int64)
+    work = np.empty((n_chunks, 2 * width), dtype=gates.dtype)
+    scale_bits = np.empty((n_chunks, width), dtype=np.int64)
     w_hh_t = w_hh.T
     for s in range(steps):
         active = batch_sizes[s]
         if active == 0:
             break
-        np.dot(h[:active], w_hh_t, recurrent[:active])
-        for b in range(active):
-            t = _step_time(s, b, lengths, reverse)
-            pre = recurrent[b]
-            act = gates[t, b]
-            for j in range(width):
-                pre[j] += act[j]
-            sigmoid(pre[: 2 * hidden], act[: 2 * hidden], work, scale_bits)
-            tanh(
-                pre[2 * hidden : 3 * hidden],
-                act[2 * hidden : 3 * hidden],
-                work,
-                scale_bits,
-            )
-            sigmoid(pre[3 * hidden :], act[3 * hidden :], work, scale_bits)
-            hp = h_prev[t, b]
-            cp = c_prev[t, b]
-            for j in range(hidden):
-                hp[j] = h[b, j]
-                cp[j] = c[b, j]
-                c[b, j] = act[hidden + j] * cp[j] + act[j] * act[2 * hidden + j]
-            tc = tanh_c[t, b]
-            tanh(c[b], tc, work, scale_bits)
-            for j in range(hidden):
-                h[b, j] = act[3 * hidden + j] * tc[j]
-                out[t, b, out_col + j] = h[b, j]
+        chunks = min(n_chunks, active)
+        if chunks == 1:
+            _lstm_forward_rows(
+                0, active, s, lengths, reverse, w_hh_t, h, c, recurrent, out,
+                out_col, gates, h_prev, c_prev, tanh_c, work[0], scale_bits[0],
+            )  # fmt: skip
+        else:
+            for k in prange(chunks):
+                lo, hi = _chunk(k, chunks, active)
+                _lstm_forward_rows(
+                    lo, hi, s, lengths, reverse, w_hh_t, h, c, recurrent, out,
+                    out_col, gates, h_prev, c_prev, tanh_c, work[k], scale_bits[k],
+                )  # fmt: skip
 
 
 @njit(**_JIT)
+def _lstm_backward_rows(
+    lo, hi, s, lengths, reverse, w_hh, d_out, out_col, gates, c_prev, tanh_c,
+    d_h, d_c, d_gates, step_grads,
+):  # fmt: skip
+    _, one, _, _, _, _, _, _ = constants(gates)
+    hidden = d_h.shape[1]
+    for b in range(lo, hi):
+        t = _step_time(s, b, lengths, reverse)
+        act = gates[t, b]
+        tc = tanh_c[t, b]
+        cp = c_prev[t, b]
+        g = step_grads[b]
+        for j in range(hidden):
+            i_gate = act[j]
+            f_gate = act[hidden + j]
+            g_gate = act[2 * hidden + j]
+            o_gate = act[3 * hidden + j]
+            dh = d_h[b, j] + d_out[t, b, out_col + j]
+            dc = d_c[b, j] + dh * o_gate * (one - tc[j] * tc[j])
+            g[j] = dc * g_gate * i_gate * (one - i_gate)
+            g[hidden + j] = dc * cp[j] * f_gate * (one - f_gate)
+            g[2 * hidden + j] = dc * i_gate * (one - g_gate * g_gate)
+            g[3 * hidden + j] = dh * tc[j] * o_gate * (one - o_gate)
+            d_c[b, j] = dc * f_gate
+        d_gates[t, b] = g
+    np.dot(step_grads[lo:hi], w_hh, d_h[lo:hi])
+
+
+@njit(parallel=True, **_JIT)
 def lstm_backward_layer(
-    d_out,
-    out_col,
-    w_hh,
-    gates,
-    c_prev,
-    tanh_c,
-    lengths,
-    batch_sizes,
-    reverse,
-    d_h,
-    d_c,
-    d_gates,
-):
+    d_out, out_col, w_hh, gates, c_prev, tanh_c, lengths, batch_sizes, reverse,
+    d_h, d_c, d_gates, n_chunks,
+):  # fmt: skip
     """BPTT through one LSTM layer and direction.
 
     Parameters
@@ -175,130 +226,156 @@ def lstm_backward_layer(
         In: gradient of the final state. Out: gradient of the initial state.
     d_gates : ndarray of shape (T, B, 4H)
         Out: gradient of the gate pre-activations; zero at padded positions.
+    n_chunks : int
     """
     steps, batch, width = gates.shape
-    hidden = width // 4
-    zero, one, _, _, _, _, _, _ = constants(gates)
     step_grads = np.empty((batch, width), dtype=gates.dtype)
     for s in range(steps - 1, -1, -1):
         active = batch_sizes[s]
         if active == 0:
             continue
-        for b in range(active):
-            t = _step_time(s, b, lengths, reverse)
-            act = gates[t, b]
-            tc = tanh_c[t, b]
-            cp = c_prev[t, b]
-            g = step_grads[b]
-            for j in range(hidden):
-                i_gate = act[j]
-                f_gate = act[hidden + j]
-                g_gate = act[2 * hidden + j]
-                o_gate = act[3 * hidden + j]
-                dh = d_h[b, j] + d_out[t, b, out_col + j]
-                dc = d_c[b, j] + dh * o_gate * (one - tc[j] * tc[j])
-                g[j] = dc * g_gate * i_gate * (one - i_gate)
-                g[hidden + j] = dc * cp[j] * f_gate * (one - f_gate)
-                g[2 * hidden + j] = dc * i_gate * (one - g_gate * g_gate)
-                g[3 * hidden + j] = dh * tc[j] * o_gate * (one - o_gate)
-                d_c[b, j] = dc * f_gate
-            d_gates[t, b] = g
-        np.dot(step_grads[:active], w_hh, d_h[:active])
-    _zero_padding(d_gates, lengths, zero)
+        chunks = min(n_chunks, active)
+        if chunks == 1:
+            _lstm_backward_rows(
+                0, active, s, lengths, reverse, w_hh, d_out, out_col, gates,
+                c_prev, tanh_c, d_h, d_c, d_gates, step_grads,
+            )  # fmt: skip
+        else:
+            for k in prange(chunks):
+                lo, hi = _chunk(k, chunks, active)
+                _lstm_backward_rows(
+                    lo, hi, s, lengths, reverse, w_hh, d_out, out_col, gates,
+                    c_prev, tanh_c, d_h, d_c, d_gates, step_grads,
+                )  # fmt: skip
+    _zero_padding(d_gates, lengths)
+
+
+# ---------------------------------------------------------------------- GRU
 
 
 @njit(**_JIT)
+def _gru_forward_rows(
+    lo, hi, s, lengths, reverse, w_hh_t, b_hn, h, recurrent, out, out_col,
+    gates, h_prev, hn, work, scale_bits,
+):  # fmt: skip
+    hidden = h.shape[1]
+    np.dot(h[lo:hi], w_hh_t, recurrent[lo:hi])
+    for b in range(lo, hi):
+        t = _step_time(s, b, lengths, reverse)
+        pre = recurrent[b]
+        act = gates[t, b]
+        hn_t = hn[t, b]
+        for j in range(2 * hidden):
+            pre[j] += act[j]
+        sigmoid(pre[: 2 * hidden], act[: 2 * hidden], work, scale_bits)
+        for j in range(hidden):
+            hn_t[j] = pre[2 * hidden + j] + b_hn[j]
+            pre[2 * hidden + j] = act[2 * hidden + j] + act[j] * hn_t[j]
+        tanh(pre[2 * hidden :], act[2 * hidden :], work, scale_bits)
+        hp = h_prev[t, b]
+        for j in range(hidden):
+            hp[j] = h[b, j]
+            n_gate = act[2 * hidden + j]
+            h[b, j] = n_gate + act[hidden + j] * (hp[j] - n_gate)
+            out[t, b, out_col + j] = h[b, j]
+
+
+@njit(parallel=True, **_JIT)
 def gru_forward_layer(
-    inp,
-    w_ih,
-    w_hh,
-    bias,
-    b_hn,
-    lengths,
-    batch_sizes,
-    reverse,
-    h,
-    out,
-    out_col,
-    gates,
-    h_prev,
-    hn,
-):
-    """GRU (PyTorch's reset-after form) over one layer and direction.
+    w_hh, b_hn, lengths, batch_sizes, reverse, h, out, out_col,
+    gates, h_prev, hn, n_chunks,
+):  # fmt: skip
+    """GRU (PyTorch's reset-after form) time loop over one layer and direction.
 
     ``r = σ(x W_ir + b_ir + h W_hr + b_hr)``, ``z`` alike,
     ``n = tanh(x W_in + b_in + r * (h W_hn + b_hn))``, ``h' = (1 - z) n + z h``.
 
     Parameters
     ----------
-    inp, w_ih, w_hh, lengths, batch_sizes, reverse, out, out_col
+    w_hh, lengths, batch_sizes, reverse, out, out_col, n_chunks
         As in :func:`lstm_forward_layer`, with ``3H`` gate rows.
-    bias : ndarray of shape (3H,)
-        ``bias_ih`` plus ``bias_hh`` of the ``r`` and ``z`` gates.
     b_hn : ndarray of shape (H,)
         The ``n`` gate's recurrent bias (inside the reset product).
     h : ndarray of shape (B, H)
         In: initial state. Out: final state.
     gates : ndarray of shape (T, B, 3H)
-        Out: activations ``r, z, n``.
+        In: the input projection with ``bias_ih`` plus the ``r`` and ``z``
+        blocks of ``bias_hh``. Out: activations ``r, z, n``.
     h_prev : ndarray of shape (T, B, H)
         Out: the state each step started from.
     hn : ndarray of shape (T, B, H)
         Out: ``h W_hn + b_hn``.
     """
-    steps, batch, _ = inp.shape
-    hidden = w_hh.shape[1]
-    width = 3 * hidden
-    input_projection(inp, w_ih, bias, gates)
+    steps, batch, width = gates.shape
     recurrent = np.empty((batch, width), dtype=gates.dtype)
-    work = np.empty(2 * width, dtype=gates.dtype)
-    scale_bits = np.empty(width, dtype=np.int64)
+    work = np.empty((n_chunks, 2 * width), dtype=gates.dtype)
+    scale_bits = np.empty((n_chunks, width), dtype=np.int64)
     w_hh_t = w_hh.T
     for s in range(steps):
         active = batch_sizes[s]
         if active == 0:
             break
-        np.dot(h[:active], w_hh_t, recurrent[:active])
-        for b in range(active):
-            t = _step_time(s, b, lengths, reverse)
-            pre = recurrent[b]
-            act = gates[t, b]
-            hn_t = hn[t, b]
-            for j in range(2 * hidden):
-                pre[j] += act[j]
-            sigmoid(pre[: 2 * hidden], act[: 2 * hidden], work, scale_bits)
-            for j in range(hidden):
-                hn_t[j] = pre[2 * hidden + j] + b_hn[j]
-                pre[2 * hidden + j] = act[2 * hidden + j] + act[j] * hn_t[j]
-            tanh(pre[2 * hidden :], act[2 * hidden :], work, scale_bits)
-            hp = h_prev[t, b]
-            for j in range(hidden):
-                hp[j] = h[b, j]
-                n_gate = act[2 * hidden + j]
-                h[b, j] = n_gate + act[hidden + j] * (hp[j] - n_gate)
-                out[t, b, out_col + j] = h[b, j]
+        chunks = min(n_chunks, active)
+        if chunks == 1:
+            _gru_forward_rows(
+                0, active, s, lengths, reverse, w_hh_t, b_hn, h, recurrent, out,
+                out_col, gates, h_prev, hn, work[0], scale_bits[0],
+            )  # fmt: skip
+        else:
+            for k in prange(chunks):
+                lo, hi = _chunk(k, chunks, active)
+                _gru_forward_rows(
+                    lo, hi, s, lengths, reverse, w_hh_t, b_hn, h, recurrent, out,
+                    out_col, gates, h_prev, hn, work[k], scale_bits[k],
+                )  # fmt: skip
 
 
 @njit(**_JIT)
+def _gru_backward_rows(
+    lo, hi, s, lengths, reverse, w_hh, d_out, out_col, gates, h_prev, hn,
+    d_h, d_h_direct, d_gates_ih, step_grads, d_gates_hh,
+):  # fmt: skip
+    _, one, _, _, _, _, _, _ = constants(gates)
+    hidden = d_h.shape[1]
+    for b in range(lo, hi):
+        t = _step_time(s, b, lengths, reverse)
+        act = gates[t, b]
+        hp = h_prev[t, b]
+        hn_t = hn[t, b]
+        g_ih = d_gates_ih[t, b]
+        g_hh = step_grads[b]
+        for j in range(hidden):
+            r_gate = act[j]
+            z_gate = act[hidden + j]
+            n_gate = act[2 * hidden + j]
+            dh = d_h[b, j] + d_out[t, b, out_col + j]
+            d_n = dh * (one - z_gate) * (one - n_gate * n_gate)
+            d_r = d_n * hn_t[j] * r_gate * (one - r_gate)
+            d_z = dh * (hp[j] - n_gate) * z_gate * (one - z_gate)
+            g_ih[j] = d_r
+            g_ih[hidden + j] = d_z
+            g_ih[2 * hidden + j] = d_n
+            g_hh[j] = d_r
+            g_hh[hidden + j] = d_z
+            g_hh[2 * hidden + j] = d_n * r_gate
+            d_h_direct[b, j] = dh * z_gate
+        d_gates_hh[t, b] = g_hh
+    np.dot(step_grads[lo:hi], w_hh, d_h[lo:hi])
+    for b in range(lo, hi):
+        for j in range(hidden):
+            d_h[b, j] += d_h_direct[b, j]
+
+
+@njit(parallel=True, **_JIT)
 def gru_backward_layer(
-    d_out,
-    out_col,
-    w_hh,
-    gates,
-    h_prev,
-    hn,
-    lengths,
-    batch_sizes,
-    reverse,
-    d_h,
-    d_gates_ih,
-    d_gates_hh,
-):
+    d_out, out_col, w_hh, gates, h_prev, hn, lengths, batch_sizes, reverse,
+    d_h, d_gates_ih, d_gates_hh, n_chunks,
+):  # fmt: skip
     """BPTT through one GRU layer and direction.
 
     Parameters
     ----------
-    d_out, out_col, w_hh, lengths, batch_sizes, reverse
+    d_out, out_col, w_hh, lengths, batch_sizes, reverse, n_chunks
         As in :func:`lstm_backward_layer`.
     gates, h_prev, hn : ndarray
         Saved by :func:`gru_forward_layer`.
@@ -312,124 +389,136 @@ def gru_backward_layer(
     """
     steps, batch, width = gates.shape
     hidden = width // 3
-    zero, one, _, _, _, _, _, _ = constants(gates)
     step_grads = np.empty((batch, width), dtype=gates.dtype)
     d_h_direct = np.empty((batch, hidden), dtype=gates.dtype)
     for s in range(steps - 1, -1, -1):
         active = batch_sizes[s]
         if active == 0:
             continue
-        for b in range(active):
-            t = _step_time(s, b, lengths, reverse)
-            act = gates[t, b]
-            hp = h_prev[t, b]
-            hn_t = hn[t, b]
-            g_ih = d_gates_ih[t, b]
-            g_hh = step_grads[b]
-            for j in range(hidden):
-                r_gate = act[j]
-                z_gate = act[hidden + j]
-                n_gate = act[2 * hidden + j]
-                dh = d_h[b, j] + d_out[t, b, out_col + j]
-                d_n = dh * (one - z_gate) * (one - n_gate * n_gate)
-                d_r = d_n * hn_t[j] * r_gate * (one - r_gate)
-                d_z = dh * (hp[j] - n_gate) * z_gate * (one - z_gate)
-                g_ih[j] = d_r
-                g_ih[hidden + j] = d_z
-                g_ih[2 * hidden + j] = d_n
-                g_hh[j] = d_r
-                g_hh[hidden + j] = d_z
-                g_hh[2 * hidden + j] = d_n * r_gate
-                d_h_direct[b, j] = dh * z_gate
-            d_gates_hh[t, b] = g_hh
-        np.dot(step_grads[:active], w_hh, d_h[:active])
-        for b in range(active):
-            for j in range(hidden):
-                d_h[b, j] += d_h_direct[b, j]
-    _zero_padding(d_gates_ih, lengths, zero)
-    _zero_padding(d_gates_hh, lengths, zero)
+        chunks = min(n_chunks, active)
+        if chunks == 1:
+            _gru_backward_rows(
+                0, active, s, lengths, reverse, w_hh, d_out, out_col, gates,
+                h_prev, hn, d_h, d_h_direct, d_gates_ih, step_grads, d_gates_hh,
+            )  # fmt: skip
+        else:
+            for k in prange(chunks):
+                lo, hi = _chunk(k, chunks, active)
+                _gru_backward_rows(
+                    lo, hi, s, lengths, reverse, w_hh, d_out, out_col, gates,
+                    h_prev, hn, d_h, d_h_direct, d_gates_ih, step_grads, d_gates_hh,
+                )  # fmt: skip
+    _zero_padding(d_gates_ih, lengths)
+    _zero_padding(d_gates_hh, lengths)
+
+
+# ---------------------------------------------------------------- Elman RNN
 
 
 @njit(**_JIT)
+def _rnn_forward_rows(
+    lo, hi, s, lengths, reverse, w_hh_t, relu, h, recurrent, out, out_col,
+    gates, h_prev, work, scale_bits,
+):  # fmt: skip
+    zero, _, _, _, _, _, _, _ = constants(gates)
+    hidden = h.shape[1]
+    np.dot(h[lo:hi], w_hh_t, recurrent[lo:hi])
+    for b in range(lo, hi):
+        t = _step_time(s, b, lengths, reverse)
+        pre = recurrent[b]
+        act = gates[t, b]
+        for j in range(hidden):
+            pre[j] += act[j]
+        if relu:
+            for j in range(hidden):
+                act[j] = max(pre[j], zero)
+        else:
+            tanh(pre, act, work, scale_bits)
+        hp = h_prev[t, b]
+        for j in range(hidden):
+            hp[j] = h[b, j]
+            h[b, j] = act[j]
+            out[t, b, out_col + j] = act[j]
+
+
+@njit(parallel=True, **_JIT)
 def rnn_forward_layer(
-    inp,
-    w_ih,
-    w_hh,
-    bias,
-    relu,
-    lengths,
-    batch_sizes,
-    reverse,
-    h,
-    out,
-    out_col,
-    gates,
-    h_prev,
-):
+    w_hh, relu, lengths, batch_sizes, reverse, h, out, out_col,
+    gates, h_prev, n_chunks,
+):  # fmt: skip
     """Elman RNN ``h' = act(x W_ih + b_ih + h W_hh + b_hh)`` over one layer.
 
     Parameters
     ----------
-    inp, w_ih, w_hh, bias, lengths, batch_sizes, reverse, out, out_col
+    w_hh, lengths, batch_sizes, reverse, out, out_col, n_chunks
         As in :func:`lstm_forward_layer`, with ``H`` gate rows.
     relu : bool
         ``max(0, .)`` instead of ``tanh``.
     h : ndarray of shape (B, H)
         In: initial state. Out: final state.
     gates : ndarray of shape (T, B, H)
-        Out: the new states ``h'`` (saved for backward).
+        In: the input projection with ``bias_ih + bias_hh``. Out: the new
+        states ``h'`` (saved for backward).
     h_prev : ndarray of shape (T, B, H)
         Out: the state each step started from.
     """
-    steps, batch, _ = inp.shape
-    hidden = w_hh.shape[1]
-    zero, _, _, _, _, _, _, _ = constants(gates)
-    input_projection(inp, w_ih, bias, gates)
+    steps, batch, hidden = gates.shape
     recurrent = np.empty((batch, hidden), dtype=gates.dtype)
-    work = np.empty(2 * hidden, dtype=gates.dtype)
-    scale_bits = np.empty(hidden, dtype=np.int64)
+    work = np.empty((n_chunks, 2 * hidden), dtype=gates.dtype)
+    scale_bits = np.empty((n_chunks, hidden), dtype=np.int64)
     w_hh_t = w_hh.T
     for s in range(steps):
         active = batch_sizes[s]
         if active == 0:
             break
-        np.dot(h[:active], w_hh_t, recurrent[:active])
-        for b in range(active):
-            t = _step_time(s, b, lengths, reverse)
-            pre = recurrent[b]
-            act = gates[t, b]
-            for j in range(hidden):
-                pre[j] += act[j]
-            if relu:
-                for j in range(hidden):
-                    act[j] = max(pre[j], zero)
-            else:
-                tanh(pre, act, work, scale_bits)
-            hp = h_prev[t, b]
-            for j in range(hidden):
-                hp[j] = h[b, j]
-                h[b, j] = act[j]
-                out[t, b, out_col + j] = act[j]
+        chunks = min(n_chunks, active)
+        if chunks == 1:
+            _rnn_forward_rows(
+                0, active, s, lengths, reverse, w_hh_t, relu, h, recurrent, out,
+                out_col, gates, h_prev, work[0], scale_bits[0],
+            )  # fmt: skip
+        else:
+            for k in prange(chunks):
+                lo, hi = _chunk(k, chunks, active)
+                _rnn_forward_rows(
+                    lo, hi, s, lengths, reverse, w_hh_t, relu, h, recurrent, out,
+                    out_col, gates, h_prev, work[k], scale_bits[k],
+                )  # fmt: skip
 
 
 @njit(**_JIT)
+def _rnn_backward_rows(
+    lo, hi, s, lengths, reverse, w_hh, relu, d_out, out_col, gates,
+    d_h, d_gates, step_grads,
+):  # fmt: skip
+    zero, one, _, _, _, _, _, _ = constants(gates)
+    hidden = d_h.shape[1]
+    for b in range(lo, hi):
+        t = _step_time(s, b, lengths, reverse)
+        act = gates[t, b]
+        g = step_grads[b]
+        if relu:
+            for j in range(hidden):
+                dh = d_h[b, j] + d_out[t, b, out_col + j]
+                g[j] = dh if act[j] > zero else zero
+        else:
+            for j in range(hidden):
+                dh = d_h[b, j] + d_out[t, b, out_col + j]
+                g[j] = dh * (one - act[j] * act[j])
+        d_gates[t, b] = g
+    np.dot(step_grads[lo:hi], w_hh, d_h[lo:hi])
+
+
+@njit(parallel=True, **_JIT)
 def rnn_backward_layer(
-    d_out,
-    out_col,
-    w_hh,
-    gates,
-    relu,
-    lengths,
-    batch_sizes,
-    reverse,
-    d_h,
-    d_gates,
-):
+    d_out, out_col, w_hh, gates, relu, lengths, batch_sizes, reverse,
+    d_h, d_gates, n_chunks,
+):  # fmt: skip
     """BPTT through one Elman RNN layer and direction.
 
     Parameters
     ----------
-    d_out, out_col, w_hh, lengths, batch_sizes, reverse
+    d_out, out_col, w_hh, lengths, batch_sizes, reverse, n_chunks
         As in :func:`lstm_backward_layer`.
     gates : ndarray of shape (T, B, H)
         The states saved by :func:`rnn_forward_layer`.
@@ -440,46 +529,66 @@ def rnn_backward_layer(
         Out: gradient of the pre-activations; zero at padded positions.
     """
     steps, batch, hidden = gates.shape
-    zero, one, _, _, _, _, _, _ = constants(gates)
     step_grads = np.empty((batch, hidden), dtype=gates.dtype)
     for s in range(steps - 1, -1, -1):
         active = batch_sizes[s]
         if active == 0:
             continue
-        for b in range(active):
-            t = _step_time(s, b, lengths, reverse)
-            act = gates[t, b]
-            g = step_grads[b]
-            if relu:
-                for j in range(hidden):
-                    dh = d_h[b, j] + d_out[t, b, out_col + j]
-                    g[j] = dh if act[j] > zero else zero
-            else:
-                for j in range(hidden):
-                    dh = d_h[b, j] + d_out[t, b, out_col + j]
-                    g[j] = dh * (one - act[j] * act[j])
-            d_gates[t, b] = g
-        np.dot(step_grads[:active], w_hh, d_h[:active])
-    _zero_padding(d_gates, lengths, zero)
+        chunks = min(n_chunks, active)
+        if chunks == 1:
+            _rnn_backward_rows(
+                0, active, s, lengths, reverse, w_hh, relu, d_out, out_col,
+                gates, d_h, d_gates, step_grads,
+            )  # fmt: skip
+        else:
+            for k in prange(chunks):
+                lo, hi = _chunk(k, chunks, active)
+                _rnn_backward_rows(
+                    lo, hi, s, lengths, reverse, w_hh, relu, d_out, out_col,
+                    gates, d_h, d_gates, step_grads,
+                )  # fmt: skip
+    _zero_padding(d_gates, lengths)
+
+
+# ------------------------------------------------------- weight gradients
 
 
 @njit(**_JIT)
-def _zero_padding(buffer, lengths, zero):
+def _zero_padding(buffer, lengths):
     """Set ``buffer[t, b] = 0`` for ``t >= lengths[b]``."""
     for b in range(buffer.shape[1]):
         for t in range(lengths[b], buffer.shape[0]):
-            buffer[t, b] = zero
+            buffer[t, b] = 0
 
 
 @njit(**_JIT)
+def _param_grad_rows(
+    lo, hi, inp_2d, h_prev_2d, w_ih, g_ih, g_hh, d_w_ih, d_w_hh, d_b_ih, d_b_hh,
+    d_inp_2d,
+):  # fmt: skip
+    np.dot(g_ih[lo:hi].T, inp_2d[lo:hi], d_w_ih)
+    np.dot(g_hh[lo:hi].T, h_prev_2d[lo:hi], d_w_hh)
+    np.dot(g_ih[lo:hi], w_ih, d_inp_2d[lo:hi])
+    width = g_ih.shape[1]
+    d_b_ih[:] = 0
+    d_b_hh[:] = 0
+    for r in range(lo, hi):
+        for j in range(width):
+            d_b_ih[j] += g_ih[r, j]
+            d_b_hh[j] += g_hh[r, j]
+
+
+@njit(parallel=True, **_JIT)
 def layer_param_grads(
-    inp, h_prev, w_ih, d_gates_ih, d_gates_hh, d_w_ih, d_w_hh, d_b_ih, d_b_hh, d_inp
-):
+    inp, h_prev, w_ih, d_gates_ih, d_gates_hh, d_w_ih, d_w_hh, d_b_ih, d_b_hh,
+    d_inp, n_chunks,
+):  # fmt: skip
     """Weight, bias and input gradients of one layer and direction.
 
-    One GEMM each over all ``T * B`` rows, after the time loop. Padded rows of
-    ``d_gates_*`` are zero, and ``inp``/``h_prev`` are finite there, so padding
-    contributes nothing.
+    One GEMM each over all ``T * B`` rows, after the time loop; with
+    ``n_chunks > 1`` the rows are split into blocks whose partial sums are
+    added at the end. Padded rows of ``d_gates_*`` are zero, and ``inp`` and
+    ``h_prev`` are finite there, so padding contributes nothing.
 
     Parameters
     ----------
@@ -497,18 +606,40 @@ def layer_param_grads(
         Out.
     d_inp : ndarray of shape (T, B, I)
         Out: gradient of the layer input from this direction.
+    n_chunks : int
     """
     steps, batch, features = inp.shape
+    hidden = h_prev.shape[2]
     rows = steps * batch
     width = d_gates_ih.shape[2]
+    inp_2d = inp.reshape(rows, features)
+    h_prev_2d = h_prev.reshape(rows, hidden)
     g_ih = d_gates_ih.reshape(rows, width)
     g_hh = d_gates_hh.reshape(rows, width)
-    np.dot(g_ih.T, inp.reshape(rows, features), d_w_ih)
-    np.dot(g_hh.T, h_prev.reshape(rows, h_prev.shape[2]), d_w_hh)
-    np.dot(g_ih, w_ih, d_inp.reshape(rows, features))
-    d_b_ih[:] = 0
-    d_b_hh[:] = 0
-    for r in range(rows):
-        for j in range(width):
-            d_b_ih[j] += g_ih[r, j]
-            d_b_hh[j] += g_hh[r, j]
+    d_inp_2d = d_inp.reshape(rows, features)
+    chunks = min(n_chunks, rows)
+    if chunks == 1:
+        _param_grad_rows(
+            0, rows, inp_2d, h_prev_2d, w_ih, g_ih, g_hh, d_w_ih, d_w_hh,
+            d_b_ih, d_b_hh, d_inp_2d,
+        )  # fmt: skip
+        return
+    part_w_ih = np.empty((chunks, width, features), dtype=d_w_ih.dtype)
+    part_w_hh = np.empty((chunks, width, hidden), dtype=d_w_hh.dtype)
+    part_b_ih = np.empty((chunks, width), dtype=d_b_ih.dtype)
+    part_b_hh = np.empty((chunks, width), dtype=d_b_hh.dtype)
+    for k in prange(chunks):
+        lo, hi = _chunk(k, chunks, rows)
+        _param_grad_rows(
+            lo, hi, inp_2d, h_prev_2d, w_ih, g_ih, g_hh, part_w_ih[k],
+            part_w_hh[k], part_b_ih[k], part_b_hh[k], d_inp_2d,
+        )  # fmt: skip
+    d_w_ih[:] = part_w_ih[0]
+    d_w_hh[:] = part_w_hh[0]
+    d_b_ih[:] = part_b_ih[0]
+    d_b_hh[:] = part_b_hh[0]
+    for k in range(1, chunks):
+        d_w_ih += part_w_ih[k]
+        d_w_hh += part_w_hh[k]
+        d_b_ih += part_b_ih[k]
+        d_b_hh += part_b_hh[k]
