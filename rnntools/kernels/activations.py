@@ -6,19 +6,23 @@ slower than NumPy's SIMD ``np.tanh``. The functions below evaluate
 ``exp``/``expm1`` with plain arithmetic that LLVM turns into AVX/AVX-512 code:
 
 * Cody–Waite range reduction ``a = r - k ln2`` with ``|r| <= ln2 / 2``;
-* a degree-12 Taylor polynomial for ``expm1(r)`` (truncation error below
-  ``0.35**13 / 13! ~ 2e-16`` relative, i.e. within an ulp in float64);
-* ``2**-k`` built from its IEEE-754 bits in an ``int64`` buffer that is then
-  viewed as ``float64`` — a bit cast that vectorises, unlike ``ldexp``.
+* a Taylor polynomial for ``expm1(r)``: degree 12 in float64 (truncation error
+  below ``0.35**13 / 13! ~ 2e-16`` relative) and degree 8 in float32
+  (``0.35**9 / 9! ~ 2e-9``), i.e. within an ulp of the dtype;
+* ``2**-k`` written as IEEE-754 bits through an integer view of a float
+  buffer — a bit cast that vectorises, unlike ``ldexp``.
 
 Only arguments ``a <= 0`` are needed (``sigmoid`` and ``tanh`` are evaluated
 on ``-|z|`` and reflected), so nothing can overflow; arguments are clamped at
 ``-87`` where ``exp`` is below ``2e-38``, i.e. exactly saturated in float32 and
 below any meaningful contribution in float64.
 
-Typed constants come from :func:`constants`, an overload that returns float32
-constants for float32 arrays: a bare Python literal would silently promote
-float32 arithmetic to float64.
+Typed constants come from overloads that return float32 constants for float32
+arrays: a bare Python literal would silently promote float32 arithmetic to
+float64.
+
+Measured here (AVX-512, 4096 elements): about 0.5 ns per float32 element and
+1 ns per float64 element, against 4-5 ns for a loop over ``math.tanh``.
 """
 
 import numpy as np
@@ -33,105 +37,164 @@ _LN2_LO_F64 = 1.90821492927058770002e-10
 _LN2_HI_F32 = 0.693359375
 _LN2_LO_F32 = -2.12194440e-4
 
+_JIT = {"cache": True, "fastmath": {"contract"}, "error_model": "numpy"}
+
+
+def _float_kind(array_type):
+    """``np.float32``/``np.float64`` for a Numba array type, else None."""
+    if isinstance(array_type, types.Array):
+        if array_type.dtype == types.float32:
+            return np.float32
+        if array_type.dtype == types.float64:
+            return np.float64
+    return None
+
 
 def constants(reference):
-    """Typed constants for an array's dtype (implemented by the overload)."""
-    raise NotImplementedError("constants() is only callable from @njit code")
-
-
-def _make_constants(scalar):
-    zero = scalar(0.0)
-    one = scalar(1.0)
-    two = scalar(2.0)
-    half = scalar(0.5)
-    floor = scalar(_EXP_FLOOR)
-    log2e = scalar(_LOG2E)
-    if scalar is np.float32:
-        ln2_hi, ln2_lo = scalar(_LN2_HI_F32), scalar(_LN2_LO_F32)
-    else:
-        ln2_hi, ln2_lo = scalar(_LN2_HI_F64), scalar(_LN2_LO_F64)
-
-    def impl(reference):
-        return zero, one, two, half, floor, log2e, ln2_hi, ln2_lo
-
-    return impl
-
-
-def cast(reference, value):
-    """``value`` converted to ``reference``'s dtype (implemented by the overload)."""
-    raise NotImplementedError("cast() is only callable from @njit code")
-
-
-@overload(cast, jit_options={"cache": True})
-def _cast_overload(reference, value):
-    if isinstance(reference, types.Array) and reference.dtype == types.float32:
-        return lambda reference, value: np.float32(value)
-    if isinstance(reference, types.Array) and reference.dtype == types.float64:
-        return lambda reference, value: np.float64(value)
-    return None
+    """``(zero, one, two)`` in ``reference``'s dtype (for ``@njit`` code)."""
+    raise NotImplementedError("only callable from @njit code")
 
 
 @overload(constants, jit_options={"cache": True})
 def _constants_overload(reference):
-    if isinstance(reference, types.Array) and reference.dtype == types.float32:
-        return _make_constants(np.float32)
-    if isinstance(reference, types.Array) and reference.dtype == types.float64:
-        return _make_constants(np.float64)
-    return None
+    scalar = _float_kind(reference)
+    if scalar is None:
+        return None
+    zero, one, two = scalar(0.0), scalar(1.0), scalar(2.0)
+    return lambda reference: (zero, one, two)
 
 
-@njit(cache=True, fastmath={"contract"}, error_model="numpy")
-def expm1_parts(a, pm1, scale_bits):
-    """Split ``exp(a) = 2**-k * (1 + pm1)`` for ``a <= 0``, elementwise.
+def cast(reference, value):
+    """``value`` converted to ``reference``'s dtype (for ``@njit`` code)."""
+    raise NotImplementedError("only callable from @njit code")
+
+
+@overload(cast, jit_options={"cache": True})
+def _cast_overload(reference, value):
+    scalar = _float_kind(reference)
+    if scalar is None:
+        return None
+    return lambda reference, value: scalar(value)
+
+
+def _reduce(x):
+    """``(k, r)`` with ``x = r - k ln2``, ``k >= 0`` integer, ``|r| <= ln2/2``."""
+    raise NotImplementedError("only callable from @njit code")
+
+
+@overload(_reduce, jit_options={"cache": True})
+def _reduce_overload(x):
+    if x == types.float32:
+        scalar, integer = np.float32, np.int32
+        ln2_hi, ln2_lo = scalar(_LN2_HI_F32), scalar(_LN2_LO_F32)
+    elif x == types.float64:
+        scalar, integer = np.float64, np.int64
+        ln2_hi, ln2_lo = scalar(_LN2_HI_F64), scalar(_LN2_LO_F64)
+    else:
+        return None
+    floor, half, log2e = scalar(_EXP_FLOOR), scalar(0.5), scalar(_LOG2E)
+
+    def impl(x):
+        if x < floor:
+            x = floor
+        k = integer(half - x * log2e)
+        kf = scalar(k)
+        return k, x + kf * ln2_hi + kf * ln2_lo
+
+    return impl
+
+
+def _expm1_reduced(r):
+    """``expm1(r)`` for ``|r| <= ln2/2`` by a Taylor polynomial."""
+    raise NotImplementedError("only callable from @njit code")
+
+
+@overload(_expm1_reduced, jit_options={"cache": True})
+def _expm1_reduced_overload(r):
+    if r == types.float32:
+        degree, scalar = 8, np.float32
+    elif r == types.float64:
+        degree, scalar = 12, np.float64
+    else:
+        return None
+    # 1/(i+1)! for i = degree-1 .. 0, Horner order, in the working dtype.
+    factorials = np.cumprod(np.arange(1, degree + 1, dtype=np.float64))
+    c = tuple(scalar(1.0 / f) for f in factorials[::-1])
+    if degree == 8:
+
+        def impl(r):
+            q = c[0]
+            for i in range(1, 8):
+                q = q * r + c[i]
+            return q * r
+
+    else:
+
+        def impl(r):
+            q = c[0]
+            for i in range(1, 12):
+                q = q * r + c[i]
+            return q * r
+
+    return impl
+
+
+def _int_view(scale):
+    """``scale`` viewed as integers of the same width (for ``@njit`` code)."""
+    raise NotImplementedError("only callable from @njit code")
+
+
+@overload(_int_view, jit_options={"cache": True})
+def _int_view_overload(scale):
+    scalar = _float_kind(scale)
+    if scalar is None:
+        return None
+    integer = np.int32 if scalar is np.float32 else np.int64
+    return lambda scale: scale.view(integer)
+
+
+@njit(**_JIT)
+def expm1_parts(a, pm1, scale):
+    """Split ``exp(a) = scale * (1 + pm1)`` for ``a <= 0``, elementwise.
 
     Parameters
     ----------
     a : ndarray of shape (n,)
-        Arguments, ``<= 0``. Must not overlap ``pm1``: LLVM's runtime alias
-        check sends overlapping (even identical) arrays down the scalar path,
-        measured 4x slower.
+        Arguments, ``<= 0``. Must not overlap ``pm1`` or ``scale``: LLVM's
+        runtime alias check sends overlapping (even identical) arrays down the
+        scalar path, measured 4x slower.
     pm1 : ndarray of shape (n,)
         Output: ``expm1(r)`` of the reduced argument ``r``.
-    scale_bits : int64 ndarray of shape (n,)
-        Output: IEEE-754 float64 bits of ``2**-k``; ``scale_bits.view(float64)``.
+    scale : ndarray of shape (n,)
+        Output: the power of two ``2**-k``, exact.
     """
-    _, one, _, half, floor, log2e, ln2_hi, ln2_lo = constants(pm1)
-    c2 = one / 2
-    c3 = c2 / 3
-    c4 = c3 / 4
-    c5 = c4 / 5
-    c6 = c5 / 6
-    c7 = c6 / 7
-    c8 = c7 / 8
-    c9 = c8 / 9
-    c10 = c9 / 10
-    c11 = c10 / 11
-    c12 = c11 / 12
+    bits = _int_view(scale)
     for j in range(a.shape[0]):
-        x = a[j]
-        if x < floor:
-            x = floor
-        k = np.int64(half - x * log2e)
-        scale_bits[j] = (1023 - k) << 52
-        kf = cast(pm1, k)
-        r = x + kf * ln2_hi + kf * ln2_lo
-        q = c12
-        q = q * r + c11
-        q = q * r + c10
-        q = q * r + c9
-        q = q * r + c8
-        q = q * r + c7
-        q = q * r + c6
-        q = q * r + c5
-        q = q * r + c4
-        q = q * r + c3
-        q = q * r + c2
-        q = q * r + one
-        pm1[j] = q * r
+        k, r = _reduce(a[j])
+        bits[j] = _exponent_field(scale, k)
+        pm1[j] = _expm1_reduced(r)
 
 
-@njit(cache=True, fastmath={"contract"}, error_model="numpy")
-def sigmoid(z, out, work, scale_bits):
+def _exponent_field(scale, k):
+    """IEEE-754 bits of ``2**-k`` in ``scale``'s dtype (for ``@njit`` code)."""
+    raise NotImplementedError("only callable from @njit code")
+
+
+@overload(_exponent_field, jit_options={"cache": True})
+def _exponent_field_overload(scale, k):
+    scalar = _float_kind(scale)
+    if scalar is np.float32:
+        integer, bias, shift = np.int32, 127, 23
+    elif scalar is np.float64:
+        integer, bias, shift = np.int64, 1023, 52
+    else:
+        return None
+    bias, shift = integer(bias), integer(shift)
+    return lambda scale, k: (bias - k) << shift
+
+
+@njit(**_JIT)
+def sigmoid(z, out, work):
     """``out = 1 / (1 + exp(-z))`` without overflow, elementwise.
 
     Parameters
@@ -140,29 +203,25 @@ def sigmoid(z, out, work, scale_bits):
         Pre-activations. Must not overlap ``out`` (see :func:`expm1_parts`).
     out : ndarray of shape (n,)
         Output.
-    work : ndarray of shape (>= 2 n,)
+    work : ndarray of shape (>= 3 n,)
         Scratch of the same dtype.
-    scale_bits : int64 ndarray of shape (>= n,)
-        Scratch.
     """
-    zero, one, _, _, _, _, _, _ = constants(out)
+    zero, one, _ = constants(out)
     n = z.shape[0]
     argument = work[:n]
     pm1 = work[n : 2 * n]
-    bits = scale_bits[:n]
+    scale = work[2 * n : 3 * n]
     for j in range(n):
         argument[j] = -abs(z[j])
-    expm1_parts(argument, pm1, bits)
-    scale = bits.view(np.float64)
+    expm1_parts(argument, pm1, scale)
     for j in range(n):
-        s = cast(out, scale[j])
-        e = s + s * pm1[j]  # exp(-|z|), accurate even when tiny
+        e = scale[j] + scale[j] * pm1[j]  # exp(-|z|), accurate even when tiny
         numerator = one if z[j] >= zero else e
         out[j] = numerator / (one + e)
 
 
-@njit(cache=True, fastmath={"contract"}, error_model="numpy")
-def tanh(z, out, work, scale_bits):
+@njit(**_JIT)
+def tanh(z, out, work):
     """``out = tanh(z)`` without overflow, elementwise.
 
     Uses ``tanh(|z|) = -m / (2 + m)`` with ``m = expm1(-2|z|)``, which keeps
@@ -174,22 +233,18 @@ def tanh(z, out, work, scale_bits):
         Arguments. Must not overlap ``out`` (see :func:`expm1_parts`).
     out : ndarray of shape (n,)
         Output.
-    work : ndarray of shape (>= 2 n,)
+    work : ndarray of shape (>= 3 n,)
         Scratch of the same dtype.
-    scale_bits : int64 ndarray of shape (>= n,)
-        Scratch.
     """
-    zero, one, two, _, _, _, _, _ = constants(out)
+    zero, one, two = constants(out)
     n = z.shape[0]
     argument = work[:n]
     pm1 = work[n : 2 * n]
-    bits = scale_bits[:n]
+    scale = work[2 * n : 3 * n]
     for j in range(n):
         argument[j] = -two * abs(z[j])
-    expm1_parts(argument, pm1, bits)
-    scale = bits.view(np.float64)
+    expm1_parts(argument, pm1, scale)
     for j in range(n):
-        s = cast(out, scale[j])
-        m = s * pm1[j] + (s - one)  # expm1(-2|z|)
+        m = scale[j] * pm1[j] + (scale[j] - one)  # expm1(-2|z|)
         magnitude = -m / (two + m)
         out[j] = magnitude if z[j] >= zero else -magnitude

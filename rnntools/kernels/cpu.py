@@ -90,7 +90,7 @@ def input_projection(inp, w_ih, bias, gates, n_chunks):
 @njit(**_JIT)
 def _lstm_forward_rows(
     lo, hi, s, lengths, reverse, w_hh_t, h, c, recurrent, out, out_col,
-    gates, h_prev, c_prev, tanh_c, work, scale_bits,
+    gates, h_prev, c_prev, tanh_c, work,
 ):  # fmt: skip
     hidden = h.shape[1]
     width = 4 * hidden
@@ -101,11 +101,9 @@ def _lstm_forward_rows(
         act = gates[t, b]
         for j in range(width):
             pre[j] += act[j]
-        sigmoid(pre[: 2 * hidden], act[: 2 * hidden], work, scale_bits)
-        tanh(
-            pre[2 * hidden : 3 * hidden], act[2 * hidden : 3 * hidden], work, scale_bits
-        )
-        sigmoid(pre[3 * hidden :], act[3 * hidden :], work, scale_bits)
+        sigmoid(pre[: 2 * hidden], act[: 2 * hidden], work)
+        tanh(pre[2 * hidden : 3 * hidden], act[2 * hidden : 3 * hidden], work)
+        sigmoid(pre[3 * hidden :], act[3 * hidden :], work)
         hp = h_prev[t, b]
         cp = c_prev[t, b]
         for j in range(hidden):
@@ -113,7 +111,7 @@ def _lstm_forward_rows(
             cp[j] = c[b, j]
             c[b, j] = act[hidden + j] * cp[j] + act[j] * act[2 * hidden + j]
         tc = tanh_c[t, b]
-        tanh(c[b], tc, work, scale_bits)
+        tanh(c[b], tc, work)
         for j in range(hidden):
             h[b, j] = act[3 * hidden + j] * tc[j]
             out[t, b, out_col + j] = h[b, j]
@@ -152,8 +150,7 @@ def lstm_forward_layer(
     """
     steps, batch, width = gates.shape
     recurrent = np.empty((batch, width), dtype=gates.dtype)
-    work = np.empty((n_chunks, 2 * width), dtype=gates.dtype)
-    scale_bits = np.empty((n_chunks, width), dtype=np.int64)
+    work = np.empty((n_chunks, 3 * width), dtype=gates.dtype)
     w_hh_t = w_hh.T
     for s in range(steps):
         active = batch_sizes[s]
@@ -163,14 +160,14 @@ def lstm_forward_layer(
         if chunks == 1:
             _lstm_forward_rows(
                 0, active, s, lengths, reverse, w_hh_t, h, c, recurrent, out,
-                out_col, gates, h_prev, c_prev, tanh_c, work[0], scale_bits[0],
+                out_col, gates, h_prev, c_prev, tanh_c, work[0],
             )  # fmt: skip
         else:
             for k in prange(chunks):
                 lo, hi = _chunk(k, chunks, active)
                 _lstm_forward_rows(
                     lo, hi, s, lengths, reverse, w_hh_t, h, c, recurrent, out,
-                    out_col, gates, h_prev, c_prev, tanh_c, work[k], scale_bits[k],
+                    out_col, gates, h_prev, c_prev, tanh_c, work[k],
                 )  # fmt: skip
 
 
@@ -179,7 +176,7 @@ def _lstm_backward_rows(
     lo, hi, s, lengths, reverse, w_hh, d_out, out_col, gates, c_prev, tanh_c,
     d_h, d_c, d_gates, step_grads,
 ):  # fmt: skip
-    _, one, _, _, _, _, _, _ = constants(gates)
+    _, one, _ = constants(gates)
     hidden = d_h.shape[1]
     for b in range(lo, hi):
         t = _step_time(s, b, lengths, reverse)
@@ -256,7 +253,7 @@ def lstm_backward_layer(
 @njit(**_JIT)
 def _gru_forward_rows(
     lo, hi, s, lengths, reverse, w_hh_t, b_hn, h, recurrent, out, out_col,
-    gates, h_prev, hn, work, scale_bits,
+    gates, h_prev, hn, work,
 ):  # fmt: skip
     hidden = h.shape[1]
     np.dot(h[lo:hi], w_hh_t, recurrent[lo:hi])
@@ -267,11 +264,11 @@ def _gru_forward_rows(
         hn_t = hn[t, b]
         for j in range(2 * hidden):
             pre[j] += act[j]
-        sigmoid(pre[: 2 * hidden], act[: 2 * hidden], work, scale_bits)
+        sigmoid(pre[: 2 * hidden], act[: 2 * hidden], work)
         for j in range(hidden):
             hn_t[j] = pre[2 * hidden + j] + b_hn[j]
             pre[2 * hidden + j] = act[2 * hidden + j] + act[j] * hn_t[j]
-        tanh(pre[2 * hidden :], act[2 * hidden :], work, scale_bits)
+        tanh(pre[2 * hidden :], act[2 * hidden :], work)
         hp = h_prev[t, b]
         for j in range(hidden):
             hp[j] = h[b, j]
@@ -308,8 +305,7 @@ def gru_forward_layer(
     """
     steps, batch, width = gates.shape
     recurrent = np.empty((batch, width), dtype=gates.dtype)
-    work = np.empty((n_chunks, 2 * width), dtype=gates.dtype)
-    scale_bits = np.empty((n_chunks, width), dtype=np.int64)
+    work = np.empty((n_chunks, 3 * width), dtype=gates.dtype)
     w_hh_t = w_hh.T
     for s in range(steps):
         active = batch_sizes[s]
@@ -319,14 +315,14 @@ def gru_forward_layer(
         if chunks == 1:
             _gru_forward_rows(
                 0, active, s, lengths, reverse, w_hh_t, b_hn, h, recurrent, out,
-                out_col, gates, h_prev, hn, work[0], scale_bits[0],
+                out_col, gates, h_prev, hn, work[0],
             )  # fmt: skip
         else:
             for k in prange(chunks):
                 lo, hi = _chunk(k, chunks, active)
                 _gru_forward_rows(
                     lo, hi, s, lengths, reverse, w_hh_t, b_hn, h, recurrent, out,
-                    out_col, gates, h_prev, hn, work[k], scale_bits[k],
+                    out_col, gates, h_prev, hn, work[k],
                 )  # fmt: skip
 
 
@@ -335,7 +331,7 @@ def _gru_backward_rows(
     lo, hi, s, lengths, reverse, w_hh, d_out, out_col, gates, h_prev, hn,
     d_h, d_h_direct, d_gates_ih, step_grads, d_gates_hh,
 ):  # fmt: skip
-    _, one, _, _, _, _, _, _ = constants(gates)
+    _, one, _ = constants(gates)
     hidden = d_h.shape[1]
     for b in range(lo, hi):
         t = _step_time(s, b, lengths, reverse)
@@ -418,9 +414,9 @@ def gru_backward_layer(
 @njit(**_JIT)
 def _rnn_forward_rows(
     lo, hi, s, lengths, reverse, w_hh_t, relu, h, recurrent, out, out_col,
-    gates, h_prev, work, scale_bits,
+    gates, h_prev, work,
 ):  # fmt: skip
-    zero, _, _, _, _, _, _, _ = constants(gates)
+    zero, _, _ = constants(gates)
     hidden = h.shape[1]
     np.dot(h[lo:hi], w_hh_t, recurrent[lo:hi])
     for b in range(lo, hi):
@@ -433,7 +429,7 @@ def _rnn_forward_rows(
             for j in range(hidden):
                 act[j] = max(pre[j], zero)
         else:
-            tanh(pre, act, work, scale_bits)
+            tanh(pre, act, work)
         hp = h_prev[t, b]
         for j in range(hidden):
             hp[j] = h[b, j]
@@ -464,8 +460,7 @@ def rnn_forward_layer(
     """
     steps, batch, hidden = gates.shape
     recurrent = np.empty((batch, hidden), dtype=gates.dtype)
-    work = np.empty((n_chunks, 2 * hidden), dtype=gates.dtype)
-    scale_bits = np.empty((n_chunks, hidden), dtype=np.int64)
+    work = np.empty((n_chunks, 3 * hidden), dtype=gates.dtype)
     w_hh_t = w_hh.T
     for s in range(steps):
         active = batch_sizes[s]
@@ -475,14 +470,14 @@ def rnn_forward_layer(
         if chunks == 1:
             _rnn_forward_rows(
                 0, active, s, lengths, reverse, w_hh_t, relu, h, recurrent, out,
-                out_col, gates, h_prev, work[0], scale_bits[0],
+                out_col, gates, h_prev, work[0],
             )  # fmt: skip
         else:
             for k in prange(chunks):
                 lo, hi = _chunk(k, chunks, active)
                 _rnn_forward_rows(
                     lo, hi, s, lengths, reverse, w_hh_t, relu, h, recurrent, out,
-                    out_col, gates, h_prev, work[k], scale_bits[k],
+                    out_col, gates, h_prev, work[k],
                 )  # fmt: skip
 
 
@@ -491,7 +486,7 @@ def _rnn_backward_rows(
     lo, hi, s, lengths, reverse, w_hh, relu, d_out, out_col, gates,
     d_h, d_gates, step_grads,
 ):  # fmt: skip
-    zero, one, _, _, _, _, _, _ = constants(gates)
+    zero, one, _ = constants(gates)
     hidden = d_h.shape[1]
     for b in range(lo, hi):
         t = _step_time(s, b, lengths, reverse)
