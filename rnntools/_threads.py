@@ -1,15 +1,20 @@
-"""Thread-pool control for the kernels.
+"""Threads: how many, where they run, and BLAS kept out of their way.
 
-Numba's ``np.dot`` calls SciPy's OpenBLAS, NumPy has its own OpenBLAS, and
-Numba runs ``prange`` loops on its own OpenMP pool. On a machine with few
-cores, two pools that both spin-wait for work fight for the same cores; we
-measured 100-1000x slowdowns. So while a kernel runs, every BLAS library in
-the process is limited to one thread and all parallelism comes from Numba's
-pool, which partitions the batch itself. The BLAS limits are restored when the
-last concurrent kernel call returns.
+Sequences never interact inside a network, so :mod:`rnntools.functional`
+splits a batch into blocks and runs each on its own thread (the kernels
+release the GIL). Numba's ``np.dot`` calls SciPy's OpenBLAS and NumPy has its
+own; a BLAS pool that spin-waits next to our threads fights them for the
+cores (we measured 100-1000x slowdowns on 2 cores). So while kernels run,
+every BLAS library in the process is limited to one thread; the limits are
+restored when the last concurrent call returns.
+
+The number of threads is ``RNNTOOLS_NUM_THREADS`` if set, else the number of
+CPUs this process may run on.
 """
 
+import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
 from threadpoolctl import ThreadpoolController
@@ -18,6 +23,48 @@ _lock = threading.Lock()
 _active_calls = 0
 _blas_limit = None
 _controller = None
+_executor = None
+_executor_pid = None
+
+
+def num_threads():
+    """Number of threads rnntools uses (``RNNTOOLS_NUM_THREADS`` or the CPUs)."""
+    value = os.environ.get("RNNTOOLS_NUM_THREADS")
+    if value is not None:
+        try:
+            threads = int(value)
+        except ValueError:
+            raise ValueError(
+                f"RNNTOOLS_NUM_THREADS must be a positive integer, got {value!r}."
+            ) from None
+        if threads < 1:
+            raise ValueError(
+                f"RNNTOOLS_NUM_THREADS must be a positive integer, got {value!r}."
+            )
+        return threads
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _get_executor():
+    """The shared worker pool, recreated in a forked child (its threads died)."""
+    global _executor, _executor_pid
+    with _lock:
+        if _executor is None or _executor_pid != os.getpid():
+            _executor = ThreadPoolExecutor(
+                max_workers=num_threads(), thread_name_prefix="rnntools"
+            )
+            _executor_pid = os.getpid()
+        return _executor
+
+
+def parallel_map(function, items):
+    """``[function(item) for item in items]``, items on separate threads."""
+    if len(items) == 1:
+        return [function(items[0])]
+    return list(_get_executor().map(function, items))
 
 
 def _blas_controller():

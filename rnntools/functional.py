@@ -1,19 +1,20 @@
 """Functional API: :func:`rnn_forward` and :func:`rnn_backward`.
 
-This module validates everything once, lays the batch out time-major and
-sorted by decreasing length (PyTorch's packed-sequence order), stacks layers
-and directions, and calls the one-layer kernels of :mod:`rnntools.kernels.cpu`,
-which trust their inputs completely.
+This module validates everything once, then splits the batch into blocks of
+sequences that run independently on separate threads (sequences never
+interact inside a network, so no synchronisation is needed), lays each block
+out time-major and sorted by decreasing length (PyTorch's packed-sequence
+order), stacks layers and directions, and calls the one-layer kernels of
+:mod:`rnntools.kernels.cpu`, which trust their inputs completely.
 """
 
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-import numba
 import numpy as np
 
-from ._threads import kernel_threads
+from ._threads import kernel_threads, num_threads, parallel_map
 from .cells import (
     GATES,
     NONLINEARITIES,
@@ -25,19 +26,29 @@ from .kernels import cpu
 
 _LAYER_KEY = re.compile(r"^(weight_ih|weight_hh|bias_ih|bias_hh)_l(\d+)(_reverse)?$")
 _DEVICES = ("cpu", "cuda")
-# Below this many flops a parallel region costs more than it saves (measured:
-# a fork/join of Numba's OpenMP pool is a few microseconds).
-_MIN_PARALLEL_FLOPS = 200_000
+# Below this many flops per block, a thread hand-off (tens of microseconds)
+# costs more than it saves.
+_MIN_FLOPS_PER_BLOCK = 4_000_000
 
 
 @dataclass
 class _DirectionCache:
-    """What one layer and direction saved for backward (time-major, sorted)."""
+    """What one layer and direction saved for backward (time-major)."""
 
-    weights: tuple  # (w_ih, w_hh) in the compute dtype
     gates: np.ndarray  # (T, B, G*H) activations
     h_prev: np.ndarray  # (T, B, H)
     extra: tuple  # lstm: (c_prev, tanh_c); gru: (hn,); rnn: ()
+
+
+@dataclass
+class _BlockCache:
+    """One block of sequences, sorted by decreasing length."""
+
+    rows: np.ndarray  # indices into the caller's batch
+    lengths: np.ndarray  # (B_k,) int64, decreasing
+    batch_sizes: np.ndarray  # (T,) int64: sequences longer than each step
+    inputs: list = field(default_factory=list)  # per layer: (T, B_k, I_l)
+    directions: list = field(default_factory=list)  # per layer: [_DirectionCache]
 
 
 @dataclass
@@ -57,12 +68,9 @@ class ForwardCache:
     dtype: np.dtype
     batch: int
     steps: int
-    order: np.ndarray  # sorted position -> original index
-    lengths: np.ndarray  # sorted, int64
-    batch_sizes: np.ndarray  # (T,) int64
-    param_keys: tuple  # the keys of params, in the caller's order
-    inputs: list = field(default_factory=list)  # per layer: (T, B, I_k)
-    directions: list = field(default_factory=list)  # per layer: [_DirectionCache]
+    lengths: np.ndarray  # (B,) int64, the caller's order
+    params: dict  # validated, in the compute dtype, the caller's key order
+    blocks: list = field(default_factory=list)  # [_BlockCache]
 
 
 def _num_directions(bidirectional):
@@ -225,44 +233,6 @@ def _check_state(state, cell, shape, dtype, name):
     return checked
 
 
-def _to_time_major(batch_first, order, lengths):
-    """``(B, T, F)`` → sorted ``(T, B, F)`` copy with zeros at padding."""
-    time_major = np.ascontiguousarray(batch_first[order].transpose(1, 0, 2))
-    steps = time_major.shape[0]
-    if lengths[-1] < steps:  # sorted: the last is the shortest
-        time_major[np.arange(steps)[:, None] >= lengths[None, :]] = 0
-    return time_major
-
-
-def _from_time_major(time_major, order):
-    """Sorted ``(T, B, F)`` → ``(B, T, F)`` in the caller's order."""
-    batch_first = np.empty(
-        (time_major.shape[1], time_major.shape[0], time_major.shape[2]),
-        dtype=time_major.dtype,
-    )
-    batch_first[order] = time_major.transpose(1, 0, 2)
-    return batch_first
-
-
-def _unsort_states(states, order):
-    """``(L*D, B, H)`` sorted → caller's order."""
-    unsorted = np.empty_like(states)
-    unsorted[:, order] = states
-    return unsorted
-
-
-def _parallel_chunks(rows, flops_per_row):
-    """How many blocks of ``rows`` to run in parallel.
-
-    One block (no parallel region at all) when the work is too small to pay
-    for a fork/join of Numba's thread pool.
-    """
-    threads = numba.get_num_threads()
-    if threads == 1 or rows * flops_per_row < _MIN_PARALLEL_FLOPS:
-        return 1
-    return min(threads, rows)
-
-
 def _check_device(device):
     if device not in _DEVICES:
         raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}.")
@@ -271,6 +241,47 @@ def _check_device(device):
             "device='cuda' is not available: this version of rnntools has no "
             "CUDA backend yet. Use device='cpu'."
         )
+
+
+def _check_finite_valid(batch_first, lengths, name):
+    """Finite check of the non-padded part of a ``(B, T, F)`` array."""
+    steps = batch_first.shape[1]
+    if lengths.min() == steps:
+        _check_finite(batch_first, name)
+    else:
+        _check_finite(batch_first[np.arange(steps) < lengths[:, None]], name)
+
+
+def _to_time_major(batch_first, lengths):
+    """``(B, T, F)`` → ``(T, B, F)`` copy with zeros at padded steps."""
+    time_major = np.ascontiguousarray(batch_first.transpose(1, 0, 2))
+    steps = time_major.shape[0]
+    if lengths.min() < steps:
+        time_major[np.arange(steps)[:, None] >= lengths] = 0
+    return time_major
+
+
+def _split_batch(lengths, flops_per_step):
+    """Blocks of sequence indices, each sorted by decreasing length.
+
+    Sequences are dealt round-robin in order of decreasing length, so blocks
+    get near-equal work even for ragged batches.
+    """
+    order = np.argsort(-lengths, kind="stable")
+    total_flops = flops_per_step * int(lengths.sum())
+    affordable = total_flops // max(_MIN_FLOPS_PER_BLOCK, 1)
+    blocks = int(max(1, min(num_threads(), len(lengths), affordable)))
+    return [order[k::blocks] for k in range(blocks)]
+
+
+def _flops_per_step(cell, input_size, hidden_size, num_layers, bidirectional):
+    """Forward GEMM flops of one sequence and one timestep."""
+    width = GATES[cell] * hidden_size
+    layer_inputs = [input_size] + [_num_directions(bidirectional) * hidden_size] * (
+        num_layers - 1
+    )
+    per_direction = sum(2 * width * (i + hidden_size) for i in layer_inputs)
+    return per_direction * _num_directions(bidirectional)
 
 
 def rnn_forward(
@@ -353,21 +364,15 @@ def rnn_forward(
     params, num_layers, hidden_size = _check_params(
         params, cell, bidirectional, input_size, dtype
     )
+    _check_finite_valid(x, lengths, "x")
     num_dirs = _num_directions(bidirectional)
     state_shape = (num_layers * num_dirs, batch, hidden_size)
+    num_states = 2 if cell == "lstm" else 1
     if initial_state is None:
-        initial = [np.zeros(state_shape, dtype=dtype)]
-        if cell == "lstm":
-            initial.append(np.zeros(state_shape, dtype=dtype))
+        initial = [np.zeros(state_shape, dtype=dtype) for _ in range(num_states)]
     else:
         initial = _check_state(initial_state, cell, state_shape, dtype, "initial_state")
 
-    order = np.argsort(-lengths, kind="stable")
-    sorted_lengths = np.ascontiguousarray(lengths[order])
-    _check_finite_valid(x[order], sorted_lengths, "x")
-    batch_sizes = (
-        sorted_lengths[None, :] > np.arange(steps, dtype=np.int64)[:, None]
-    ).sum(axis=1)
     cache = ForwardCache(
         cell=cell,
         relu=nonlinearity == "relu",
@@ -378,49 +383,80 @@ def rnn_forward(
         dtype=dtype,
         batch=batch,
         steps=steps,
-        order=order,
-        lengths=sorted_lengths,
-        batch_sizes=batch_sizes.astype(np.int64),
-        param_keys=tuple(params),
+        lengths=lengths,
+        params=params,
     )
-    final = [np.empty(state_shape, dtype=dtype) for _ in initial]
-    layer_input = _to_time_major(x, order, sorted_lengths)
+    flops = _flops_per_step(cell, input_size, hidden_size, num_layers, bidirectional)
+    block_rows = _split_batch(lengths, flops)
+
+    def run_block(rows):
+        block_initial = [np.ascontiguousarray(part[:, rows]) for part in initial]
+        return _forward_block(cache, x[rows], rows, block_initial)
+
     with kernel_threads():
-        for layer in range(num_layers):
-            out = np.zeros((steps, batch, num_dirs * hidden_size), dtype=dtype)
-            saved = []
-            for direction, suffix in enumerate(direction_suffixes(bidirectional)):
-                index = layer * num_dirs + direction
-                state = [np.ascontiguousarray(s[index][order]) for s in initial]
-                saved.append(
-                    _forward_direction(
-                        cache, params, layer, suffix, layer_input, state, out
-                    )
-                )
-                for part, value in zip(final, state, strict=True):
-                    part[index] = value
-            cache.inputs.append(layer_input)
-            cache.directions.append(saved)
-            layer_input = out
-    output = _from_time_major(layer_input, order)
-    final = [_unsort_states(part, order) for part in final]
+        results = parallel_map(run_block, block_rows)
+
+    output = np.empty((batch, steps, num_dirs * hidden_size), dtype=dtype)
+    final = [np.empty(state_shape, dtype=dtype) for _ in range(num_states)]
+    for block, (block_output, block_final) in results:
+        cache.blocks.append(block)
+        output[block.rows] = block_output.transpose(1, 0, 2)
+        for part, block_part in zip(final, block_final, strict=True):
+            part[:, block.rows] = block_part
     final_state = tuple(final) if cell == "lstm" else final[0]
     return output, final_state, cache
 
 
-def _check_finite_valid(sorted_batch_first, sorted_lengths, name):
-    """Finite check of the non-padded part of a sorted ``(B, T, F)`` array."""
-    steps = sorted_batch_first.shape[1]
-    if sorted_lengths[-1] == steps:
-        _check_finite(sorted_batch_first, name)
-        return
-    valid = np.arange(steps)[None, :] < sorted_lengths[:, None]
-    _check_finite(sorted_batch_first[valid], name)
+def _forward_block(cache, x_block, rows, states):
+    """Run every layer and direction over one block of sequences.
+
+    Parameters
+    ----------
+    cache : ForwardCache
+    x_block : ndarray of shape (B_k, T, I)
+        The block's inputs, sorted by decreasing length.
+    rows : int ndarray of shape (B_k,)
+        Their indices in the caller's batch.
+    states : list of ndarray of shape (L*D, B_k, H)
+        Initial ``[h]`` or ``[h, c]``; overwritten with the final state.
+
+    Returns
+    -------
+    block : _BlockCache
+    results : tuple
+        ``(output, states)`` with ``output`` of shape (T, B_k, D*H).
+    """
+    steps = cache.steps
+    lengths = cache.lengths[rows]
+    block = _BlockCache(
+        rows=rows,
+        lengths=lengths,
+        batch_sizes=(lengths > np.arange(steps)[:, None]).sum(axis=1),
+    )
+    num_dirs = _num_directions(cache.bidirectional)
+    layer_input = _to_time_major(x_block, lengths)
+    for layer in range(cache.num_layers):
+        out = np.zeros(
+            (steps, len(rows), num_dirs * cache.hidden_size), dtype=cache.dtype
+        )
+        saved = []
+        for direction, suffix in enumerate(direction_suffixes(cache.bidirectional)):
+            index = layer * num_dirs + direction
+            state = [np.ascontiguousarray(part[index]) for part in states]
+            saved.append(
+                _forward_direction(cache, block, layer, suffix, layer_input, state, out)
+            )
+            for part, value in zip(states, state, strict=True):
+                part[index] = value
+        block.inputs.append(layer_input)
+        block.directions.append(saved)
+        layer_input = out
+    return block, (layer_input, states)
 
 
-def _forward_direction(cache, params, layer, suffix, layer_input, state, out):
+def _forward_direction(cache, block, layer, suffix, layer_input, state, out):
     """Run one layer and direction; ``state`` is updated to the final state."""
-    w_ih, w_hh, b_ih, b_hh = (params[name] for name in param_names(layer, suffix))
+    w_ih, w_hh, b_ih, b_hh = (cache.params[name] for name in param_names(layer, suffix))
     steps, batch, _ = layer_input.shape
     hidden = cache.hidden_size
     width = GATES[cache.cell] * hidden
@@ -435,35 +471,29 @@ def _forward_direction(cache, params, layer, suffix, layer_input, state, out):
         bias[: 2 * hidden] += b_hh[: 2 * hidden]
     else:
         bias = b_ih + b_hh
-    cpu.input_projection(
-        layer_input, w_ih, bias, gates,
-        _parallel_chunks(steps * batch, 2 * width * layer_input.shape[2]),
-    )  # fmt: skip
-    common = (cache.lengths, cache.batch_sizes, reverse)
-    n_chunks = _parallel_chunks(batch, 2 * width * hidden)
+    cpu.input_projection(layer_input, w_ih, bias, gates)
+    common = (block.lengths, block.batch_sizes, reverse)
     if cache.cell == "lstm":
         c_prev = np.empty((steps, batch, hidden), dtype=dtype)
         tanh_c = np.empty((steps, batch, hidden), dtype=dtype)
         cpu.lstm_forward_layer(
             w_hh, *common, state[0], state[1], out, out_col,
-            gates, h_prev, c_prev, tanh_c, n_chunks,
+            gates, h_prev, c_prev, tanh_c,
         )  # fmt: skip
         extra = (c_prev, tanh_c)
     elif cache.cell == "gru":
         b_hn = np.ascontiguousarray(b_hh[2 * hidden :])
         hn = np.empty((steps, batch, hidden), dtype=dtype)
         cpu.gru_forward_layer(
-            w_hh, b_hn, *common, state[0], out, out_col,
-            gates, h_prev, hn, n_chunks,
+            w_hh, b_hn, *common, state[0], out, out_col, gates, h_prev, hn,
         )  # fmt: skip
         extra = (hn,)
     else:
         cpu.rnn_forward_layer(
-            w_hh, cache.relu, *common, state[0], out, out_col,
-            gates, h_prev, n_chunks,
+            w_hh, cache.relu, *common, state[0], out, out_col, gates, h_prev,
         )  # fmt: skip
         extra = ()
-    return _DirectionCache((w_ih, w_hh), gates, h_prev, extra)
+    return _DirectionCache(gates, h_prev, extra)
 
 
 def rnn_backward(cache, d_output, d_final_state=None):
@@ -497,84 +527,118 @@ def rnn_backward(cache, d_output, d_final_state=None):
     num_dirs = _num_directions(cache.bidirectional)
     dtype = cache.dtype
     batch, steps = cache.batch, cache.steps
-    order = cache.order
     d_output = _check_float_array(d_output, "d_output", ndim=3)
     _check_shape(d_output, (batch, steps, num_dirs * hidden), "d_output")
-    d_out = _to_time_major(d_output.astype(dtype, copy=False), order, cache.lengths)
-    _check_finite(d_out, "d_output")
+    _check_finite_valid(d_output, cache.lengths, "d_output")
     state_shape = (cache.num_layers * num_dirs, batch, hidden)
     num_states = 2 if cache.cell == "lstm" else 1
     if d_final_state is None:
-        d_state = [np.zeros(state_shape, dtype=dtype) for _ in range(num_states)]
+        d_final = [np.zeros(state_shape, dtype=dtype) for _ in range(num_states)]
     else:
-        d_state = _check_state(
+        d_final = _check_state(
             d_final_state, cache.cell, state_shape, dtype, "d_final_state"
         )
-        d_state = [part[:, order] for part in d_state]
 
-    grads = {}
+    def run_block(block):
+        d_out = _to_time_major(d_output[block.rows].astype(dtype), block.lengths)
+        d_states = [np.ascontiguousarray(part[:, block.rows]) for part in d_final]
+        return _backward_block(cache, block, d_out, d_states)
+
     with kernel_threads():
-        for layer in reversed(range(cache.num_layers)):
-            layer_input = cache.inputs[layer]
-            d_inp = np.zeros(layer_input.shape, dtype=dtype)
-            d_inp_direction = np.empty(layer_input.shape, dtype=dtype)
-            for direction, suffix in enumerate(direction_suffixes(cache.bidirectional)):
-                index = layer * num_dirs + direction
-                d_carry = [np.ascontiguousarray(part[index]) for part in d_state]
-                _backward_direction(
-                    cache, layer, direction, suffix, d_out, d_carry, grads,
-                    d_inp_direction,
-                )  # fmt: skip
-                d_inp += d_inp_direction
-                for part, value in zip(d_state, d_carry, strict=True):
-                    part[index] = value
-            d_out = d_inp
-    d_x = _from_time_major(d_out, order)
-    d_initial = [_unsort_states(part, order) for part in d_state]
+        results = parallel_map(run_block, cache.blocks)
+
+    grads = None
+    d_x = np.empty((batch, steps, cache.input_size), dtype=dtype)
+    d_initial = [np.empty(state_shape, dtype=dtype) for _ in range(num_states)]
+    for block, (block_grads, block_d_x, block_d_states) in zip(
+        cache.blocks, results, strict=True
+    ):
+        if grads is None:
+            grads = block_grads
+        else:
+            for key, value in block_grads.items():
+                grads[key] += value
+        d_x[block.rows] = block_d_x.transpose(1, 0, 2)
+        for part, block_part in zip(d_initial, block_d_states, strict=True):
+            part[:, block.rows] = block_part
+    grads = {key: grads[key] for key in cache.params}
     d_initial_state = tuple(d_initial) if cache.cell == "lstm" else d_initial[0]
-    grads = {key: grads[key] for key in cache.param_keys}
     return grads, d_x, d_initial_state
 
 
+def _backward_block(cache, block, d_out, d_states):
+    """BPTT through every layer and direction of one block of sequences.
+
+    Parameters
+    ----------
+    cache : ForwardCache
+    block : _BlockCache
+    d_out : ndarray of shape (T, B_k, D*H)
+        Gradient of the block's output, zero at padded steps.
+    d_states : list of ndarray of shape (L*D, B_k, H)
+        Gradient of the final ``[h]`` or ``[h, c]``; overwritten with the
+        gradient of the initial state.
+
+    Returns
+    -------
+    grads : dict of str to ndarray
+    d_x : ndarray of shape (T, B_k, I)
+    d_states : list of ndarray
+    """
+    num_dirs = _num_directions(cache.bidirectional)
+    grads = {}
+    for layer in reversed(range(cache.num_layers)):
+        layer_input = block.inputs[layer]
+        d_inp = np.zeros(layer_input.shape, dtype=cache.dtype)
+        d_inp_direction = np.empty(layer_input.shape, dtype=cache.dtype)
+        for direction, suffix in enumerate(direction_suffixes(cache.bidirectional)):
+            index = layer * num_dirs + direction
+            d_carry = [np.ascontiguousarray(part[index]) for part in d_states]
+            _backward_direction(
+                cache, block, layer, direction, suffix, d_out, d_carry, grads,
+                d_inp_direction,
+            )  # fmt: skip
+            d_inp += d_inp_direction
+            for part, value in zip(d_states, d_carry, strict=True):
+                part[index] = value
+        d_out = d_inp
+    return grads, d_out, d_states
+
+
 def _backward_direction(
-    cache, layer, direction, suffix, d_out, d_carry, grads, d_inp_direction
+    cache, block, layer, direction, suffix, d_out, d_carry, grads, d_inp_direction
 ):
     """BPTT of one layer and direction; writes its entries of ``grads``."""
-    saved = cache.directions[layer][direction]
-    w_ih, w_hh = saved.weights
+    saved = block.directions[layer][direction]
+    names = param_names(layer, suffix)
+    w_ih, w_hh = cache.params[names[0]], cache.params[names[1]]
     hidden = cache.hidden_size
     reverse = suffix == "_reverse"
     out_col = hidden if reverse else 0
-    steps, batch = cache.steps, cache.batch
-    width = saved.gates.shape[2]
-    common = (cache.lengths, cache.batch_sizes, reverse)
-    n_chunks = _parallel_chunks(batch, 2 * width * hidden)
+    common = (block.lengths, block.batch_sizes, reverse)
     d_gates_ih = np.empty_like(saved.gates)
     d_gates_hh = d_gates_ih
     if cache.cell == "lstm":
         c_prev, tanh_c = saved.extra
         cpu.lstm_backward_layer(
             d_out, out_col, w_hh, saved.gates, c_prev, tanh_c, *common,
-            d_carry[0], d_carry[1], d_gates_ih, n_chunks,
+            d_carry[0], d_carry[1], d_gates_ih,
         )  # fmt: skip
     elif cache.cell == "gru":
         (hn,) = saved.extra
         d_gates_hh = np.empty_like(saved.gates)
         cpu.gru_backward_layer(
             d_out, out_col, w_hh, saved.gates, saved.h_prev, hn, *common,
-            d_carry[0], d_gates_ih, d_gates_hh, n_chunks,
+            d_carry[0], d_gates_ih, d_gates_hh,
         )  # fmt: skip
     else:
         cpu.rnn_backward_layer(
             d_out, out_col, w_hh, saved.gates, cache.relu, *common,
-            d_carry[0], d_gates_ih, n_chunks,
+            d_carry[0], d_gates_ih,
         )  # fmt: skip
-    names = param_names(layer, suffix)
-    for name, like in zip(names, (w_ih, w_hh, w_ih[:, 0], w_hh[:, 0]), strict=True):
-        grads[name] = np.empty(like.shape, dtype=cache.dtype)
-    layer_input = cache.inputs[layer]
+    for name in names:
+        grads[name] = np.empty(cache.params[name].shape, dtype=cache.dtype)
     cpu.layer_param_grads(
-        layer_input, saved.h_prev, w_ih, d_gates_ih, d_gates_hh,
+        block.inputs[layer], saved.h_prev, w_ih, d_gates_ih, d_gates_hh,
         *(grads[name] for name in names), d_inp_direction,
-        _parallel_chunks(steps * batch, 2 * width * (layer_input.shape[2] + hidden)),
     )  # fmt: skip

@@ -16,12 +16,9 @@ product plus one fused pointwise pass per sequence; in backward, the weight
 gradients are one GEMM over all timesteps after the time loop
 (:func:`layer_param_grads`).
 
-Parallelism: BLAS runs single-threaded (see :mod:`rnntools._threads`) and the
-kernels split the rows of every GEMM into ``n_chunks`` blocks run by Numba's
-thread pool. In the time loop, each block of sequences does its own recurrent
-GEMM *and* its pointwise pass, so a step costs one fork/join. With
-``n_chunks == 1`` no parallel region is entered at all, which keeps the
-per-step overhead of small problems low.
+The kernels are serial and release the GIL (``nogil=True``): sequences never
+interact inside a layer, so :mod:`rnntools.functional` runs independent blocks
+of the batch on separate threads, with no synchronisation inside the time loop.
 
 All kernels are compiled with ``error_model="numpy"`` (a float division does
 not test for zero, which would block vectorisation) and
@@ -30,17 +27,11 @@ finite-math assumptions, so results stay IEEE-faithful).
 """
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from .activations import constants, sigmoid, tanh
 
 _JIT = {"cache": True, "fastmath": {"contract"}, "error_model": "numpy", "nogil": True}
-
-
-@njit(**_JIT)
-def _chunk(k, chunks, n):
-    """Bounds ``(lo, hi)`` of block ``k`` of ``chunks`` near-equal blocks of ``n``."""
-    return k * n // chunks, (k + 1) * n // chunks
 
 
 @njit(**_JIT)
@@ -49,16 +40,7 @@ def _step_time(s, b, lengths, reverse):
 
 
 @njit(**_JIT)
-def _project_rows(lo, hi, inp_2d, w_ih, bias, gates_2d):
-    np.dot(inp_2d[lo:hi], w_ih.T, gates_2d[lo:hi])
-    width = gates_2d.shape[1]
-    for r in range(lo, hi):
-        for j in range(width):
-            gates_2d[r, j] += bias[j]
-
-
-@njit(parallel=True, **_JIT)
-def input_projection(inp, w_ih, bias, gates, n_chunks):
+def input_projection(inp, w_ih, bias, gates):
     """``gates[t, b] = w_ih @ inp[t, b] + bias`` for all timesteps in one GEMM.
 
     Parameters
@@ -68,34 +50,29 @@ def input_projection(inp, w_ih, bias, gates, n_chunks):
     bias : ndarray of shape (G*H,)
     gates : ndarray of shape (T, B, G*H)
         Output.
-    n_chunks : int
-        Number of row blocks computed in parallel.
     """
     steps, batch, features = inp.shape
     rows = steps * batch
-    inp_2d = inp.reshape(rows, features)
-    gates_2d = gates.reshape(rows, gates.shape[2])
-    chunks = min(n_chunks, rows)
-    if chunks == 1:
-        _project_rows(0, rows, inp_2d, w_ih, bias, gates_2d)
-    else:
-        for k in prange(chunks):
-            lo, hi = _chunk(k, chunks, rows)
-            _project_rows(lo, hi, inp_2d, w_ih, bias, gates_2d)
+    width = gates.shape[2]
+    gates_2d = gates.reshape(rows, width)
+    np.dot(inp.reshape(rows, features), w_ih.T, gates_2d)
+    for r in range(rows):
+        for j in range(width):
+            gates_2d[r, j] += bias[j]
 
 
 # --------------------------------------------------------------------- LSTM
 
 
 @njit(**_JIT)
-def _lstm_forward_rows(
-    lo, hi, s, lengths, reverse, w_hh_t, h, c, recurrent, out, out_col,
+def _lstm_forward_step(
+    active, s, lengths, reverse, w_hh_t, h, c, recurrent, out, out_col,
     gates, h_prev, c_prev, tanh_c, work,
 ):  # fmt: skip
     hidden = h.shape[1]
     width = 4 * hidden
-    np.dot(h[lo:hi], w_hh_t, recurrent[lo:hi])
-    for b in range(lo, hi):
+    np.dot(h[:active], w_hh_t, recurrent[:active])
+    for b in range(active):
         t = _step_time(s, b, lengths, reverse)
         pre = recurrent[b]
         act = gates[t, b]
@@ -117,10 +94,10 @@ def _lstm_forward_rows(
             out[t, b, out_col + j] = h[b, j]
 
 
-@njit(parallel=True, **_JIT)
+@njit(**_JIT)
 def lstm_forward_layer(
     w_hh, lengths, batch_sizes, reverse, h, c, out, out_col,
-    gates, h_prev, c_prev, tanh_c, n_chunks,
+    gates, h_prev, c_prev, tanh_c,
 ):  # fmt: skip
     """LSTM time loop over one layer and direction.
 
@@ -145,40 +122,29 @@ def lstm_forward_layer(
         Out: the state each step started from (saved for backward).
     tanh_c : ndarray of shape (T, B, H)
         Out: ``tanh(c_t)`` (saved for backward).
-    n_chunks : int
-        Number of blocks of sequences run in parallel.
     """
     steps, batch, width = gates.shape
     recurrent = np.empty((batch, width), dtype=gates.dtype)
-    work = np.empty((n_chunks, 3 * width), dtype=gates.dtype)
+    work = np.empty(3 * width, dtype=gates.dtype)
     w_hh_t = w_hh.T
     for s in range(steps):
         active = batch_sizes[s]
         if active == 0:
             break
-        chunks = min(n_chunks, active)
-        if chunks == 1:
-            _lstm_forward_rows(
-                0, active, s, lengths, reverse, w_hh_t, h, c, recurrent, out,
-                out_col, gates, h_prev, c_prev, tanh_c, work[0],
-            )  # fmt: skip
-        else:
-            for k in prange(chunks):
-                lo, hi = _chunk(k, chunks, active)
-                _lstm_forward_rows(
-                    lo, hi, s, lengths, reverse, w_hh_t, h, c, recurrent, out,
-                    out_col, gates, h_prev, c_prev, tanh_c, work[k],
-                )  # fmt: skip
+        _lstm_forward_step(
+            active, s, lengths, reverse, w_hh_t, h, c, recurrent, out,
+            out_col, gates, h_prev, c_prev, tanh_c, work,
+        )  # fmt: skip
 
 
 @njit(**_JIT)
-def _lstm_backward_rows(
-    lo, hi, s, lengths, reverse, w_hh, d_out, out_col, gates, c_prev, tanh_c,
+def _lstm_backward_step(
+    active, s, lengths, reverse, w_hh, d_out, out_col, gates, c_prev, tanh_c,
     d_h, d_c, d_gates, step_grads,
 ):  # fmt: skip
     _, one, _ = constants(gates)
     hidden = d_h.shape[1]
-    for b in range(lo, hi):
+    for b in range(active):
         t = _step_time(s, b, lengths, reverse)
         act = gates[t, b]
         tc = tanh_c[t, b]
@@ -197,13 +163,13 @@ def _lstm_backward_rows(
             g[3 * hidden + j] = dh * tc[j] * o_gate * (one - o_gate)
             d_c[b, j] = dc * f_gate
         d_gates[t, b] = g
-    np.dot(step_grads[lo:hi], w_hh, d_h[lo:hi])
+    np.dot(step_grads[:active], w_hh, d_h[:active])
 
 
-@njit(parallel=True, **_JIT)
+@njit(**_JIT)
 def lstm_backward_layer(
     d_out, out_col, w_hh, gates, c_prev, tanh_c, lengths, batch_sizes, reverse,
-    d_h, d_c, d_gates, n_chunks,
+    d_h, d_c, d_gates,
 ):  # fmt: skip
     """BPTT through one LSTM layer and direction.
 
@@ -223,7 +189,6 @@ def lstm_backward_layer(
         In: gradient of the final state. Out: gradient of the initial state.
     d_gates : ndarray of shape (T, B, 4H)
         Out: gradient of the gate pre-activations; zero at padded positions.
-    n_chunks : int
     """
     steps, batch, width = gates.shape
     step_grads = np.empty((batch, width), dtype=gates.dtype)
@@ -231,19 +196,10 @@ def lstm_backward_layer(
         active = batch_sizes[s]
         if active == 0:
             continue
-        chunks = min(n_chunks, active)
-        if chunks == 1:
-            _lstm_backward_rows(
-                0, active, s, lengths, reverse, w_hh, d_out, out_col, gates,
-                c_prev, tanh_c, d_h, d_c, d_gates, step_grads,
-            )  # fmt: skip
-        else:
-            for k in prange(chunks):
-                lo, hi = _chunk(k, chunks, active)
-                _lstm_backward_rows(
-                    lo, hi, s, lengths, reverse, w_hh, d_out, out_col, gates,
-                    c_prev, tanh_c, d_h, d_c, d_gates, step_grads,
-                )  # fmt: skip
+        _lstm_backward_step(
+            active, s, lengths, reverse, w_hh, d_out, out_col, gates,
+            c_prev, tanh_c, d_h, d_c, d_gates, step_grads,
+        )  # fmt: skip
     _zero_padding(d_gates, lengths)
 
 
@@ -251,13 +207,13 @@ def lstm_backward_layer(
 
 
 @njit(**_JIT)
-def _gru_forward_rows(
-    lo, hi, s, lengths, reverse, w_hh_t, b_hn, h, recurrent, out, out_col,
+def _gru_forward_step(
+    active, s, lengths, reverse, w_hh_t, b_hn, h, recurrent, out, out_col,
     gates, h_prev, hn, work,
 ):  # fmt: skip
     hidden = h.shape[1]
-    np.dot(h[lo:hi], w_hh_t, recurrent[lo:hi])
-    for b in range(lo, hi):
+    np.dot(h[:active], w_hh_t, recurrent[:active])
+    for b in range(active):
         t = _step_time(s, b, lengths, reverse)
         pre = recurrent[b]
         act = gates[t, b]
@@ -277,10 +233,10 @@ def _gru_forward_rows(
             out[t, b, out_col + j] = h[b, j]
 
 
-@njit(parallel=True, **_JIT)
+@njit(**_JIT)
 def gru_forward_layer(
     w_hh, b_hn, lengths, batch_sizes, reverse, h, out, out_col,
-    gates, h_prev, hn, n_chunks,
+    gates, h_prev, hn,
 ):  # fmt: skip
     """GRU (PyTorch's reset-after form) time loop over one layer and direction.
 
@@ -289,7 +245,7 @@ def gru_forward_layer(
 
     Parameters
     ----------
-    w_hh, lengths, batch_sizes, reverse, out, out_col, n_chunks
+    w_hh, lengths, batch_sizes, reverse, out, out_col
         As in :func:`lstm_forward_layer`, with ``3H`` gate rows.
     b_hn : ndarray of shape (H,)
         The ``n`` gate's recurrent bias (inside the reset product).
@@ -305,35 +261,26 @@ def gru_forward_layer(
     """
     steps, batch, width = gates.shape
     recurrent = np.empty((batch, width), dtype=gates.dtype)
-    work = np.empty((n_chunks, 3 * width), dtype=gates.dtype)
+    work = np.empty(3 * width, dtype=gates.dtype)
     w_hh_t = w_hh.T
     for s in range(steps):
         active = batch_sizes[s]
         if active == 0:
             break
-        chunks = min(n_chunks, active)
-        if chunks == 1:
-            _gru_forward_rows(
-                0, active, s, lengths, reverse, w_hh_t, b_hn, h, recurrent, out,
-                out_col, gates, h_prev, hn, work[0],
-            )  # fmt: skip
-        else:
-            for k in prange(chunks):
-                lo, hi = _chunk(k, chunks, active)
-                _gru_forward_rows(
-                    lo, hi, s, lengths, reverse, w_hh_t, b_hn, h, recurrent, out,
-                    out_col, gates, h_prev, hn, work[k],
-                )  # fmt: skip
+        _gru_forward_step(
+            active, s, lengths, reverse, w_hh_t, b_hn, h, recurrent, out,
+            out_col, gates, h_prev, hn, work,
+        )  # fmt: skip
 
 
 @njit(**_JIT)
-def _gru_backward_rows(
-    lo, hi, s, lengths, reverse, w_hh, d_out, out_col, gates, h_prev, hn,
+def _gru_backward_step(
+    active, s, lengths, reverse, w_hh, d_out, out_col, gates, h_prev, hn,
     d_h, d_h_direct, d_gates_ih, step_grads, d_gates_hh,
 ):  # fmt: skip
     _, one, _ = constants(gates)
     hidden = d_h.shape[1]
-    for b in range(lo, hi):
+    for b in range(active):
         t = _step_time(s, b, lengths, reverse)
         act = gates[t, b]
         hp = h_prev[t, b]
@@ -356,22 +303,22 @@ def _gru_backward_rows(
             g_hh[2 * hidden + j] = d_n * r_gate
             d_h_direct[b, j] = dh * z_gate
         d_gates_hh[t, b] = g_hh
-    np.dot(step_grads[lo:hi], w_hh, d_h[lo:hi])
-    for b in range(lo, hi):
+    np.dot(step_grads[:active], w_hh, d_h[:active])
+    for b in range(active):
         for j in range(hidden):
             d_h[b, j] += d_h_direct[b, j]
 
 
-@njit(parallel=True, **_JIT)
+@njit(**_JIT)
 def gru_backward_layer(
     d_out, out_col, w_hh, gates, h_prev, hn, lengths, batch_sizes, reverse,
-    d_h, d_gates_ih, d_gates_hh, n_chunks,
+    d_h, d_gates_ih, d_gates_hh,
 ):  # fmt: skip
     """BPTT through one GRU layer and direction.
 
     Parameters
     ----------
-    d_out, out_col, w_hh, lengths, batch_sizes, reverse, n_chunks
+    d_out, out_col, w_hh, lengths, batch_sizes, reverse
         As in :func:`lstm_backward_layer`.
     gates, h_prev, hn : ndarray
         Saved by :func:`gru_forward_layer`.
@@ -391,19 +338,10 @@ def gru_backward_layer(
         active = batch_sizes[s]
         if active == 0:
             continue
-        chunks = min(n_chunks, active)
-        if chunks == 1:
-            _gru_backward_rows(
-                0, active, s, lengths, reverse, w_hh, d_out, out_col, gates,
-                h_prev, hn, d_h, d_h_direct, d_gates_ih, step_grads, d_gates_hh,
-            )  # fmt: skip
-        else:
-            for k in prange(chunks):
-                lo, hi = _chunk(k, chunks, active)
-                _gru_backward_rows(
-                    lo, hi, s, lengths, reverse, w_hh, d_out, out_col, gates,
-                    h_prev, hn, d_h, d_h_direct, d_gates_ih, step_grads, d_gates_hh,
-                )  # fmt: skip
+        _gru_backward_step(
+            active, s, lengths, reverse, w_hh, d_out, out_col, gates,
+            h_prev, hn, d_h, d_h_direct, d_gates_ih, step_grads, d_gates_hh,
+        )  # fmt: skip
     _zero_padding(d_gates_ih, lengths)
     _zero_padding(d_gates_hh, lengths)
 
@@ -412,14 +350,14 @@ def gru_backward_layer(
 
 
 @njit(**_JIT)
-def _rnn_forward_rows(
-    lo, hi, s, lengths, reverse, w_hh_t, relu, h, recurrent, out, out_col,
+def _rnn_forward_step(
+    active, s, lengths, reverse, w_hh_t, relu, h, recurrent, out, out_col,
     gates, h_prev, work,
 ):  # fmt: skip
     zero, _, _ = constants(gates)
     hidden = h.shape[1]
-    np.dot(h[lo:hi], w_hh_t, recurrent[lo:hi])
-    for b in range(lo, hi):
+    np.dot(h[:active], w_hh_t, recurrent[:active])
+    for b in range(active):
         t = _step_time(s, b, lengths, reverse)
         pre = recurrent[b]
         act = gates[t, b]
@@ -437,16 +375,16 @@ def _rnn_forward_rows(
             out[t, b, out_col + j] = act[j]
 
 
-@njit(parallel=True, **_JIT)
+@njit(**_JIT)
 def rnn_forward_layer(
     w_hh, relu, lengths, batch_sizes, reverse, h, out, out_col,
-    gates, h_prev, n_chunks,
+    gates, h_prev,
 ):  # fmt: skip
     """Elman RNN ``h' = act(x W_ih + b_ih + h W_hh + b_hh)`` over one layer.
 
     Parameters
     ----------
-    w_hh, lengths, batch_sizes, reverse, out, out_col, n_chunks
+    w_hh, lengths, batch_sizes, reverse, out, out_col
         As in :func:`lstm_forward_layer`, with ``H`` gate rows.
     relu : bool
         ``max(0, .)`` instead of ``tanh``.
@@ -460,35 +398,26 @@ def rnn_forward_layer(
     """
     steps, batch, hidden = gates.shape
     recurrent = np.empty((batch, hidden), dtype=gates.dtype)
-    work = np.empty((n_chunks, 3 * hidden), dtype=gates.dtype)
+    work = np.empty(3 * hidden, dtype=gates.dtype)
     w_hh_t = w_hh.T
     for s in range(steps):
         active = batch_sizes[s]
         if active == 0:
             break
-        chunks = min(n_chunks, active)
-        if chunks == 1:
-            _rnn_forward_rows(
-                0, active, s, lengths, reverse, w_hh_t, relu, h, recurrent, out,
-                out_col, gates, h_prev, work[0],
-            )  # fmt: skip
-        else:
-            for k in prange(chunks):
-                lo, hi = _chunk(k, chunks, active)
-                _rnn_forward_rows(
-                    lo, hi, s, lengths, reverse, w_hh_t, relu, h, recurrent, out,
-                    out_col, gates, h_prev, work[k],
-                )  # fmt: skip
+        _rnn_forward_step(
+            active, s, lengths, reverse, w_hh_t, relu, h, recurrent, out,
+            out_col, gates, h_prev, work,
+        )  # fmt: skip
 
 
 @njit(**_JIT)
-def _rnn_backward_rows(
-    lo, hi, s, lengths, reverse, w_hh, relu, d_out, out_col, gates,
+def _rnn_backward_step(
+    active, s, lengths, reverse, w_hh, relu, d_out, out_col, gates,
     d_h, d_gates, step_grads,
 ):  # fmt: skip
     zero, one, _ = constants(gates)
     hidden = d_h.shape[1]
-    for b in range(lo, hi):
+    for b in range(active):
         t = _step_time(s, b, lengths, reverse)
         act = gates[t, b]
         g = step_grads[b]
@@ -501,19 +430,19 @@ def _rnn_backward_rows(
                 dh = d_h[b, j] + d_out[t, b, out_col + j]
                 g[j] = dh * (one - act[j] * act[j])
         d_gates[t, b] = g
-    np.dot(step_grads[lo:hi], w_hh, d_h[lo:hi])
+    np.dot(step_grads[:active], w_hh, d_h[:active])
 
 
-@njit(parallel=True, **_JIT)
+@njit(**_JIT)
 def rnn_backward_layer(
     d_out, out_col, w_hh, gates, relu, lengths, batch_sizes, reverse,
-    d_h, d_gates, n_chunks,
+    d_h, d_gates,
 ):  # fmt: skip
     """BPTT through one Elman RNN layer and direction.
 
     Parameters
     ----------
-    d_out, out_col, w_hh, lengths, batch_sizes, reverse, n_chunks
+    d_out, out_col, w_hh, lengths, batch_sizes, reverse
         As in :func:`lstm_backward_layer`.
     gates : ndarray of shape (T, B, H)
         The states saved by :func:`rnn_forward_layer`.
@@ -529,19 +458,10 @@ def rnn_backward_layer(
         active = batch_sizes[s]
         if active == 0:
             continue
-        chunks = min(n_chunks, active)
-        if chunks == 1:
-            _rnn_backward_rows(
-                0, active, s, lengths, reverse, w_hh, relu, d_out, out_col,
-                gates, d_h, d_gates, step_grads,
-            )  # fmt: skip
-        else:
-            for k in prange(chunks):
-                lo, hi = _chunk(k, chunks, active)
-                _rnn_backward_rows(
-                    lo, hi, s, lengths, reverse, w_hh, relu, d_out, out_col,
-                    gates, d_h, d_gates, step_grads,
-                )  # fmt: skip
+        _rnn_backward_step(
+            active, s, lengths, reverse, w_hh, relu, d_out, out_col,
+            gates, d_h, d_gates, step_grads,
+        )  # fmt: skip
     _zero_padding(d_gates, lengths)
 
 
@@ -557,33 +477,15 @@ def _zero_padding(buffer, lengths):
 
 
 @njit(**_JIT)
-def _param_grad_rows(
-    lo, hi, inp_2d, h_prev_2d, w_ih, g_ih, g_hh, d_w_ih, d_w_hh, d_b_ih, d_b_hh,
-    d_inp_2d,
-):  # fmt: skip
-    np.dot(g_ih[lo:hi].T, inp_2d[lo:hi], d_w_ih)
-    np.dot(g_hh[lo:hi].T, h_prev_2d[lo:hi], d_w_hh)
-    np.dot(g_ih[lo:hi], w_ih, d_inp_2d[lo:hi])
-    width = g_ih.shape[1]
-    d_b_ih[:] = 0
-    d_b_hh[:] = 0
-    for r in range(lo, hi):
-        for j in range(width):
-            d_b_ih[j] += g_ih[r, j]
-            d_b_hh[j] += g_hh[r, j]
-
-
-@njit(parallel=True, **_JIT)
 def layer_param_grads(
     inp, h_prev, w_ih, d_gates_ih, d_gates_hh, d_w_ih, d_w_hh, d_b_ih, d_b_hh,
-    d_inp, n_chunks,
+    d_inp,
 ):  # fmt: skip
     """Weight, bias and input gradients of one layer and direction.
 
-    One GEMM each over all ``T * B`` rows, after the time loop; with
-    ``n_chunks > 1`` the rows are split into blocks whose partial sums are
-    added at the end. Padded rows of ``d_gates_*`` are zero, and ``inp`` and
-    ``h_prev`` are finite there, so padding contributes nothing.
+    One GEMM each over all ``T * B`` rows, after the time loop. Padded rows of
+    ``d_gates_*`` are zero, and ``inp`` and ``h_prev`` are finite there, so
+    padding contributes nothing.
 
     Parameters
     ----------
@@ -601,40 +503,19 @@ def layer_param_grads(
         Out.
     d_inp : ndarray of shape (T, B, I)
         Out: gradient of the layer input from this direction.
-    n_chunks : int
     """
     steps, batch, features = inp.shape
     hidden = h_prev.shape[2]
     rows = steps * batch
     width = d_gates_ih.shape[2]
-    inp_2d = inp.reshape(rows, features)
-    h_prev_2d = h_prev.reshape(rows, hidden)
     g_ih = d_gates_ih.reshape(rows, width)
     g_hh = d_gates_hh.reshape(rows, width)
-    d_inp_2d = d_inp.reshape(rows, features)
-    chunks = min(n_chunks, rows)
-    if chunks == 1:
-        _param_grad_rows(
-            0, rows, inp_2d, h_prev_2d, w_ih, g_ih, g_hh, d_w_ih, d_w_hh,
-            d_b_ih, d_b_hh, d_inp_2d,
-        )  # fmt: skip
-        return
-    part_w_ih = np.empty((chunks, width, features), dtype=d_w_ih.dtype)
-    part_w_hh = np.empty((chunks, width, hidden), dtype=d_w_hh.dtype)
-    part_b_ih = np.empty((chunks, width), dtype=d_b_ih.dtype)
-    part_b_hh = np.empty((chunks, width), dtype=d_b_hh.dtype)
-    for k in prange(chunks):
-        lo, hi = _chunk(k, chunks, rows)
-        _param_grad_rows(
-            lo, hi, inp_2d, h_prev_2d, w_ih, g_ih, g_hh, part_w_ih[k],
-            part_w_hh[k], part_b_ih[k], part_b_hh[k], d_inp_2d,
-        )  # fmt: skip
-    d_w_ih[:] = part_w_ih[0]
-    d_w_hh[:] = part_w_hh[0]
-    d_b_ih[:] = part_b_ih[0]
-    d_b_hh[:] = part_b_hh[0]
-    for k in range(1, chunks):
-        d_w_ih += part_w_ih[k]
-        d_w_hh += part_w_hh[k]
-        d_b_ih += part_b_ih[k]
-        d_b_hh += part_b_hh[k]
+    np.dot(g_ih.T, inp.reshape(rows, features), d_w_ih)
+    np.dot(g_hh.T, h_prev.reshape(rows, hidden), d_w_hh)
+    np.dot(g_ih, w_ih, d_inp.reshape(rows, features))
+    d_b_ih[:] = 0
+    d_b_hh[:] = 0
+    for r in range(rows):
+        for j in range(width):
+            d_b_ih[j] += g_ih[r, j]
+            d_b_hh[j] += g_hh[r, j]
