@@ -29,6 +29,8 @@ import numpy as np
 from numba import njit, types
 from numba.extending import overload
 
+from ._jit import KERNEL_OPTIONS, OVERLOAD_OPTIONS
+
 _EXP_FLOOR = -87.0
 _LOG2E = 1.4426950408889634
 # ln 2 split so that k * hi is exact for the k that occur (k <= 126).
@@ -36,8 +38,6 @@ _LN2_HI_F64 = 6.93147180369123816490e-01
 _LN2_LO_F64 = 1.90821492927058770002e-10
 _LN2_HI_F32 = 0.693359375
 _LN2_LO_F32 = -2.12194440e-4
-
-_JIT = {"cache": True, "fastmath": {"contract"}, "error_model": "numpy"}
 
 
 def _float_kind(array_type):
@@ -55,7 +55,7 @@ def constants(reference):
     raise NotImplementedError("only callable from @njit code")
 
 
-@overload(constants, jit_options={"cache": True})
+@overload(constants, jit_options=OVERLOAD_OPTIONS)
 def _constants_overload(reference):
     scalar = _float_kind(reference)
     if scalar is None:
@@ -69,7 +69,7 @@ def cast(reference, value):
     raise NotImplementedError("only callable from @njit code")
 
 
-@overload(cast, jit_options={"cache": True})
+@overload(cast, jit_options=OVERLOAD_OPTIONS)
 def _cast_overload(reference, value):
     scalar = _float_kind(reference)
     if scalar is None:
@@ -82,7 +82,7 @@ def _reduce(x):
     raise NotImplementedError("only callable from @njit code")
 
 
-@overload(_reduce, jit_options={"cache": True})
+@overload(_reduce, jit_options=OVERLOAD_OPTIONS)
 def _reduce_overload(x):
     if x == types.float32:
         scalar, integer = np.float32, np.int32
@@ -109,7 +109,7 @@ def _expm1_reduced(r):
     raise NotImplementedError("only callable from @njit code")
 
 
-@overload(_expm1_reduced, jit_options={"cache": True})
+@overload(_expm1_reduced, jit_options=OVERLOAD_OPTIONS)
 def _expm1_reduced_overload(r):
     if r == types.float32:
         degree, scalar = 8, np.float32
@@ -144,7 +144,7 @@ def _int_view(scale):
     raise NotImplementedError("only callable from @njit code")
 
 
-@overload(_int_view, jit_options={"cache": True})
+@overload(_int_view, jit_options=OVERLOAD_OPTIONS)
 def _int_view_overload(scale):
     scalar = _float_kind(scale)
     if scalar is None:
@@ -153,7 +153,7 @@ def _int_view_overload(scale):
     return lambda scale: scale.view(integer)
 
 
-@njit(**_JIT)
+@njit(**KERNEL_OPTIONS)
 def expm1_parts(a, pm1, scale):
     """Split ``exp(a) = scale * (1 + pm1)`` for ``a <= 0``, elementwise.
 
@@ -180,7 +180,7 @@ def _exponent_field(scale, k):
     raise NotImplementedError("only callable from @njit code")
 
 
-@overload(_exponent_field, jit_options={"cache": True})
+@overload(_exponent_field, jit_options=OVERLOAD_OPTIONS)
 def _exponent_field_overload(scale, k):
     scalar = _float_kind(scale)
     if scalar is np.float32:
@@ -193,7 +193,7 @@ def _exponent_field_overload(scale, k):
     return lambda scale, k: (bias - k) << shift
 
 
-@njit(**_JIT)
+@njit(**KERNEL_OPTIONS)
 def sigmoid(z, out, work):
     """``out = 1 / (1 + exp(-z))`` without overflow, elementwise.
 
@@ -220,7 +220,7 @@ def sigmoid(z, out, work):
         out[j] = numerator / (one + e)
 
 
-@njit(**_JIT)
+@njit(**KERNEL_OPTIONS)
 def tanh(z, out, work):
     """``out = tanh(z)`` without overflow, elementwise.
 

@@ -20,26 +20,23 @@ The kernels are serial and release the GIL (``nogil=True``): sequences never
 interact inside a layer, so :mod:`rnntools.functional` runs independent blocks
 of the batch on separate threads, with no synchronisation inside the time loop.
 
-All kernels are compiled with ``error_model="numpy"`` (a float division does
-not test for zero, which would block vectorisation) and
-``fastmath={"contract"}`` (fused multiply-add only: no reassociation, no
-finite-math assumptions, so results stay IEEE-faithful).
+Compilation options (caching, ``fastmath``, ``error_model``) are explained in
+:mod:`rnntools.kernels._jit`.
 """
 
 import numpy as np
 from numba import njit
 
+from ._jit import KERNEL_OPTIONS
 from .activations import constants, sigmoid, tanh
 
-_JIT = {"cache": True, "fastmath": {"contract"}, "error_model": "numpy", "nogil": True}
 
-
-@njit(**_JIT)
+@njit(**KERNEL_OPTIONS)
 def _step_time(s, b, lengths, reverse):
     return lengths[b] - 1 - s if reverse else s
 
 
-@njit(**_JIT)
+@njit(**KERNEL_OPTIONS)
 def input_projection(inp, w_ih, bias, gates):
     """``gates[t, b] = w_ih @ inp[t, b] + bias`` for all timesteps in one GEMM.
 
@@ -64,7 +61,7 @@ def input_projection(inp, w_ih, bias, gates):
 # --------------------------------------------------------------------- LSTM
 
 
-@njit(**_JIT)
+@njit(**KERNEL_OPTIONS)
 def _lstm_forward_step(
     active, s, lengths, reverse, w_hh_t, h, c, recurrent, out, out_col,
     gates, h_prev, c_prev, tanh_c, work,
@@ -94,7 +91,7 @@ def _lstm_forward_step(
             out[t, b, out_col + j] = h[b, j]
 
 
-@njit(**_JIT)
+@njit(**KERNEL_OPTIONS)
 def lstm_forward_layer(
     w_hh, lengths, batch_sizes, reverse, h, c, out, out_col,
     gates, h_prev, c_prev, tanh_c,
@@ -137,7 +134,7 @@ def lstm_forward_layer(
         )  # fmt: skip
 
 
-@njit(**_JIT)
+@njit(**KERNEL_OPTIONS)
 def _lstm_backward_step(
     active, s, lengths, reverse, w_hh, d_out, out_col, gates, c_prev, tanh_c,
     d_h, d_c, d_gates, step_grads,
@@ -166,7 +163,7 @@ def _lstm_backward_step(
     np.dot(step_grads[:active], w_hh, d_h[:active])
 
 
-@njit(**_JIT)
+@njit(**KERNEL_OPTIONS)
 def lstm_backward_layer(
     d_out, out_col, w_hh, gates, c_prev, tanh_c, lengths, batch_sizes, reverse,
     d_h, d_c, d_gates,
@@ -206,7 +203,7 @@ def lstm_backward_layer(
 # ---------------------------------------------------------------------- GRU
 
 
-@njit(**_JIT)
+@njit(**KERNEL_OPTIONS)
 def _gru_forward_step(
     active, s, lengths, reverse, w_hh_t, b_hn, h, recurrent, out, out_col,
     gates, h_prev, hn, work,
@@ -233,7 +230,7 @@ def _gru_forward_step(
             out[t, b, out_col + j] = h[b, j]
 
 
-@njit(**_JIT)
+@njit(**KERNEL_OPTIONS)
 def gru_forward_layer(
     w_hh, b_hn, lengths, batch_sizes, reverse, h, out, out_col,
     gates, h_prev, hn,
@@ -273,7 +270,7 @@ def gru_forward_layer(
         )  # fmt: skip
 
 
-@njit(**_JIT)
+@njit(**KERNEL_OPTIONS)
 def _gru_backward_step(
     active, s, lengths, reverse, w_hh, d_out, out_col, gates, h_prev, hn,
     d_h, d_h_direct, d_gates_ih, step_grads, d_gates_hh,
@@ -309,7 +306,7 @@ def _gru_backward_step(
             d_h[b, j] += d_h_direct[b, j]
 
 
-@njit(**_JIT)
+@njit(**KERNEL_OPTIONS)
 def gru_backward_layer(
     d_out, out_col, w_hh, gates, h_prev, hn, lengths, batch_sizes, reverse,
     d_h, d_gates_ih, d_gates_hh,
@@ -349,7 +346,7 @@ def gru_backward_layer(
 # ---------------------------------------------------------------- Elman RNN
 
 
-@njit(**_JIT)
+@njit(**KERNEL_OPTIONS)
 def _rnn_forward_step(
     active, s, lengths, reverse, w_hh_t, relu, h, recurrent, out, out_col,
     gates, h_prev, work,
@@ -375,7 +372,7 @@ def _rnn_forward_step(
             out[t, b, out_col + j] = act[j]
 
 
-@njit(**_JIT)
+@njit(**KERNEL_OPTIONS)
 def rnn_forward_layer(
     w_hh, relu, lengths, batch_sizes, reverse, h, out, out_col,
     gates, h_prev,
@@ -410,7 +407,7 @@ def rnn_forward_layer(
         )  # fmt: skip
 
 
-@njit(**_JIT)
+@njit(**KERNEL_OPTIONS)
 def _rnn_backward_step(
     active, s, lengths, reverse, w_hh, relu, d_out, out_col, gates,
     d_h, d_gates, step_grads,
@@ -433,7 +430,7 @@ def _rnn_backward_step(
     np.dot(step_grads[:active], w_hh, d_h[:active])
 
 
-@njit(**_JIT)
+@njit(**KERNEL_OPTIONS)
 def rnn_backward_layer(
     d_out, out_col, w_hh, gates, relu, lengths, batch_sizes, reverse,
     d_h, d_gates,
@@ -468,7 +465,7 @@ def rnn_backward_layer(
 # ------------------------------------------------------- weight gradients
 
 
-@njit(**_JIT)
+@njit(**KERNEL_OPTIONS)
 def _zero_padding(buffer, lengths):
     """Set ``buffer[t, b] = 0`` for ``t >= lengths[b]``."""
     for b in range(buffer.shape[1]):
@@ -476,7 +473,7 @@ def _zero_padding(buffer, lengths):
             buffer[t, b] = 0
 
 
-@njit(**_JIT)
+@njit(**KERNEL_OPTIONS)
 def layer_param_grads(
     inp, h_prev, w_ih, d_gates_ih, d_gates_hh, d_w_ih, d_w_hh, d_b_ih, d_b_hh,
     d_inp,
