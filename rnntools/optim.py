@@ -1,0 +1,75 @@
+"""Stochastic optimizers: small plain classes with one contract.
+
+``update_params(params, grads)`` updates a list of arrays in place from a list
+of gradients of the same shapes, as scikit-learn's MLP optimizers do.
+"""
+
+import numpy as np
+
+
+class SGDOptimizer:
+    """Stochastic gradient descent with (Nesterov) momentum.
+
+    Parameters
+    ----------
+    params : list of ndarray
+        The parameters, updated in place.
+    learning_rate : float
+    momentum : float, default=0.9
+    nesterov : bool, default=True
+    """
+
+    def __init__(self, params, learning_rate, momentum=0.9, nesterov=True):
+        self.learning_rate = learning_rate
+        self.momentum = momentum
+        self.nesterov = nesterov
+        self.velocities = [np.zeros_like(p) for p in params]
+
+    def update_params(self, params, grads):
+        """Apply one step: ``v = momentum v - lr g``; ``p += v`` (or Nesterov)."""
+        for param, grad, velocity in zip(params, grads, self.velocities, strict=True):
+            velocity *= self.momentum
+            velocity -= self.learning_rate * grad
+            if self.nesterov:
+                param += self.momentum * velocity - self.learning_rate * grad
+            else:
+                param += velocity
+
+
+class AdamOptimizer:
+    """Adam (Kingma & Ba, 2015).
+
+    Parameters
+    ----------
+    params : list of ndarray
+        The parameters, updated in place.
+    learning_rate : float
+    beta_1, beta_2 : float, default=0.9, 0.999
+    epsilon : float, default=1e-8
+    """
+
+    def __init__(self, params, learning_rate, beta_1=0.9, beta_2=0.999, epsilon=1e-8):
+        self.learning_rate = learning_rate
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.t = 0
+        self.first_moments = [np.zeros_like(p) for p in params]
+        self.second_moments = [np.zeros_like(p) for p in params]
+
+    def update_params(self, params, grads):
+        """Apply one bias-corrected Adam step."""
+        self.t += 1
+        step = (
+            self.learning_rate
+            * np.sqrt(1 - self.beta_2**self.t)
+            / (1 - self.beta_1**self.t)
+        )
+        for param, grad, m, v in zip(
+            params, grads, self.first_moments, self.second_moments, strict=True
+        ):
+            m *= self.beta_1
+            m += (1 - self.beta_1) * grad
+            v *= self.beta_2
+            v += (1 - self.beta_2) * grad * grad
+            param -= (step * m / (np.sqrt(v) + self.epsilon)).astype(param.dtype)
