@@ -8,8 +8,6 @@ Accepted ``X``:
 * a 2-D array ``(n, T)``: ``n`` univariate sequences (``F = 1``).
 """
 
-import numbers
-
 import numpy as np
 from sklearn.utils.validation import check_array
 
@@ -126,15 +124,3 @@ def _check_one(array, dtype, estimator, name):
     if checked.dtype == np.float16:
         checked = checked.astype(np.float32)
     return checked
-
-
-def check_sample_count(X_lengths, y_length, what="y"):
-    """Raise a ValueError unless ``X`` and ``y`` have as many samples."""
-    if len(X_lengths) != y_length:
-        raise ValueError(
-            f"X has {len(X_lengths)} sequences but {what} has {y_length} entries."
-        )
-
-
-def is_integer(value):
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)

@@ -25,7 +25,7 @@ from sklearn.utils.multiclass import check_classification_targets, type_of_targe
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 
 from ._sequences import check_sequences
-from .cells import GATES, init_params
+from .cells import GATES, expected_shapes, init_params
 from .functional import rnn_backward, rnn_forward
 from .optim import AdamOptimizer, SGDOptimizer
 
@@ -235,6 +235,36 @@ class _BaseRNN(BaseEstimator):
             return np.concatenate(outputs)
         return outputs
 
+    def _check_loaded_params(self):
+        """Validate ``params_`` set from outside ``fit`` (:func:`load_model`)."""
+        fan_in = self.hidden_size * (2 if self.bidirectional else 1)
+        expected = expected_shapes(
+            self.cell,
+            self.n_features_in_,
+            self.hidden_size,
+            self.num_layers,
+            self.bidirectional,
+        )
+        expected[_HEAD_WEIGHT] = (self._n_outputs(), fan_in)
+        expected[_HEAD_BIAS] = (self._n_outputs(),)
+        if set(self.params_) != set(expected):
+            raise ValueError(
+                f"params_ has keys {sorted(self.params_)}, expected {sorted(expected)}."
+            )
+        dtype = self._compute_dtype()
+        for key, shape in expected.items():
+            value = self.params_[key]
+            if value.shape != shape or value.dtype != dtype:
+                raise ValueError(
+                    f"params_[{key!r}] has shape {value.shape} and dtype "
+                    f"{value.dtype}, expected {shape} and {dtype}."
+                )
+            if not np.isfinite(value).all():
+                raise ValueError(f"params_[{key!r}] contains NaN or infinity.")
+        self._optimizer = self._make_optimizer(self.params_)
+        self._rng = check_random_state(self.random_state)
+        self._no_improvement_count = 0
+
     # -------------------------------------------------------------- training
     def _make_optimizer(self, params):
         values = [params[k] for k in sorted(params)]
@@ -356,8 +386,9 @@ class _BaseRNN(BaseEstimator):
                     ConvergenceWarning,
                     stacklevel=3,
                 )
-        if self.early_stopping and not incremental and self._best_params is not None:
-            self.params_ = self._best_params
+        best_params = self.__dict__.pop("_best_params", None)
+        if self.early_stopping and not incremental and best_params is not None:
+            self.params_ = best_params
             self._optimizer = self._make_optimizer(self.params_)
         return self
 
@@ -417,60 +448,8 @@ class _BaseRNN(BaseEstimator):
         return tags
 
 
-class RNNClassifier(ClassifierMixin, _BaseRNN):
-    """Recurrent network classifier: one label per sequence.
-
-    The head reads the last layer's final hidden state (both directions when
-    bidirectional) and is trained with the cross-entropy loss.
-
-    Parameters
-    ----------
-    cell : {"rnn", "lstm", "gru"}, default="lstm"
-    hidden_size : int, default=64
-    num_layers : int, default=1
-    bidirectional : bool, default=False
-    solver : {"adam", "sgd"}, default="adam"
-    momentum : float, default=0.9
-        SGD momentum.
-    nesterovs_momentum : bool, default=True
-    learning_rate_init : float, default=1e-3
-    alpha : float, default=0.0
-        L2 penalty on the weights (not the biases).
-    batch_size : int, default=32
-    max_iter : int, default=200
-        Maximum number of epochs.
-    shuffle : bool, default=True
-    tol : float, default=1e-4
-    n_iter_no_change : int, default=10
-    early_stopping : bool, default=False
-        Hold out a stratified ``validation_fraction`` and stop when its
-        accuracy stops improving; the best parameters are restored.
-    validation_fraction : float, default=0.1
-    clip_grad_norm : float or None, default=5.0
-        Rescale the gradient of each minibatch to at most this global norm.
-    class_weight : dict, "balanced" or None, default=None
-    random_state : int, RandomState instance or None, default=None
-    verbose : bool, default=False
-    warm_start : bool, default=False
-    device : {"cpu", "cuda"}, default="cpu"
-    dtype : {"float32", "float64"}, default="float32"
-
-    Attributes
-    ----------
-    classes_ : ndarray of shape (n_classes,)
-    params_ : dict of str to ndarray
-        PyTorch ``state_dict`` names plus ``head.weight`` (n_classes, D*H) and
-        ``head.bias``.
-    n_features_in_ : int
-        Features per timestep.
-    loss_curve_ : list of float
-    validation_scores_ : list of float or None
-    best_loss_ : float or None
-    best_validation_score_ : float or None
-    n_iter_ : int
-    t_ : int
-        Number of training sequences seen.
-    """
+class _LabelRNN(_BaseRNN):
+    """Base of the estimators that predict labels: adds ``class_weight``."""
 
     _parameter_constraints: dict = {
         **_BaseRNN._parameter_constraints,
@@ -529,6 +508,62 @@ class RNNClassifier(ClassifierMixin, _BaseRNN):
             dtype=dtype,
         )
         self.class_weight = class_weight
+
+
+class RNNClassifier(ClassifierMixin, _LabelRNN):
+    """Recurrent network classifier: one label per sequence.
+
+    The head reads the last layer's final hidden state (both directions when
+    bidirectional) and is trained with the cross-entropy loss.
+
+    Parameters
+    ----------
+    cell : {"rnn", "lstm", "gru"}, default="lstm"
+    hidden_size : int, default=64
+    num_layers : int, default=1
+    bidirectional : bool, default=False
+    solver : {"adam", "sgd"}, default="adam"
+    momentum : float, default=0.9
+        SGD momentum.
+    nesterovs_momentum : bool, default=True
+    learning_rate_init : float, default=1e-3
+    alpha : float, default=0.0
+        L2 penalty on the weights (not the biases).
+    batch_size : int, default=32
+    max_iter : int, default=200
+        Maximum number of epochs.
+    shuffle : bool, default=True
+    tol : float, default=1e-4
+    n_iter_no_change : int, default=10
+    early_stopping : bool, default=False
+        Hold out a stratified ``validation_fraction`` and stop when its
+        accuracy stops improving; the best parameters are restored.
+    validation_fraction : float, default=0.1
+    clip_grad_norm : float or None, default=5.0
+        Rescale the gradient of each minibatch to at most this global norm.
+    class_weight : dict, "balanced" or None, default=None
+    random_state : int, RandomState instance or None, default=None
+    verbose : bool, default=False
+    warm_start : bool, default=False
+    device : {"cpu", "cuda"}, default="cpu"
+    dtype : {"float32", "float64"}, default="float32"
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+    params_ : dict of str to ndarray
+        PyTorch ``state_dict`` names plus ``head.weight`` (n_classes, D*H) and
+        ``head.bias``.
+    n_features_in_ : int
+        Features per timestep.
+    loss_curve_ : list of float
+    validation_scores_ : list of float or None
+    best_loss_ : float or None
+    best_validation_score_ : float or None
+    n_iter_ : int
+    t_ : int
+        Number of training sequences seen.
+    """
 
     def _encode_targets(self, y, lengths, first_call, classes=None):
         y = np.asarray(y)
@@ -623,7 +658,6 @@ class RNNClassifier(ClassifierMixin, _BaseRNN):
         if not hasattr(self, "classes_"):
             if classes is None:
                 raise ValueError("classes must be passed on the first partial_fit.")
-            self.warm_start_first = True
             return self._fit(X, y, sample_weight, incremental=True, classes=classes)
         if classes is not None and not np.array_equal(
             np.sort(np.asarray(classes)), self.classes_
@@ -733,7 +767,7 @@ class RNNRegressor(RegressorMixin, _BaseRNN):
         return prediction.ravel() if self._y_ndim == 1 else prediction
 
 
-class RNNTagger(ClassifierMixin, _BaseRNN):
+class RNNTagger(ClassifierMixin, _LabelRNN):
     """Recurrent network sequence tagger: one label per timestep.
 
     The head reads the last layer's output at every step (both directions
@@ -744,12 +778,6 @@ class RNNTagger(ClassifierMixin, _BaseRNN):
     """
 
     _per_step = True
-    _parameter_constraints: dict = {
-        **_BaseRNN._parameter_constraints,
-        "class_weight": [dict, StrOptions({"balanced"}), None],
-    }
-
-    __init__ = RNNClassifier.__init__
 
     def _encode_targets(self, y, lengths, first_call, classes=None):
         if isinstance(y, np.ndarray) and y.ndim == 2 and y.dtype != object:
