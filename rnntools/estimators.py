@@ -384,7 +384,7 @@ class _BaseRNN(BaseEstimator):
                     f"Stochastic optimizer: maximum iterations ({self.max_iter}) "
                     "reached and the optimization hasn't converged yet.",
                     ConvergenceWarning,
-                    stacklevel=3,
+                    stacklevel=4,
                 )
         best_params = self.__dict__.pop("_best_params", None)
         if self.early_stopping and not incremental and best_params is not None:
