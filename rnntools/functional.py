@@ -24,7 +24,9 @@ from .cells import (
 )
 from .kernels import cpu
 
-_LAYER_KEY = re.compile(r"^(weight_ih|weight_hh|bias_ih|bias_hh)_l(\d+)(_reverse)?$")
+_LAYER_KEY = re.compile(
+    r"^(weight_ih|weight_hh|bias_ih|bias_hh)_l(0|[1-9]\d*)(_reverse)?$"
+)
 _DEVICES = ("cpu", "cuda")
 # Below this many flops per block, a thread hand-off (tens of microseconds)
 # costs more than it saves.
@@ -145,7 +147,13 @@ def _infer_architecture(params, cell, bidirectional):
         layers.add(int(match.group(2)))
     if "weight_hh_l0" not in params:
         raise ValueError("params is missing the key 'weight_hh_l0'.")
-    num_layers = max(layers) + 1
+    num_layers = len(layers)
+    if layers != set(range(num_layers)):
+        missing = sorted(set(range(max(layers) + 1)) - layers)[:5]
+        raise ValueError(
+            f"params has keys for layers {sorted(layers)[:10]} but none for "
+            f"layers {missing}: layers must be numbered 0, 1, ..., L-1."
+        )
     w_hh = params["weight_hh_l0"]
     shape = np.shape(w_hh)
     if len(shape) != 2 or shape[1] < 1:
@@ -177,13 +185,24 @@ def _check_params(params, cell, bidirectional, input_size, dtype):
     missing = [key for key in shapes if key not in params]
     if missing:
         raise ValueError(f"params is missing the keys {missing}.")
+    unexpected = [key for key in params if key not in shapes]
+    if unexpected:
+        raise ValueError(f"params has unexpected keys {unexpected}.")
     checked = {}
-    for key, shape in shapes.items():
+    for key in params:
         value = _check_float_array(params[key], f"params[{key!r}]")
-        _check_shape(value, shape, f"params[{key!r}]")
-        _check_finite(value, f"params[{key!r}]")
-        checked[key] = np.ascontiguousarray(value, dtype=dtype)
+        _check_shape(value, shapes[key], f"params[{key!r}]")
+        checked[key] = _cast_finite(value, dtype, f"params[{key!r}]")
     return checked, num_layers, hidden_size
+
+
+def _cast_finite(value, dtype, name):
+    """``value`` as a C-contiguous ``dtype`` array, checked finite *after* the
+    cast (a float64 1e39 becomes inf in float32)."""
+    with np.errstate(over="ignore"):
+        value = np.ascontiguousarray(value, dtype=dtype)
+    _check_finite(value, name)
+    return value
 
 
 def _check_lengths(lengths, batch, steps):
@@ -228,8 +247,7 @@ def _check_state(state, cell, shape, dtype, name):
     for part, part_name in zip(parts, names, strict=True):
         part = _check_float_array(part, part_name)
         _check_shape(part, shape, part_name)
-        _check_finite(part, part_name)
-        checked.append(np.asarray(part, dtype=dtype))
+        checked.append(_cast_finite(part, dtype, part_name))
     return checked
 
 
@@ -529,6 +547,8 @@ def rnn_backward(cache, d_output, d_final_state=None):
     batch, steps = cache.batch, cache.steps
     d_output = _check_float_array(d_output, "d_output", ndim=3)
     _check_shape(d_output, (batch, steps, num_dirs * hidden), "d_output")
+    with np.errstate(over="ignore"):  # checked finite after the cast
+        d_output = d_output.astype(dtype, copy=False)
     _check_finite_valid(d_output, cache.lengths, "d_output")
     state_shape = (cache.num_layers * num_dirs, batch, hidden)
     num_states = 2 if cache.cell == "lstm" else 1
@@ -540,7 +560,7 @@ def rnn_backward(cache, d_output, d_final_state=None):
         )
 
     def run_block(block):
-        d_out = _to_time_major(d_output[block.rows].astype(dtype), block.lengths)
+        d_out = _to_time_major(d_output[block.rows], block.lengths)
         d_states = [np.ascontiguousarray(part[:, block.rows]) for part in d_final]
         return _backward_block(cache, block, d_out, d_states)
 

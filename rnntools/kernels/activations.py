@@ -13,9 +13,11 @@ slower than NumPy's SIMD ``np.tanh``. The functions below evaluate
   buffer — a bit cast that vectorises, unlike ``ldexp``.
 
 Only arguments ``a <= 0`` are needed (``sigmoid`` and ``tanh`` are evaluated
-on ``-|z|`` and reflected), so nothing can overflow; arguments are clamped at
-``-87`` where ``exp`` is below ``2e-38``, i.e. exactly saturated in float32 and
-below any meaningful contribution in float64.
+on ``-|z|`` and reflected), so nothing can overflow. ``2**-k`` is kept as two
+normal factors ``2**-(k - k//2) * 2**-(k//2)``, so results that are subnormal
+numbers come out right (one rounding, at the last multiplication); arguments
+are clamped where ``exp`` rounds to zero anyway (-104 in float32, -746 in
+float64).
 
 Typed constants come from overloads that return float32 constants for float32
 arrays: a bare Python literal would silently promote float32 arithmetic to
@@ -31,9 +33,11 @@ from numba.extending import overload
 
 from ._jit import KERNEL_OPTIONS, OVERLOAD_OPTIONS
 
-_EXP_FLOOR = -87.0
+# exp(floor) is below half the smallest subnormal number of the dtype.
+_EXP_FLOOR_F32 = -104.0
+_EXP_FLOOR_F64 = -746.0
 _LOG2E = 1.4426950408889634
-# ln 2 split so that k * hi is exact for the k that occur (k <= 126).
+# ln 2 split so that k * hi is exact for the k that occur.
 _LN2_HI_F64 = 6.93147180369123816490e-01
 _LN2_LO_F64 = 1.90821492927058770002e-10
 _LN2_HI_F32 = 0.693359375
@@ -87,12 +91,14 @@ def _reduce_overload(x):
     if x == types.float32:
         scalar, integer = np.float32, np.int32
         ln2_hi, ln2_lo = scalar(_LN2_HI_F32), scalar(_LN2_LO_F32)
+        floor = scalar(_EXP_FLOOR_F32)
     elif x == types.float64:
         scalar, integer = np.float64, np.int64
         ln2_hi, ln2_lo = scalar(_LN2_HI_F64), scalar(_LN2_LO_F64)
+        floor = scalar(_EXP_FLOOR_F64)
     else:
         return None
-    floor, half, log2e = scalar(_EXP_FLOOR), scalar(0.5), scalar(_LOG2E)
+    half, log2e = scalar(0.5), scalar(_LOG2E)
 
     def impl(x):
         if x < floor:
@@ -154,24 +160,28 @@ def _int_view_overload(scale):
 
 
 @njit(**KERNEL_OPTIONS)
-def expm1_parts(a, pm1, scale):
-    """Split ``exp(a) = scale * (1 + pm1)`` for ``a <= 0``, elementwise.
+def expm1_parts(a, pm1, scale_high, scale_low):
+    """Split ``exp(a) = scale_high * scale_low * (1 + pm1)`` for ``a <= 0``.
 
     Parameters
     ----------
     a : ndarray of shape (n,)
-        Arguments, ``<= 0``. Must not overlap ``pm1`` or ``scale``: LLVM's
-        runtime alias check sends overlapping (even identical) arrays down the
-        scalar path, measured 4x slower.
+        Arguments, ``<= 0``. Must not overlap the outputs: LLVM's runtime
+        alias check sends overlapping (even identical) arrays down the scalar
+        path, measured 4x slower.
     pm1 : ndarray of shape (n,)
         Output: ``expm1(r)`` of the reduced argument ``r``.
-    scale : ndarray of shape (n,)
-        Output: the power of two ``2**-k``, exact.
+    scale_high, scale_low : ndarray of shape (n,)
+        Output: powers of two whose product is ``2**-k``, each a normal
+        number; ``scale_low`` is 1 unless the result is tiny.
     """
-    bits = _int_view(scale)
+    bits_high = _int_view(scale_high)
+    bits_low = _int_view(scale_low)
     for j in range(a.shape[0]):
         k, r = _reduce(a[j])
-        bits[j] = _exponent_field(scale, k)
+        half_k = k >> 1
+        bits_high[j] = _exponent_field(scale_high, k - half_k)
+        bits_low[j] = _exponent_field(scale_low, half_k)
         pm1[j] = _expm1_reduced(r)
 
 
@@ -203,19 +213,20 @@ def sigmoid(z, out, work):
         Pre-activations. Must not overlap ``out`` (see :func:`expm1_parts`).
     out : ndarray of shape (n,)
         Output.
-    work : ndarray of shape (>= 3 n,)
+    work : ndarray of shape (>= 4 n,)
         Scratch of the same dtype.
     """
     zero, one, _ = constants(out)
     n = z.shape[0]
     argument = work[:n]
     pm1 = work[n : 2 * n]
-    scale = work[2 * n : 3 * n]
+    high = work[2 * n : 3 * n]
+    low = work[3 * n : 4 * n]
     for j in range(n):
         argument[j] = -abs(z[j])
-    expm1_parts(argument, pm1, scale)
+    expm1_parts(argument, pm1, high, low)
     for j in range(n):
-        e = scale[j] + scale[j] * pm1[j]  # exp(-|z|), accurate even when tiny
+        e = (high[j] + high[j] * pm1[j]) * low[j]  # exp(-|z|), even subnormal
         numerator = one if z[j] >= zero else e
         out[j] = numerator / (one + e)
 
@@ -233,18 +244,19 @@ def tanh(z, out, work):
         Arguments. Must not overlap ``out`` (see :func:`expm1_parts`).
     out : ndarray of shape (n,)
         Output.
-    work : ndarray of shape (>= 3 n,)
+    work : ndarray of shape (>= 4 n,)
         Scratch of the same dtype.
     """
     zero, one, two = constants(out)
     n = z.shape[0]
     argument = work[:n]
     pm1 = work[n : 2 * n]
-    scale = work[2 * n : 3 * n]
+    high = work[2 * n : 3 * n]
+    low = work[3 * n : 4 * n]
     for j in range(n):
         argument[j] = -two * abs(z[j])
-    expm1_parts(argument, pm1, scale)
+    expm1_parts(argument, pm1, high, low)
     for j in range(n):
-        m = scale[j] * pm1[j] + (scale[j] - one)  # expm1(-2|z|)
-        magnitude = -m / (two + m)
-        out[j] = magnitude if z[j] >= zero else -magnitude
+        scale = high[j] * low[j]
+        m = scale * pm1[j] + (scale - one)  # expm1(-2|z|)
+        out[j] = np.copysign((zero - m) / (two + m), z[j])  # odd, also at +-0

@@ -122,7 +122,7 @@ def lstm_forward_layer(
     """
     steps, batch, width = gates.shape
     recurrent = np.empty((batch, width), dtype=gates.dtype)
-    work = np.empty(3 * width, dtype=gates.dtype)
+    work = np.empty(4 * width, dtype=gates.dtype)
     w_hh_t = w_hh.T
     for s in range(steps):
         active = batch_sizes[s]
@@ -258,7 +258,7 @@ def gru_forward_layer(
     """
     steps, batch, width = gates.shape
     recurrent = np.empty((batch, width), dtype=gates.dtype)
-    work = np.empty(3 * width, dtype=gates.dtype)
+    work = np.empty(4 * width, dtype=gates.dtype)
     w_hh_t = w_hh.T
     for s in range(steps):
         active = batch_sizes[s]
@@ -395,7 +395,7 @@ def rnn_forward_layer(
     """
     steps, batch, hidden = gates.shape
     recurrent = np.empty((batch, hidden), dtype=gates.dtype)
-    work = np.empty(3 * hidden, dtype=gates.dtype)
+    work = np.empty(4 * hidden, dtype=gates.dtype)
     w_hh_t = w_hh.T
     for s in range(steps):
         active = batch_sizes[s]
