@@ -365,8 +365,11 @@ def test_cache_can_be_reused(cell, nonlinearity, dtype):
 # 1e-15 (4.5 eps; the brief's "4 ulp ~ 1e-15"): measured over 10^7 points,
 # tanh reaches 4.09 eps near |z| = 0.17 and sigmoid 2.3 eps, float32 both 1.7.
 # The reference is evaluated in long double, so its own error does not count.
-# Errors are relative to max(|reference|, smallest normal number): below it
-# (subnormal results) an ulp is absolute.
+# Errors are relative to |reference| where the reference is a normal number.
+# Where it is subnormal (|sigmoid| below 1.2e-38 in float32, 2.2e-308 in
+# float64), the kernels flush it to zero on purpose: subnormal arithmetic
+# takes a slow microcode path (measured 4-10x slower gate blocks), so there the
+# check is |error| <= smallest normal number.
 ACTIVATION_RTOL = {np.float32: 4 * np.finfo(np.float32).eps, np.float64: 1e-15}
 
 ACTIVATIONS = {
@@ -389,9 +392,9 @@ def activation_arguments(region, dtype):
 
 
 def evaluate(function, z):
-    """``function(z, out, work)`` with a fresh ``out`` and scratch of ``4 n``."""
+    """``function(z, out, work)`` with a fresh ``out`` and scratch of ``3 n``."""
     out = np.empty_like(z)
-    function(z, out, np.empty(4 * z.size, dtype=z.dtype))
+    function(z, out, np.empty(3 * z.size, dtype=z.dtype))
     return out
 
 
@@ -405,8 +408,13 @@ def test_activation_accuracy(name, dtype, region):
     assert actual.dtype == dtype
     assert np.all(np.isfinite(actual))
     reference = reference_function(z.astype(np.longdouble))
-    scale = np.maximum(np.abs(reference), np.finfo(dtype).tiny)
-    error = np.abs(actual.astype(np.longdouble) - reference) / scale
+    tiny = np.finfo(dtype).tiny
+    subnormal = np.abs(reference) < tiny
+    assert np.all(np.abs(actual[subnormal] - reference[subnormal]) <= tiny)
+    error = np.abs(actual.astype(np.longdouble) - reference) / np.maximum(
+        np.abs(reference), tiny
+    )
+    error[subnormal] = 0
     worst = int(np.argmax(error))
     assert error[worst] <= ACTIVATION_RTOL[dtype], (
         f"relative error {float(error[worst]):.3g} at z = {z[worst]!r}: "

@@ -1,13 +1,47 @@
-"""Compilation options shared by every kernel.
+"""Compilation options shared by every kernel, and the on-disk cache.
 
 ``cache=True`` makes Numba write compiled code next to the sources, or, when
 the package is read-only, under ``NUMBA_CACHE_DIR`` or the user's cache
 directory. When none of these is writable Numba raises at decoration time,
 which would make ``import rnntools`` fail; we probe once and compile without
 a cache instead (each process then pays the compile time again).
+
+Numba checks a cached kernel against its own source file only: a kernel in
+``cpu.py`` cached before an edit to a helper in ``activations.py`` would
+keep running the old helper (we hit exactly this: a stale kernel wrote past a
+scratch buffer whose size had changed). So a digest of all kernel sources is
+kept next to the cache, and the cache is emptied when it changes.
 """
 
+import hashlib
+from pathlib import Path
+
 from numba import njit
+
+_KERNEL_DIR = Path(__file__).parent
+_CACHE_DIR = _KERNEL_DIR / "__pycache__"
+_STAMP = _CACHE_DIR / "rnntools-kernels.sha256"
+
+
+def _clear_stale_cache():
+    """Delete the in-tree Numba cache if any kernel source changed since."""
+    sha = hashlib.sha256()
+    for source in sorted(_KERNEL_DIR.glob("*.py")):
+        sha.update(source.name.encode())
+        sha.update(source.read_bytes())
+    digest = sha.hexdigest()
+    try:
+        if _STAMP.read_text() == digest:
+            return
+    except OSError:
+        pass
+    try:
+        _CACHE_DIR.mkdir(exist_ok=True)
+        for stale in (*_CACHE_DIR.glob("*.nbi"), *_CACHE_DIR.glob("*.nbc")):
+            stale.unlink()
+        _STAMP.write_text(digest)
+    except OSError:  # read-only install: sources cannot change under us
+        pass
 
 
 def _cache_available():
@@ -20,6 +54,8 @@ def _cache_available():
         return False
     return True
 
+
+_clear_stale_cache()
 
 #: Whether compiled kernels are cached on disk.
 CACHE = _cache_available()
