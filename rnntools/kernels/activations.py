@@ -14,12 +14,12 @@ slower than NumPy's SIMD ``np.tanh``. The functions below evaluate
 
 Only arguments ``a <= 0`` are needed (``sigmoid`` and ``tanh`` are evaluated
 on ``-|z|`` and reflected), so nothing can overflow. Where ``exp(a)`` would be
-a subnormal number (``a < -87`` in float32, ``a < -708`` in float64) it is
+a subnormal number (``a < -87.33`` in float32, ``a < -708.39`` in float64) it is
 flushed to zero: arithmetic on subnormals takes a slow microcode path on x86
 (measured 4-10x slower for whole gate blocks once long sequences saturate the
 cell state), and a gate value below 1e-38 has no effect on anything. So
-``sigmoid(z)`` is exactly 0 for ``z < -87`` (float32) and ``tanh`` is exactly
-``+-1`` past ``|z| = 43.5``.
+``sigmoid(z)`` is exactly 0 for ``z < -87.33`` (float32) and ``tanh`` is
+exactly ``+-1`` past ``|z| = 43.67``.
 
 Typed constants come from overloads that return float32 constants for float32
 arrays: a bare Python literal would silently promote float32 arithmetic to
@@ -35,9 +35,10 @@ from numba.extending import overload
 
 from ._jit import KERNEL_OPTIONS, OVERLOAD_OPTIONS
 
-# Below these, exp() is subnormal: flushed to zero.
-_EXP_FLOOR_F32 = -87.0
-_EXP_FLOOR_F64 = -708.0
+# Just above log(smallest normal number): below these, exp() is subnormal and
+# flushed to zero.
+_EXP_FLOOR_F32 = -87.33
+_EXP_FLOOR_F64 = -708.39
 _LOG2E = 1.4426950408889634
 #: Elements per pass: the four scratch arrays of a pass stay in L1/L2 cache
 #: (measured: untiled passes over 128 x 2048 gate blocks streamed from memory
