@@ -3,8 +3,8 @@
 Accepted ``X``:
 
 * a 3-D array ``(n, T, F)``: ``n`` sequences of ``T`` steps of ``F`` features;
-* a list of ``(T_i, F)`` arrays of different lengths (a ``(T_i,)`` array is a
-  univariate sequence);
+* a list (or 1-D object array) of ``(T_i, F)`` arrays of different lengths (a
+  ``(T_i,)`` array is a univariate sequence);
 * a 2-D array ``(n, T)``: ``n`` univariate sequences (``F = 1``).
 """
 
@@ -14,11 +14,17 @@ from sklearn.utils.validation import check_array
 _FLOAT_DTYPES = (np.float64, np.float32)
 
 
-def _is_sequence_list(X):
-    return isinstance(X, (list, tuple))
+def is_sequence_list(X):
+    """Whether ``X`` is a collection of separate sequences (a list, a tuple or a
+    1-D object array), as opposed to one array holding all of them."""
+    return isinstance(X, (list, tuple)) or (
+        isinstance(X, np.ndarray) and X.ndim == 1 and X.dtype == object
+    )
 
 
-def check_sequences(X, *, dtype=_FLOAT_DTYPES, n_features=None, estimator=None):
+def check_sequences(
+    X, *, dtype=_FLOAT_DTYPES, n_features=None, n_steps=None, estimator=None
+):
     """Validate ``X`` and return it padded, with its lengths.
 
     Parameters
@@ -29,6 +35,11 @@ def check_sequences(X, *, dtype=_FLOAT_DTYPES, n_features=None, estimator=None):
         As in :func:`sklearn.utils.check_array`: float32 input stays float32.
     n_features : int or None
         When given, the number of features ``F`` every sequence must have.
+    n_steps : int or None
+        When given, the number of columns a 2-D ``X`` must have: the length of
+        the training sequences. A 2-D table of another width is far more often
+        transposed or wrong than a set of longer sequences, so it is refused;
+        3-D arrays and lists may have any length.
     estimator : estimator or None
         Named in error messages.
 
@@ -38,71 +49,96 @@ def check_sequences(X, *, dtype=_FLOAT_DTYPES, n_features=None, estimator=None):
         C-contiguous; zero after each sequence's end.
     lengths : int64 ndarray of shape (n,)
     """
-    if _is_sequence_list(X):
-        if len(X) == 0:
-            raise ValueError("X is empty: expected at least one sequence.")
-        sequences = []
-        for index, sequence in enumerate(X):
-            if isinstance(sequence, (str, bytes)):
-                raise TypeError(f"Sequence {index} of X is a string, not numbers.")
-            array = np.asarray(sequence) if not hasattr(sequence, "shape") else sequence
-            if np.ndim(array) == 1:
-                array = np.reshape(array, (-1, 1))
-            if np.ndim(array) != 2:
-                raise ValueError(
-                    f"Sequence {index} of X must be 1-D (T,) or 2-D (T, F), "
-                    f"got shape {np.shape(array)}."
-                )
-            sequences.append(
-                _check_one(array, dtype, estimator, f"sequence {index} of X")
-            )
-        widths = {s.shape[1] for s in sequences}
-        if len(widths) > 1:
-            raise ValueError(
-                "All sequences of X must have the same number of features, got "
-                f"{sorted(widths)}."
-            )
-        result_dtype = np.result_type(*sequences)
-        lengths = np.array([len(s) for s in sequences], dtype=np.int64)
-        padded = np.zeros(
-            (len(sequences), lengths.max(), sequences[0].shape[1]), dtype=result_dtype
-        )
-        for row, sequence in enumerate(sequences):
-            padded[row, : len(sequence)] = sequence
+    name = type(estimator).__name__ if estimator is not None else "the model"
+    if is_sequence_list(X):
+        padded, lengths = _pad_sequence_list(X, dtype, estimator)
     else:
-        if hasattr(X, "toarray") or hasattr(X, "tocsr"):
-            raise TypeError(
-                "Sparse input is not supported: pass a dense array or a list "
-                "of sequences."
-            )
-        array = X if hasattr(X, "ndim") else np.asarray(X)
-        if array.ndim == 2:
-            array = _check_one(array, dtype, estimator, "X")[:, :, None]
-        elif array.ndim == 3:
-            if array.dtype.kind in "OUS":
-                raise TypeError(f"X must contain numbers, got dtype {array.dtype}.")
-            flat = _check_one(
-                np.reshape(array, (array.shape[0], -1)), dtype, estimator, "X"
-            )
-            array = flat.reshape(array.shape)
-        else:
+        padded, lengths, is_2d = _check_array_input(X, dtype, estimator)
+        if n_steps is not None and is_2d and padded.shape[1] != n_steps:
             raise ValueError(
-                "X must be a 3-D array (n_sequences, n_steps, n_features), a 2-D "
-                "array (n_sequences, n_steps) of univariate sequences, or a list "
-                f"of (n_steps_i, n_features) arrays; got an array of shape "
-                f"{array.shape}."
+                f"X has {padded.shape[1]} columns, but {name} was fitted on "
+                f"sequences of {n_steps} steps. A 2-D X is read as a table of "
+                "univariate sequences of that length, and a table of another "
+                "width is more likely transposed or wrong than longer sequences. "
+                "To predict on sequences of another length, pass a 3-D array "
+                "X[:, :, None] or a list of sequences."
             )
-        if array.shape[1] == 0:
-            raise ValueError("X has sequences of length 0.")
-        padded = np.ascontiguousarray(array)
-        lengths = np.full(padded.shape[0], padded.shape[1], dtype=np.int64)
     if n_features is not None and padded.shape[2] != n_features:
-        name = type(estimator).__name__ if estimator is not None else "the model"
         raise ValueError(
             f"X has {padded.shape[2]} features per step, but {name} was fitted "
             f"with {n_features} features per step."
         )
     return padded, lengths
+
+
+def _pad_sequence_list(X, dtype, estimator):
+    if len(X) == 0:
+        raise ValueError("X is empty: expected at least one sequence.")
+    sequences = []
+    for index, sequence in enumerate(X):
+        if isinstance(sequence, (str, bytes)):
+            raise ValueError(f"Sequence {index} of X is a string, not numbers.")
+        array = sequence if hasattr(sequence, "shape") else np.asarray(sequence)
+        if np.ndim(array) == 1:
+            array = np.reshape(array, (-1, 1))
+        if np.ndim(array) != 2:
+            raise ValueError(
+                f"Sequence {index} of X must be 1-D (T,) or 2-D (T, F), "
+                f"got shape {np.shape(array)}."
+            )
+        if array.shape[0] == 0:
+            raise ValueError(f"Sequence {index} of X is empty (0 steps).")
+        sequences.append(_check_one(array, dtype, estimator, f"sequence {index} of X"))
+    widths = {s.shape[1] for s in sequences}
+    if len(widths) > 1:
+        raise ValueError(
+            "All sequences of X must have the same number of features, got "
+            f"{sorted(widths)}."
+        )
+    result_dtype = np.result_type(*sequences)
+    lengths = np.array([len(s) for s in sequences], dtype=np.int64)
+    padded = np.zeros(
+        (len(sequences), lengths.max(), sequences[0].shape[1]), dtype=result_dtype
+    )
+    for row, sequence in enumerate(sequences):
+        padded[row, : len(sequence)] = sequence
+    return padded, lengths
+
+
+def _check_array_input(X, dtype, estimator):
+    if hasattr(X, "toarray") or hasattr(X, "tocsr"):
+        raise TypeError(
+            "Sparse input is not supported: pass a dense array or a list of sequences."
+        )
+    array = X if isinstance(X, np.ndarray) else np.asarray(X)
+    is_2d = array.ndim == 2
+    if is_2d:
+        array = _check_one(array, dtype, estimator, "X")[:, :, None]
+    elif array.ndim == 3:
+        if array.shape[1] == 0:
+            raise ValueError(f"X has sequences of length 0 (shape {array.shape}).")
+        n, steps, n_features = array.shape
+        flat = _check_one(
+            np.reshape(array, (n, steps * n_features)), dtype, estimator, "X"
+        )
+        array = flat.reshape(array.shape)
+    elif array.ndim < 2:
+        raise ValueError(
+            f"Expected a 2-D or 3-D array of sequences, got a {array.ndim}-D array "
+            f"of shape {array.shape} instead. Reshape your data: X.reshape(1, -1) "
+            "for one univariate sequence, or X.reshape(1, -1, n_features) for one "
+            "sequence of n_features features per step."
+        )
+    else:
+        raise ValueError(
+            "X must be a 3-D array (n_sequences, n_steps, n_features), a 2-D "
+            "array (n_sequences, n_steps) of univariate sequences, or a list "
+            f"of (n_steps_i, n_features) arrays; got an array of shape "
+            f"{array.shape}."
+        )
+    padded = np.ascontiguousarray(array)
+    lengths = np.full(padded.shape[0], padded.shape[1], dtype=np.int64)
+    return padded, lengths, is_2d
 
 
 def _check_one(array, dtype, estimator, name):
@@ -111,8 +147,8 @@ def _check_one(array, dtype, estimator, name):
         try:
             array = array.astype(np.float64)
         except (TypeError, ValueError) as exc:
-            raise TypeError(f"{name} must contain numbers: {exc}") from None
-    checked = check_array(
+            raise type(exc)(f"{name} must contain numbers: {exc}") from None
+    return check_array(
         array,
         dtype=dtype,
         ensure_all_finite=True,
@@ -121,6 +157,3 @@ def _check_one(array, dtype, estimator, name):
         estimator=estimator,
         input_name=name,
     )
-    if checked.dtype == np.float16:
-        checked = checked.astype(np.float32)
-    return checked

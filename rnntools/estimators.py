@@ -5,27 +5,33 @@ Each is a recurrent network (:mod:`rnntools.functional`) with a linear output
 head, trained by minibatch Adam or SGD with an epoch loop in Python, so that
 progress reporting and stopping stay in Python. Where the design says nothing,
 they do what :class:`sklearn.neural_network.MLPClassifier` does.
+
+Input ``X`` is read by :func:`rnntools._sequences.check_sequences`: a 3-D
+array ``(n, T, F)``, a list of ``(T_i, F)`` arrays, or a 2-D array ``(n, T)`` of
+univariate sequences. ``n_features_in_`` is ``F`` (1 for 2-D input), not
+``X.shape[1]``. When every training sequence has the same length ``T``, a 2-D
+``X`` given later must have ``T`` columns: a 2-D table of another width is far
+more often a transposed or wrong table than a set of longer sequences. Longer
+or shorter sequences are predicted from a 3-D array or a list.
 """
 
-import itertools
 import time
 import warnings
 from numbers import Integral, Real
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context
-from sklearn.exceptions import ConvergenceWarning
+from sklearn.exceptions import ConvergenceWarning, DataConversionWarning
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils import check_random_state, gen_batches
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.class_weight import compute_sample_weight
-from sklearn.utils.multiclass import check_classification_targets, type_of_target
+from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 
-from ._sequences import check_sequences
-from .cells import GATES, expected_shapes, init_params
+from ._sequences import check_sequences, is_sequence_list
+from .cells import GATES, NONLINEARITIES, expected_shapes, init_params
 from .functional import rnn_backward, rnn_forward
 from .optim import AdamOptimizer, SGDOptimizer
 
@@ -40,6 +46,14 @@ def _log_softmax(logits):
     return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
 
 
+def _all_finite(arrays):
+    return all(np.isfinite(a).all() for a in arrays)
+
+
+class _NonFinite(ArithmeticError):
+    """The loss or a gradient of a minibatch is NaN or infinite."""
+
+
 class _BaseRNN(BaseEstimator):
     """Shared parameters, training loop and prediction of the RNN estimators."""
 
@@ -48,6 +62,7 @@ class _BaseRNN(BaseEstimator):
         "hidden_size": [Interval(Integral, 1, None, closed="left")],
         "num_layers": [Interval(Integral, 1, None, closed="left")],
         "bidirectional": ["boolean"],
+        "nonlinearity": [StrOptions(set(NONLINEARITIES))],
         "solver": [StrOptions({"adam", "sgd"})],
         "momentum": [Interval(Real, 0, 1, closed="both")],
         "nesterovs_momentum": ["boolean"],
@@ -75,6 +90,7 @@ class _BaseRNN(BaseEstimator):
         num_layers=1,
         bidirectional=False,
         *,
+        nonlinearity="tanh",
         solver="adam",
         momentum=0.9,
         nesterovs_momentum=True,
@@ -98,6 +114,7 @@ class _BaseRNN(BaseEstimator):
         self.hidden_size = hidden_size
         self.num_layers = num_layers
         self.bidirectional = bidirectional
+        self.nonlinearity = nonlinearity
         self.solver = solver
         self.momentum = momentum
         self.nesterovs_momentum = nesterovs_momentum
@@ -118,26 +135,40 @@ class _BaseRNN(BaseEstimator):
         self.dtype = dtype
 
     # ------------------------------------------------------------ subclasses
-    # _encode_targets(y, first) -> (targets, n_outputs); _head_loss(features,
-    # targets, lengths, weights) -> (loss, d_features); _decision(features,
-    # lengths) -> raw head output; _validation_score(X, lengths, targets).
+    # _encode_targets(y, lengths, first_call, classes) -> (targets, attributes)
+    # _head_loss(logits, targets, lengths, weights, class_weights)
+    #     -> (loss, d_logits, total_weight)
+    # _validation_score(X, lengths, targets, weights) -> float
+    # _n_outputs(attributes) -> int
 
     _per_step = False  # the head reads every step (tagger), not the last state
 
     # ----------------------------------------------------------------- data
     def _check_X(self, X, reset):
+        """Validate ``X``; set nothing.
+
+        Returns
+        -------
+        padded : ndarray of shape (n, T_max, F)
+            In the compute dtype (the ``dtype`` hyperparameter).
+        lengths : int64 ndarray of shape (n,)
+        output_dtype : dtype
+            The dtype of the predictions: float32 for float32 input, else
+            float64, whatever the compute dtype (float32 stays float32).
+        """
         padded, lengths = check_sequences(
             X,
-            dtype=(np.float64, np.float32),
             n_features=None if reset else self.n_features_in_,
+            n_steps=None if reset else getattr(self, "_train_steps", None),
             estimator=self,
         )
-        if reset:
-            self.n_features_in_ = padded.shape[2]
-        return padded.astype(self._compute_dtype(), copy=False), lengths
+        return padded.astype(self._compute_dtype(), copy=False), lengths, padded.dtype
 
     def _compute_dtype(self):
         return np.dtype(self.dtype)
+
+    def __sklearn_is_fitted__(self):
+        return hasattr(self, "params_")
 
     # ----------------------------------------------------------------- model
     def _rnn_params(self, params=None):
@@ -169,6 +200,7 @@ class _BaseRNN(BaseEstimator):
             X,
             self._rnn_params(params),
             self.cell,
+            nonlinearity=self.nonlinearity,
             bidirectional=self.bidirectional,
             lengths=lengths,
             device=self.device,
@@ -205,24 +237,44 @@ class _BaseRNN(BaseEstimator):
     def _head(self, features, params):
         return features @ params[_HEAD_WEIGHT].T + params[_HEAD_BIAS]
 
-    def _loss_and_grads(self, X, lengths, targets, weights, params):
+    def _loss_and_grads(self, X, lengths, targets, weights, class_weights, params):
+        """Loss, gradients and summed weight of one minibatch.
+
+        The loss is the weighted mean over the batch (over its steps for the
+        tagger) plus ``alpha / 2 * ||W||^2 / total_weight``, as in
+        :class:`~sklearn.neural_network.MLPClassifier`, so that an integer
+        sample weight is the same as repeating the sample. A batch whose
+        weights are all zero returns ``grads=None``.
+
+        Raises
+        ------
+        _NonFinite
+            If the loss or a gradient is NaN or infinite (divergence).
+        """
         features, cache = self._features(X, lengths, params)
         logits = self._head(features, params)
-        loss, d_logits = self._head_loss(logits, targets, lengths, weights)
+        loss, d_logits, total_weight = self._head_loss(
+            logits, targets, lengths, weights, class_weights
+        )
+        if total_weight == 0:
+            return 0.0, None, 0.0
+        d_features = (d_logits @ params[_HEAD_WEIGHT]).astype(features.dtype)
+        if not (np.isfinite(loss) and np.isfinite(d_features).all()):
+            raise _NonFinite
         flat_features = features.reshape(-1, features.shape[-1])
         flat_d_logits = d_logits.reshape(-1, d_logits.shape[-1])
-        grads = self._backward_features(
-            cache, (d_logits @ params[_HEAD_WEIGHT]).astype(features.dtype)
-        )
+        grads = self._backward_features(cache, d_features)
         grads[_HEAD_WEIGHT] = flat_d_logits.T @ flat_features
         grads[_HEAD_BIAS] = flat_d_logits.sum(axis=0)
         if self.alpha > 0:
-            n = X.shape[0]
+            scale = self.alpha / total_weight
             for key, value in params.items():
                 if "weight" in key:
-                    loss += 0.5 * self.alpha * float(np.sum(value * value)) / n
-                    grads[key] = grads[key] + (self.alpha / n) * value
-        return loss, grads
+                    loss += 0.5 * scale * float(np.sum(value * value))
+                    grads[key] = grads[key] + (scale * value).astype(value.dtype)
+        if not (np.isfinite(loss) and _all_finite(grads.values())):
+            raise _NonFinite
+        return loss, grads, total_weight
 
     def _predict_raw(self, X, lengths):
         """Head output for every sequence, in batches."""
@@ -237,6 +289,7 @@ class _BaseRNN(BaseEstimator):
 
     def _check_loaded_params(self):
         """Validate ``params_`` set from outside ``fit`` (:func:`load_model`)."""
+        self._check_nonlinearity()
         fan_in = self.hidden_size * (2 if self.bidirectional else 1)
         expected = expected_shapes(
             self.cell,
@@ -245,8 +298,9 @@ class _BaseRNN(BaseEstimator):
             self.num_layers,
             self.bidirectional,
         )
-        expected[_HEAD_WEIGHT] = (self._n_outputs(), fan_in)
-        expected[_HEAD_BIAS] = (self._n_outputs(),)
+        n_outputs = self._n_outputs(self.__dict__)
+        expected[_HEAD_WEIGHT] = (n_outputs, fan_in)
+        expected[_HEAD_BIAS] = (n_outputs,)
         if set(self.params_) != set(expected):
             raise ValueError(
                 f"params_ has keys {sorted(self.params_)}, expected {sorted(expected)}."
@@ -265,6 +319,13 @@ class _BaseRNN(BaseEstimator):
         self._rng = check_random_state(self.random_state)
         self._no_improvement_count = 0
 
+    def _check_nonlinearity(self):
+        if self.nonlinearity != "tanh" and self.cell != "rnn":
+            raise ValueError(
+                f"nonlinearity={self.nonlinearity!r} applies to cell='rnn' only, "
+                f"not cell={self.cell!r}."
+            )
+
     # -------------------------------------------------------------- training
     def _make_optimizer(self, params):
         values = [params[k] for k in sorted(params)]
@@ -280,8 +341,11 @@ class _BaseRNN(BaseEstimator):
         self.n_iter_ = 0
         self.t_ = 0
         self.loss_curve_ = []
+        self._reset_stopping()
+
+    def _reset_stopping(self):
+        """Start the bookkeeping of ``tol`` / ``n_iter_no_change`` afresh."""
         self._no_improvement_count = 0
-        self.best_loss_ = np.inf
         if self.early_stopping:
             self.validation_scores_ = []
             self.best_validation_score_ = -np.inf
@@ -289,86 +353,132 @@ class _BaseRNN(BaseEstimator):
         else:
             self.validation_scores_ = None
             self.best_validation_score_ = None
+            self.best_loss_ = np.inf
+
+    def _class_weights(self, targets, attributes, incremental):
+        """Weight of each encoded class, shape (n_classes,), or None."""
+        return None
 
     def _fit(self, X, y, sample_weight, incremental, classes=None):
+        name = type(self).__name__
+        if y is None:
+            raise ValueError(
+                f"{name} requires y to be passed, but the target y is None."
+            )
+        if incremental and self.early_stopping:
+            raise ValueError(
+                "partial_fit does not support early_stopping=True: it trains one "
+                "epoch per call, with no held-out validation set."
+            )
+        self._check_nonlinearity()
         first_call = not hasattr(self, "params_") or not (
             self.warm_start or incremental
         )
-        X, lengths = self._check_X(X, reset=first_call)
-        targets = self._encode_targets(y, lengths, first_call, classes)
-        weights = _check_sample_weight(sample_weight, X, dtype=np.float64)
-        weights = weights * self._class_sample_weights(targets, lengths)
-        rng = check_random_state(self.random_state)
+        # Validate everything before changing any attribute, so that a call
+        # that fails leaves the estimator as it was.
+        X, lengths, _ = self._check_X(X, reset=first_call)
+        targets, attributes = self._encode_targets(y, lengths, first_call, classes)
+        sample_weight = _check_sample_weight(
+            sample_weight, X, dtype=np.float64, ensure_non_negative=True
+        )
+        class_weights = self._class_weights(targets, attributes, incremental)
+
         if first_call:
-            self._rng = rng
-            self._initialize(self._n_outputs(), rng)
+            self.n_features_in_ = X.shape[2]
+            self._train_steps = (
+                int(lengths[0]) if np.all(lengths == lengths[0]) else None
+            )
+            for key, value in attributes.items():
+                setattr(self, key, value)
+            self._rng = check_random_state(self.random_state)
+            self._initialize(self._n_outputs(attributes), self._rng)
+        elif not incremental or self.best_loss_ is None:
+            self._reset_stopping()
         rng = self._rng
 
         validation = None
-        if self.early_stopping and not incremental:
-            stratify = self._stratify(targets)
-            try:
-                split = train_test_split(
-                    np.arange(X.shape[0]),
-                    random_state=rng.randint(np.iinfo(np.int32).max),
-                    test_size=self.validation_fraction,
-                    stratify=stratify,
-                )
-            except ValueError:  # a class too small to stratify
-                split = train_test_split(
-                    np.arange(X.shape[0]),
-                    random_state=rng.randint(np.iinfo(np.int32).max),
-                    test_size=self.validation_fraction,
-                )
-            train, valid = split
-            if len(train) == 0 or len(valid) == 0:
-                raise ValueError(
-                    f"validation_fraction={self.validation_fraction} leaves an empty "
-                    f"training or validation set for {X.shape[0]} sequences."
-                )
+        if self.early_stopping:
+            train, valid = self._validation_split(targets, rng)
             validation = (
                 X[valid],
                 lengths[valid],
                 self._take(targets, valid),
+                sample_weight[valid],
             )
-            X, lengths, weights = X[train], lengths[train], weights[train]
+            X, lengths, sample_weight = X[train], lengths[train], sample_weight[train]
             targets = self._take(targets, train)
 
-        epochs = 1 if incremental else self.max_iter
+        self._run_epochs(
+            X, lengths, targets, sample_weight, class_weights, validation, incremental
+        )
+        return self
+
+    def _validation_split(self, targets, rng):
+        """Indices of the training and the validation sequences."""
+        n = len(targets)
+        seed = rng.randint(np.iinfo(np.int32).max)
+        # Stratified if every class can be split, else a plain random split.
+        for stratify in (self._stratify(targets), None):
+            try:
+                return train_test_split(
+                    np.arange(n),
+                    random_state=seed,
+                    test_size=self.validation_fraction,
+                    stratify=stratify,
+                )
+            except ValueError:
+                continue
+        raise ValueError(
+            f"validation_fraction={self.validation_fraction} leaves an empty "
+            f"training or validation set for {n} sequences."
+        )
+
+    def _run_epochs(
+        self, X, lengths, targets, weights, class_weights, validation, incremental
+    ):
+        """The epoch loop: minibatch updates, stopping, best-weight restore."""
         params = self.params_
         keys = sorted(params)
-        for _ in range(epochs):
+        values = [params[k] for k in keys]
+        n = X.shape[0]
+        for _ in range(1 if incremental else self.max_iter):
             start = time.perf_counter()
-            order = (
-                rng.permutation(X.shape[0]) if self.shuffle else np.arange(X.shape[0])
-            )
-            total = 0.0
-            for batch in gen_batches(X.shape[0], min(self.batch_size, X.shape[0])):
+            epoch_start = [v.copy() for v in values]
+            order = self._rng.permutation(n) if self.shuffle else np.arange(n)
+            total_loss = 0.0
+            total_weight = 0.0
+            for batch in gen_batches(n, min(self.batch_size, n)):
                 index = order[batch]
                 steps = int(lengths[index].max())
-                loss, grads = self._loss_and_grads(
-                    X[index, :steps],
-                    lengths[index],
-                    self._take(targets, index),
-                    weights[index],
-                    params,
-                )
+                try:  # overflow is reported by _NonFinite, not as warnings
+                    with np.errstate(over="ignore", invalid="ignore"):
+                        loss, grads, batch_weight = self._loss_and_grads(
+                            X[index, :steps],
+                            lengths[index],
+                            self._take(targets, index),
+                            weights[index],
+                            class_weights,
+                            params,
+                        )
+                except _NonFinite:
+                    self._diverged(values, epoch_start)
+                if grads is None:  # all weights zero: as if the batch were absent
+                    continue
                 grad_list = [grads[k] for k in keys]
-                if not np.isfinite(loss) or not all(
-                    np.isfinite(g).all() for g in grad_list
-                ):
-                    raise ValueError(
-                        "Training diverged: the loss or its gradient became "
-                        f"non-finite at epoch {self.n_iter_ + 1}. The parameters "
-                        "were left at their last finite values; try a smaller "
-                        "learning_rate_init or a smaller clip_grad_norm."
-                    )
                 self._clip(grad_list)
-                self._optimizer.update_params([params[k] for k in keys], grad_list)
-                total += loss * len(index)
+                self._optimizer.update_params(values, grad_list)
+                if not _all_finite(values):
+                    self._diverged(values, epoch_start)
+                total_loss += loss * batch_weight
+                total_weight += batch_weight
+            if total_weight == 0:
+                raise ValueError(
+                    "Every training sequence has zero weight (sample_weight times "
+                    "class_weight): there is nothing to fit."
+                )
             self.n_iter_ += 1
-            self.t_ += X.shape[0]
-            epoch_loss = total / X.shape[0]
+            self.t_ += n
+            epoch_loss = total_loss / total_weight
             self.loss_curve_.append(epoch_loss)
             stop = self._update_no_improvement(epoch_loss, validation)
             if self.verbose:
@@ -379,18 +489,30 @@ class _BaseRNN(BaseEstimator):
             if stop:
                 break
         else:
-            if not incremental and self.max_iter > 0:
+            if not incremental:
                 warnings.warn(
                     f"Stochastic optimizer: maximum iterations ({self.max_iter}) "
                     "reached and the optimization hasn't converged yet.",
                     ConvergenceWarning,
-                    stacklevel=4,
+                    stacklevel=5,
                 )
         best_params = self.__dict__.pop("_best_params", None)
-        if self.early_stopping and not incremental and best_params is not None:
+        if best_params is not None:
             self.params_ = best_params
             self._optimizer = self._make_optimizer(self.params_)
-        return self
+
+    def _diverged(self, values, epoch_start):
+        """Restore the epoch's starting parameters and raise."""
+        for value, saved in zip(values, epoch_start, strict=True):
+            value[...] = saved
+        self._optimizer = self._make_optimizer(self.params_)
+        self.__dict__.pop("_best_params", None)
+        raise ValueError(
+            "Training diverged: the loss, its gradient or the updated parameters "
+            f"became non-finite in epoch {self.n_iter_ + 1}. params_ was restored "
+            "to its (finite) values at the start of that epoch. Try a smaller "
+            "learning_rate_init, a clip_grad_norm, or scaling the inputs."
+        ) from None
 
     def _clip(self, grads):
         if self.clip_grad_norm is None:
@@ -414,7 +536,6 @@ class _BaseRNN(BaseEstimator):
                 self._no_improvement_count = 0
             self.best_validation_score_ = max(self.best_validation_score_, score)
         else:
-            self._best_params = None
             if epoch_loss > self.best_loss_ - self.tol:
                 self._no_improvement_count += 1
             else:
@@ -435,9 +556,6 @@ class _BaseRNN(BaseEstimator):
         if isinstance(targets, list):
             return [targets[i] for i in index]
         return targets[index]
-
-    def _class_sample_weights(self, targets, lengths):
-        return np.ones(len(lengths))
 
     def _stratify(self, targets):
         return None
@@ -463,6 +581,7 @@ class _LabelRNN(_BaseRNN):
         num_layers=1,
         bidirectional=False,
         *,
+        nonlinearity="tanh",
         solver="adam",
         momentum=0.9,
         nesterovs_momentum=True,
@@ -488,6 +607,7 @@ class _LabelRNN(_BaseRNN):
             hidden_size=hidden_size,
             num_layers=num_layers,
             bidirectional=bidirectional,
+            nonlinearity=nonlinearity,
             solver=solver,
             momentum=momentum,
             nesterovs_momentum=nesterovs_momentum,
@@ -509,6 +629,79 @@ class _LabelRNN(_BaseRNN):
         )
         self.class_weight = class_weight
 
+    def _n_outputs(self, attributes):
+        return len(attributes["classes_"])
+
+    def _label_encoder_for(self, labels, first_call, classes):
+        """The fitted encoder: new on the first call, else the model's own."""
+        if not first_call:
+            encoder = self._label_encoder
+        else:
+            encoder = LabelEncoder().fit(
+                labels if classes is None else np.asarray(classes)
+            )
+        known = set(encoder.classes_.tolist())
+        unseen = [label for label in np.unique(labels).tolist() if label not in known]
+        if unseen:
+            raise ValueError(
+                f"y contains labels {unseen} that are not in classes_ "
+                f"{encoder.classes_.tolist()}."
+            )
+        return encoder
+
+    def _class_weights(self, targets, attributes, incremental):
+        """Weight of each encoded class, shape (n_classes,), or None.
+
+        ``"balanced"`` gives class ``c`` the weight ``n / (k * n_c)`` over the
+        ``k`` classes present in ``y`` (timesteps for the tagger), as
+        :func:`sklearn.utils.class_weight.compute_sample_weight` does.
+        """
+        if self.class_weight is None:
+            return None
+        classes = attributes["classes_"]
+        if isinstance(self.class_weight, str):
+            if incremental:
+                raise ValueError(
+                    "class_weight='balanced' is not supported by partial_fit, which "
+                    "sees one batch of the data at a time; pass a dict, e.g. from "
+                    "sklearn.utils.class_weight.compute_class_weight on a large "
+                    "enough sample of y."
+                )
+            counts = np.bincount(self._flat_targets(targets), minlength=len(classes))
+            present = counts > 0
+            weights = np.ones(len(classes))
+            weights[present] = counts.sum() / (present.sum() * counts[present])
+            return weights
+        known = set(classes.tolist())
+        unknown = [label for label in self.class_weight if label not in known]
+        if unknown:
+            raise ValueError(
+                f"class_weight has labels {unknown} that are not in classes_ "
+                f"{classes.tolist()}."
+            )
+        weights = np.array(
+            [float(self.class_weight.get(label, 1.0)) for label in classes.tolist()]
+        )
+        if not np.all(np.isfinite(weights)) or np.any(weights < 0):
+            raise ValueError(
+                "class_weight values must be finite and non-negative, got "
+                f"{self.class_weight}."
+            )
+        return weights
+
+    def _partial_fit_labels(self, X, y, classes, sample_weight):
+        if not hasattr(self, "classes_"):
+            if classes is None:
+                raise ValueError("classes must be passed on the first partial_fit.")
+        elif classes is not None and not np.array_equal(
+            np.unique(np.asarray(classes)), self.classes_
+        ):
+            raise ValueError(
+                f"classes={list(classes)} differs from the classes_ of the model, "
+                f"{self.classes_.tolist()}."
+            )
+        return self._fit(X, y, sample_weight, incremental=True, classes=classes)
+
 
 class RNNClassifier(ClassifierMixin, _LabelRNN):
     """Recurrent network classifier: one label per sequence.
@@ -522,13 +715,16 @@ class RNNClassifier(ClassifierMixin, _LabelRNN):
     hidden_size : int, default=64
     num_layers : int, default=1
     bidirectional : bool, default=False
+    nonlinearity : {"tanh", "relu"}, default="tanh"
+        Activation of the Elman cell; ``"relu"`` needs ``cell="rnn"``.
     solver : {"adam", "sgd"}, default="adam"
     momentum : float, default=0.9
         SGD momentum.
     nesterovs_momentum : bool, default=True
     learning_rate_init : float, default=1e-3
     alpha : float, default=0.0
-        L2 penalty on the weights (not the biases).
+        L2 penalty on the weights (not the biases), divided by the summed
+        sample weight of each minibatch as in ``MLPClassifier``.
     batch_size : int, default=32
     max_iter : int, default=200
         Maximum number of epochs.
@@ -542,11 +738,15 @@ class RNNClassifier(ClassifierMixin, _LabelRNN):
     clip_grad_norm : float or None, default=5.0
         Rescale the gradient of each minibatch to at most this global norm.
     class_weight : dict, "balanced" or None, default=None
+        Multiplies the sample weight of each sequence by the weight of its
+        class. ``"balanced"`` is not supported by ``partial_fit``.
     random_state : int, RandomState instance or None, default=None
     verbose : bool, default=False
     warm_start : bool, default=False
+        Continue from the fitted parameters, optimizer state and random stream.
     device : {"cpu", "cuda"}, default="cpu"
     dtype : {"float32", "float64"}, default="float32"
+        Compute dtype and dtype of ``params_``, whatever the dtype of ``X``.
 
     Attributes
     ----------
@@ -555,7 +755,7 @@ class RNNClassifier(ClassifierMixin, _LabelRNN):
         PyTorch ``state_dict`` names plus ``head.weight`` (n_classes, D*H) and
         ``head.bias``.
     n_features_in_ : int
-        Features per timestep.
+        Features per timestep (1 for a 2-D ``X``).
     loss_curve_ : list of float
     validation_scores_ : list of float or None
     best_loss_ : float or None
@@ -569,9 +769,11 @@ class RNNClassifier(ClassifierMixin, _LabelRNN):
         y = np.asarray(y)
         if y.ndim == 2 and y.shape[1] == 1:
             warnings.warn(
-                "A column-vector y was passed when a 1d array was expected.",
-                UserWarning,
-                stacklevel=4,
+                "A column-vector y was passed when a 1d array was expected. "
+                "Please change the shape of y to (n_samples,), for example "
+                "using ravel().",
+                DataConversionWarning,
+                stacklevel=5,
             )
             y = y.ravel()
         if y.ndim != 1:
@@ -579,50 +781,38 @@ class RNNClassifier(ClassifierMixin, _LabelRNN):
         if len(y) != len(lengths):
             raise ValueError(f"X has {len(lengths)} sequences but y has {len(y)}.")
         check_classification_targets(y)
-        if first_call:
-            self._label_encoder = LabelEncoder().fit(
-                y if classes is None else np.asarray(classes)
-            )
-            self.classes_ = self._label_encoder.classes_
-        unseen = np.setdiff1d(np.unique(y), self.classes_)
-        if len(unseen):
-            raise ValueError(
-                f"y contains labels {unseen.tolist()} not in classes_ "
-                f"{self.classes_.tolist()}."
-            )
-        return self._label_encoder.transform(y)
+        encoder = self._label_encoder_for(y, first_call, classes)
+        attributes = {"classes_": encoder.classes_, "_label_encoder": encoder}
+        return encoder.transform(y), attributes
 
-    def _n_outputs(self):
-        return len(self.classes_)
-
-    def _class_sample_weights(self, targets, lengths):
-        if self.class_weight is None:
-            return np.ones(len(targets))
-        if isinstance(self.class_weight, dict):
-            unknown = set(self.class_weight) - set(self.classes_.tolist())
-            if unknown:
-                raise ValueError(
-                    f"class_weight has labels {sorted(unknown, key=str)} that are "
-                    "not in y."
-                )
-        return compute_sample_weight(self.class_weight, self.classes_[targets])
+    @staticmethod
+    def _flat_targets(targets):
+        return targets
 
     def _stratify(self, targets):
         return targets
 
-    def _head_loss(self, logits, targets, lengths, weights):
+    def _head_loss(self, logits, targets, lengths, weights, class_weights):
+        if class_weights is not None:
+            weights = weights * class_weights[targets]
+        total_weight = float(weights.sum())
+        if total_weight == 0:
+            return 0.0, None, 0.0
         log_proba = _log_softmax(logits.astype(np.float64))
-        total_weight = weights.sum()
-        per_sample = -log_proba[np.arange(len(targets)), targets]
-        loss = float(np.dot(weights, per_sample) / total_weight)
+        rows = np.arange(len(targets))
+        loss = float(np.dot(weights, -log_proba[rows, targets]) / total_weight)
         d_logits = np.exp(log_proba)
-        d_logits[np.arange(len(targets)), targets] -= 1.0
+        d_logits[rows, targets] -= 1.0
         d_logits *= (weights / total_weight)[:, None]
-        return loss, d_logits.astype(logits.dtype)
+        return loss, d_logits.astype(logits.dtype), total_weight
 
-    def _validation_score(self, X, lengths, targets):
+    def _validation_score(self, X, lengths, targets, weights):
         raw = self._predict_raw(X, lengths)
-        return accuracy_score(targets, raw.argmax(axis=1))
+        return accuracy_score(
+            targets,
+            raw.argmax(axis=1),
+            sample_weight=weights if weights.any() else None,
+        )
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None):
@@ -655,18 +845,7 @@ class RNNClassifier(ClassifierMixin, _LabelRNN):
         -------
         self
         """
-        if not hasattr(self, "classes_"):
-            if classes is None:
-                raise ValueError("classes must be passed on the first partial_fit.")
-            return self._fit(X, y, sample_weight, incremental=True, classes=classes)
-        if classes is not None and not np.array_equal(
-            np.sort(np.asarray(classes)), self.classes_
-        ):
-            raise ValueError(
-                f"classes={list(classes)} differs from the classes of the first "
-                f"partial_fit, {self.classes_.tolist()}."
-            )
-        return self._fit(X, y, sample_weight, incremental=True)
+        return self._partial_fit_labels(X, y, classes, sample_weight)
 
     def predict_proba(self, X):
         """Class probabilities.
@@ -684,13 +863,14 @@ class RNNClassifier(ClassifierMixin, _LabelRNN):
     def predict_log_proba(self, X):
         """Logarithm of the class probabilities, shape (n, n_classes)."""
         check_is_fitted(self)
-        X, lengths = self._check_X(X, reset=False)
-        return _log_softmax(self._predict_raw(X, lengths).astype(np.float64))
+        X, lengths, output_dtype = self._check_X(X, reset=False)
+        raw = self._predict_raw(X, lengths).astype(np.float64)
+        return _log_softmax(raw).astype(output_dtype)
 
     def predict(self, X):
         """Predicted labels, shape (n,)."""
         check_is_fitted(self)
-        X, lengths = self._check_X(X, reset=False)
+        X, lengths, _ = self._check_X(X, reset=False)
         return self.classes_[self._predict_raw(X, lengths).argmax(axis=1)]
 
 
@@ -713,31 +893,48 @@ class RNNRegressor(RegressorMixin, _BaseRNN):
             raise ValueError(f"y must be 1-D or 2-D, got shape {y.shape}.")
         if len(y) != len(lengths):
             raise ValueError(f"X has {len(lengths)} sequences but y has {len(y)}.")
+        if y.ndim == 2 and y.shape[1] == 0:
+            raise ValueError("y has 0 targets per sequence.")
         if not np.isfinite(y).all():
             raise ValueError("y contains NaN or infinity.")
         if first_call:
-            self._y_ndim = y.ndim
-            self._n_targets = 1 if y.ndim == 1 else y.shape[1]
+            attributes = {
+                "_y_ndim": y.ndim,
+                "_n_targets": 1 if y.ndim == 1 else y.shape[1],
+            }
+        else:
+            attributes = {"_y_ndim": self._y_ndim, "_n_targets": self._n_targets}
         y = y.reshape(len(y), -1)
-        if y.shape[1] != self._n_targets:
+        if y.shape[1] != attributes["_n_targets"]:
             raise ValueError(
                 f"y has {y.shape[1]} targets, the model was fitted with "
-                f"{self._n_targets}."
+                f"{attributes['_n_targets']}."
             )
-        return y.astype(np.float64)
+        return y.astype(np.float64), attributes
 
-    def _n_outputs(self):
-        return self._n_targets
+    def _n_outputs(self, attributes):
+        return attributes["_n_targets"]
 
-    def _head_loss(self, prediction, targets, lengths, weights):
+    def _head_loss(self, prediction, targets, lengths, weights, class_weights):
+        total_weight = float(weights.sum())
+        if total_weight == 0:
+            return 0.0, None, 0.0
         error = prediction.astype(np.float64) - targets
-        total_weight = weights.sum()
         loss = 0.5 * float(np.dot(weights, (error * error).mean(axis=1)) / total_weight)
         d_prediction = error * (weights / total_weight)[:, None] / error.shape[1]
-        return loss, d_prediction.astype(prediction.dtype)
+        return loss, d_prediction.astype(prediction.dtype), total_weight
 
-    def _validation_score(self, X, lengths, targets):
-        return r2_score(targets, self._predict_raw(X, lengths))
+    def _validation_score(self, X, lengths, targets, weights):
+        return r2_score(
+            targets,
+            self._predict_raw(X, lengths),
+            sample_weight=weights if weights.any() else None,
+        )
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        return tags
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None):
@@ -762,8 +959,8 @@ class RNNRegressor(RegressorMixin, _BaseRNN):
     def predict(self, X):
         """Predicted targets, shape (n,) or (n, k) like the ``y`` of ``fit``."""
         check_is_fitted(self)
-        X, lengths = self._check_X(X, reset=False)
-        prediction = self._predict_raw(X, lengths)
+        X, lengths, output_dtype = self._check_X(X, reset=False)
+        prediction = self._predict_raw(X, lengths).astype(output_dtype)
         return prediction.ravel() if self._y_ndim == 1 else prediction
 
 
@@ -774,12 +971,14 @@ class RNNTagger(ClassifierMixin, _LabelRNN):
     when bidirectional), e.g. for next-character prediction or
     fill-in-the-blank. ``y`` holds, for each sequence, an array of as many
     labels as the sequence has steps. Parameters and attributes are those of
-    :class:`RNNClassifier`.
+    :class:`RNNClassifier`; ``class_weight`` weighs each timestep by its
+    label's class, and ``alpha`` is divided by the summed weight of the steps.
     """
 
     _per_step = True
 
-    def _encode_targets(self, y, lengths, first_call, classes=None):
+    def _step_labels(self, y, lengths):
+        """``y`` as a list of 1-D label arrays matching ``lengths``."""
         if isinstance(y, np.ndarray) and y.ndim == 2 and y.dtype != object:
             y = list(y)
         if not hasattr(y, "__len__") or isinstance(y, (str, bytes)):
@@ -795,45 +994,33 @@ class RNNTagger(ClassifierMixin, _LabelRNN):
                     f"({length} labels), got shape {sequence_labels.shape}."
                 )
             labels.append(sequence_labels)
+        return labels
+
+    def _encode_targets(self, y, lengths, first_call, classes=None):
+        labels = self._step_labels(y, lengths)
         flat = np.concatenate(labels)
-        if type_of_target(flat) not in ("binary", "multiclass"):
-            check_classification_targets(flat)
-        if first_call:
-            self._label_encoder = LabelEncoder().fit(
-                flat if classes is None else np.asarray(classes)
-            )
-            self.classes_ = self._label_encoder.classes_
-        unseen = np.setdiff1d(np.unique(flat), self.classes_)
-        if len(unseen):
-            raise ValueError(
-                f"y contains labels {unseen.tolist()} not in classes_ "
-                f"{self.classes_.tolist()}."
-            )
-        return [self._label_encoder.transform(s) for s in labels]
+        check_classification_targets(flat)
+        encoder = self._label_encoder_for(flat, first_call, classes)
+        attributes = {"classes_": encoder.classes_, "_label_encoder": encoder}
+        return [encoder.transform(s) for s in labels], attributes
 
-    def _n_outputs(self):
-        return len(self.classes_)
+    @staticmethod
+    def _flat_targets(targets):
+        return np.concatenate(targets)
 
-    def _class_sample_weights(self, targets, lengths):
-        if self.class_weight is None:
-            return np.ones(len(targets))
-        # A per-sequence weight: the mean class weight of its steps.
-        flat = np.concatenate(targets)
-        step_weights = compute_sample_weight(self.class_weight, self.classes_[flat])
-        bounds = np.cumsum([0, *map(len, targets)])
-        return np.array(
-            [step_weights[a:b].mean() for a, b in itertools.pairwise(bounds)]
-        )
-
-    def _head_loss(self, logits, targets, lengths, weights):
+    def _head_loss(self, logits, targets, lengths, weights, class_weights):
         batch, steps, _ = logits.shape
-        log_proba = _log_softmax(logits.astype(np.float64))
         valid = np.arange(steps) < lengths[:, None]
         label = np.zeros((batch, steps), dtype=np.int64)
         for row, sequence in enumerate(targets):
             label[row, : len(sequence)] = sequence
         step_weight = np.where(valid, weights[:, None], 0.0)
-        total_weight = step_weight.sum()
+        if class_weights is not None:
+            step_weight = step_weight * class_weights[label]
+        total_weight = float(step_weight.sum())
+        if total_weight == 0:
+            return 0.0, None, 0.0
+        log_proba = _log_softmax(logits.astype(np.float64))
         picked = np.take_along_axis(log_proba, label[:, :, None], axis=2)[:, :, 0]
         loss = float(-(step_weight * picked).sum() / total_weight)
         d_logits = np.exp(log_proba)
@@ -844,12 +1031,16 @@ class RNNTagger(ClassifierMixin, _LabelRNN):
             axis=2,
         )
         d_logits *= (step_weight / total_weight)[:, :, None]
-        return loss, d_logits.astype(logits.dtype)
+        return loss, d_logits.astype(logits.dtype), total_weight
 
-    def _validation_score(self, X, lengths, targets):
+    def _validation_score(self, X, lengths, targets, weights):
         raw = self._predict_raw(X, lengths)
         predicted = self._split_steps(raw, lengths, lambda z: z.argmax(axis=-1))
-        return accuracy_score(np.concatenate(targets), np.concatenate(predicted))
+        return accuracy_score(
+            np.concatenate(targets),
+            np.concatenate(predicted),
+            sample_weight=np.repeat(weights, lengths) if weights.any() else None,
+        )
 
     @staticmethod
     def _split_steps(raw_batches, lengths, transform):
@@ -865,6 +1056,13 @@ class RNNTagger(ClassifierMixin, _LabelRNN):
     def fit(self, X, y, sample_weight=None):
         """Fit to sequences ``X`` and per-step labels ``y`` (a list of arrays).
 
+        Parameters
+        ----------
+        X : array-like of shape (n, T, F) or (n, T), or list of (T_i, F) arrays
+        y : list of (T_i,) label arrays, or an array of shape (n, T)
+        sample_weight : array-like of shape (n,), default=None
+            One weight per sequence, applied to each of its steps.
+
         Returns
         -------
         self
@@ -879,41 +1077,59 @@ class RNNTagger(ClassifierMixin, _LabelRNN):
         -------
         self
         """
-        if not hasattr(self, "classes_"):
-            if classes is None:
-                raise ValueError("classes must be passed on the first partial_fit.")
-            return self._fit(X, y, sample_weight, incremental=True, classes=classes)
-        return self._fit(X, y, sample_weight, incremental=True)
+        return self._partial_fit_labels(X, y, classes, sample_weight)
 
     def _per_sequence(self, X, transform):
+        """``transform(head_output, output_dtype)`` of every sequence's steps."""
         check_is_fitted(self)
-        X_checked, lengths = self._check_X(X, reset=False)
+        X_checked, lengths, output_dtype = self._check_X(X, reset=False)
         raw = self._predict_raw(X_checked, lengths)
-        result = self._split_steps(raw, lengths, transform)
-        if not isinstance(X, (list, tuple)):
-            return np.stack(result)
-        return result
+        result = self._split_steps(raw, lengths, lambda z: transform(z, output_dtype))
+        if is_sequence_list(X):
+            return result
+        return np.stack(result)
+
+    @staticmethod
+    def _log_proba(raw, output_dtype):
+        return _log_softmax(raw.astype(np.float64)).astype(output_dtype)
 
     def predict_proba(self, X):
-        """Per-step class probabilities: a list of (T_i, n_classes) arrays (an
-        array (n, T, n_classes) for array input)."""
-        return self._per_sequence(
-            X, lambda z: np.exp(_log_softmax(z.astype(np.float64)))
-        )
+        """Per-step class probabilities: a list of (T_i, n_classes) arrays for a
+        list ``X``, an array (n, T, n_classes) for array input."""
+        return self._per_sequence(X, lambda z, dtype: np.exp(self._log_proba(z, dtype)))
 
     def predict_log_proba(self, X):
         """Logarithm of :meth:`predict_proba`."""
-        return self._per_sequence(X, lambda z: _log_softmax(z.astype(np.float64)))
+        return self._per_sequence(X, self._log_proba)
 
     def predict(self, X):
-        """Per-step labels: a list of (T_i,) arrays (an array (n, T) for array
-        input)."""
-        return self._per_sequence(X, lambda z: self.classes_[z.argmax(axis=-1)])
+        """Per-step labels: a list of (T_i,) arrays for a list ``X``, an array
+        (n, T) for array input."""
+        return self._per_sequence(X, lambda z, dtype: self.classes_[z.argmax(axis=-1)])
 
     def score(self, X, y, sample_weight=None):
-        """Accuracy over all timesteps of all sequences."""
+        """Accuracy over all timesteps of all sequences.
+
+        Parameters
+        ----------
+        X : array-like of shape (n, T, F) or (n, T), or list of (T_i, F) arrays
+        y : list of (T_i,) label arrays, or an array of shape (n, T)
+        sample_weight : array-like of shape (n,), default=None
+            One weight per sequence, applied to each of its steps.
+
+        Returns
+        -------
+        score : float
+        """
         predicted = self.predict(X)
+        lengths = np.array([len(p) for p in predicted])
+        labels = self._step_labels(y, lengths)
+        if sample_weight is not None:
+            sample_weight = np.repeat(
+                _check_sample_weight(sample_weight, lengths), lengths
+            )
         return accuracy_score(
-            np.concatenate([np.asarray(s) for s in y]),
+            np.concatenate(labels),
             np.concatenate(list(predicted)),
+            sample_weight=sample_weight,
         )
