@@ -11,7 +11,6 @@ else cannot run code. A truncated, garbled or edited file is rejected with a
 
 import hashlib
 import json
-import zipfile
 
 import numpy as np
 from sklearn.preprocessing import LabelEncoder
@@ -24,16 +23,27 @@ FORMAT_VERSION = 1
 _CLASSES = {cls.__name__: cls for cls in (RNNClassifier, RNNRegressor, RNNTagger)}
 _META = "__meta__"
 _PARAM_PREFIX = "param/"
-_FITTED_SCALARS = (
-    "n_features_in_",
-    "n_iter_",
-    "t_",
-    "best_loss_",
-    "best_validation_score_",
-    "_y_ndim",
-    "_n_targets",
-)
+# Fitted attributes kept in the JSON, each with the check its value must pass.
+_FITTED_SCALARS = {
+    "n_features_in_": lambda v: _is_int(v) and v >= 1,
+    "n_iter_": lambda v: _is_int(v) and v >= 0,
+    "t_": lambda v: _is_int(v) and v >= 0,
+    "best_loss_": lambda v: v is None or _is_number(v),
+    "best_validation_score_": lambda v: v is None or _is_number(v),
+    "_y_ndim": lambda v: v in (1, 2) and _is_int(v),
+    "_n_targets": lambda v: _is_int(v) and v >= 1,
+    "_train_steps": lambda v: v is None or (_is_int(v) and v >= 1),
+}
 _FITTED_LISTS = ("loss_curve_", "validation_scores_")
+_REQUIRED = ("n_features_in_", "n_iter_", "t_", "loss_curve_")
+
+
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _to_json_value(value):
@@ -142,12 +152,21 @@ def load_model(path):
         unsupported version.
     """
     try:
-        with np.load(path, allow_pickle=False) as archive:
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            raise ValueError("it is a single .npy array, not an .npz archive")
+        with loaded as archive:
             arrays = {name: archive[name] for name in archive.files}
-    except FileNotFoundError:
+    except (FileNotFoundError, IsADirectoryError, PermissionError):
         raise
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as exc:
-        raise _invalid(path, f"it cannot be read as an archive ({exc})") from None
+    except Exception as exc:
+        # Garbled bytes can make zipfile and numpy raise almost anything
+        # (BadZipFile, NotImplementedError for a compression method,
+        # RuntimeError for an "encrypted" flag, zlib or lzma errors, EOFError,
+        # ValueError from a header...): all of it means "not a model file".
+        raise _invalid(
+            path, f"it cannot be read as an archive ({type(exc).__name__}: {exc})"
+        ) from None
     if _META not in arrays:
         raise _invalid(path, "it has no metadata")
     try:
@@ -165,33 +184,55 @@ def load_model(path):
     digest = meta.pop("sha256", None)
     if digest != _digest(arrays, meta):
         raise _invalid(path, "its checksum does not match (the file was altered)")
+    try:
+        return _build(meta, arrays)
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:
+        raise _invalid(path, f"its content is inconsistent ({exc!r})") from None
+
+
+def _build(meta, arrays):
+    """The estimator described by a verified file; raises on any inconsistency."""
     cls = _CLASSES.get(meta.get("estimator"))
     if cls is None:
-        raise _invalid(path, f"unknown estimator {meta.get('estimator')!r}")
-
+        raise ValueError(f"unknown estimator {meta.get('estimator')!r}")
     params = {k: _from_json_value(v) for k, v in meta["params"].items()}
-    try:
-        estimator = cls(**params)
-        estimator._validate_params()
-    except (TypeError, ValueError) as exc:
-        raise _invalid(path, f"its hyperparameters are invalid ({exc})") from None
+    estimator = cls(**params)
+    estimator._validate_params()
     estimator.params_ = {
         name[len(_PARAM_PREFIX) :]: value
         for name, value in arrays.items()
         if name.startswith(_PARAM_PREFIX)
     }
-    for key, value in meta["fitted"].items():
-        if key in _FITTED_SCALARS or key in _FITTED_LISTS:
-            setattr(estimator, key, value)
+    fitted = meta["fitted"]
+    missing = [key for key in _REQUIRED if key not in fitted]
+    if missing:
+        raise ValueError(f"fitted attributes {missing} are missing")
+    for key, value in fitted.items():
+        if key in _FITTED_SCALARS:
+            if not _FITTED_SCALARS[key](value):
+                raise ValueError(f"{key}={value!r} is not valid")
+        elif key in _FITTED_LISTS:
+            if value is not None and not (
+                isinstance(value, list) and all(_is_number(v) for v in value)
+            ):
+                raise ValueError(f"{key} must be a list of numbers")
+        else:
+            raise ValueError(f"unknown fitted attribute {key!r}")
+        setattr(estimator, key, value)
     if "classes_" in arrays:
         classes = arrays["classes_"]
+        if (
+            classes.ndim != 1
+            or classes.dtype.kind not in "biufU"
+            or not np.array_equal(np.unique(classes), classes)
+        ):
+            raise ValueError("classes_ must be a sorted 1-D array of unique labels")
         estimator.classes_ = (
             classes.astype(object) if meta.get("object_classes") else classes
         )
         estimator._label_encoder = LabelEncoder()
         estimator._label_encoder.classes_ = estimator.classes_
-    try:
-        estimator._check_loaded_params()
-    except (AttributeError, ValueError) as exc:
-        raise _invalid(path, str(exc)) from None
+    elif hasattr(estimator, "class_weight"):
+        raise ValueError("classes_ is missing")
+    estimator._check_loaded_params()
     return estimator
