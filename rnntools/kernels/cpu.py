@@ -32,6 +32,28 @@ from .activations import constants, gate_activations, sigmoid, tanh, work_size
 
 
 @njit(**KERNEL_OPTIONS)
+def _split4(row, hidden):
+    """The four gate blocks of an LSTM row, as views.
+
+    Loops index views with ``j`` rather than rows with ``k * hidden + j``:
+    the offset form costs a negative-index check per access that stops
+    vectorisation (measured 1.5-4x slower).
+    """
+    return (
+        row[:hidden],
+        row[hidden : 2 * hidden],
+        row[2 * hidden : 3 * hidden],
+        row[3 * hidden :],
+    )
+
+
+@njit(**KERNEL_OPTIONS)
+def _split3(row, hidden):
+    """The three gate blocks of a GRU row, as views (see :func:`_split4`)."""
+    return row[:hidden], row[hidden : 2 * hidden], row[2 * hidden :]
+
+
+@njit(**KERNEL_OPTIONS)
 def _step_time(s, b, lengths, reverse):
     return lengths[b] - 1 - s if reverse else s
 
@@ -79,20 +101,23 @@ def _lstm_forward_step(
     for b in range(active):
         t = _step_time(s, b, lengths, reverse)
         gates[t, b] = act[b]
-        hp = h_prev[t, b]
-        cp = c_prev[t, b]
+        h_prev[t, b] = h[b]
+        c_prev[t, b] = c[b]
+        i_gate, f_gate, g_gate, _ = _split4(act[b], hidden)
+        c_row = c[b]
         for j in range(hidden):
-            hp[j] = h[b, j]
-            cp[j] = c[b, j]
-            c[b, j] = act[b, hidden + j] * cp[j] + act[b, j] * act[b, 2 * hidden + j]
+            c_row[j] = f_gate[j] * c_row[j] + i_gate[j] * g_gate[j]
     cell_tanh = cell_tanh[:active]
     tanh(c[:active].reshape(active * hidden), cell_tanh.reshape(active * hidden), work)
     for b in range(active):
         t = _step_time(s, b, lengths, reverse)
         tanh_c[t, b] = cell_tanh[b]
+        o_gate = act[b, 3 * hidden :]
+        tc = cell_tanh[b]
+        h_row = h[b]
         for j in range(hidden):
-            h[b, j] = act[b, 3 * hidden + j] * cell_tanh[b, j]
-            out[t, b, out_col + j] = h[b, j]
+            h_row[j] = o_gate[j] * tc[j]
+        out[t, b, out_col : out_col + hidden] = h_row
 
 
 @njit(**KERNEL_OPTIONS)
@@ -152,23 +177,22 @@ def _lstm_backward_step(
     hidden = d_h.shape[1]
     for b in range(active):
         t = _step_time(s, b, lengths, reverse)
-        act = gates[t, b]
+        i_gate, f_gate, g_gate, o_gate = _split4(gates[t, b], hidden)
+        d_i, d_f, d_g, d_o = _split4(step_grads[b], hidden)
         tc = tanh_c[t, b]
         cp = c_prev[t, b]
-        g = step_grads[b]
+        d_out_row = d_out[t, b, out_col : out_col + hidden]
+        d_h_row = d_h[b]
+        d_c_row = d_c[b]
         for j in range(hidden):
-            i_gate = act[j]
-            f_gate = act[hidden + j]
-            g_gate = act[2 * hidden + j]
-            o_gate = act[3 * hidden + j]
-            dh = d_h[b, j] + d_out[t, b, out_col + j]
-            dc = d_c[b, j] + dh * o_gate * (one - tc[j] * tc[j])
-            g[j] = dc * g_gate * i_gate * (one - i_gate)
-            g[hidden + j] = dc * cp[j] * f_gate * (one - f_gate)
-            g[2 * hidden + j] = dc * i_gate * (one - g_gate * g_gate)
-            g[3 * hidden + j] = dh * tc[j] * o_gate * (one - o_gate)
-            d_c[b, j] = dc * f_gate
-        d_gates[t, b] = g
+            dh = d_h_row[j] + d_out_row[j]
+            dc = d_c_row[j] + dh * o_gate[j] * (one - tc[j] * tc[j])
+            d_i[j] = dc * g_gate[j] * i_gate[j] * (one - i_gate[j])
+            d_f[j] = dc * cp[j] * f_gate[j] * (one - f_gate[j])
+            d_g[j] = dc * i_gate[j] * (one - g_gate[j] * g_gate[j])
+            d_o[j] = dh * tc[j] * o_gate[j] * (one - o_gate[j])
+            d_c_row[j] = dc * f_gate[j]
+        d_gates[t, b] = step_grads[b]
     np.dot(step_grads[:active], w_hh, d_h[:active])
 
 
@@ -233,23 +257,26 @@ def _gru_forward_step(
     for b in range(active):
         t = _step_time(s, b, lengths, reverse)
         hn_t = hn[t, b]
-        projected = gates[t, b]
+        projected_n = gates[t, b, 2 * hidden :]
+        recurrent_n = pre[b, 2 * hidden :]
+        r_gate = act[b, :hidden]
+        candidate_row = candidate[b]
         for j in range(hidden):
-            hn_t[j] = pre[b, 2 * hidden + j] + b_hn[j]
-            candidate[b, j] = projected[2 * hidden + j] + act[b, j] * hn_t[j]
+            hn_t[j] = recurrent_n[j] + b_hn[j]
+            candidate_row[j] = projected_n[j] + r_gate[j] * hn_t[j]
     tanh(candidate.reshape(active * hidden), new_gate.reshape(active * hidden), work)
     for b in range(active):
         t = _step_time(s, b, lengths, reverse)
         row = gates[t, b]
-        hp = h_prev[t, b]
+        row[: 2 * hidden] = act[b, : 2 * hidden]
+        row[2 * hidden :] = new_gate[b]
+        h_prev[t, b] = h[b]
+        z_gate = act[b, hidden : 2 * hidden]
+        n_gate = new_gate[b]
+        h_row = h[b]
         for j in range(hidden):
-            n_gate = new_gate[b, j]
-            row[j] = act[b, j]
-            row[hidden + j] = act[b, hidden + j]
-            row[2 * hidden + j] = n_gate
-            hp[j] = h[b, j]
-            h[b, j] = n_gate + act[b, hidden + j] * (hp[j] - n_gate)
-            out[t, b, out_col + j] = h[b, j]
+            h_row[j] = n_gate[j] + z_gate[j] * (h_row[j] - n_gate[j])
+        out[t, b, out_col : out_col + hidden] = h_row
 
 
 @njit(**KERNEL_OPTIONS)
@@ -305,27 +332,27 @@ def _gru_backward_step(
     hidden = d_h.shape[1]
     for b in range(active):
         t = _step_time(s, b, lengths, reverse)
-        act = gates[t, b]
+        r_gate, z_gate, n_gate = _split3(gates[t, b], hidden)
+        d_r_ih, d_z_ih, d_n_ih = _split3(d_gates_ih[t, b], hidden)
+        d_r_hh, d_z_hh, d_n_hh = _split3(step_grads[b], hidden)
         hp = h_prev[t, b]
         hn_t = hn[t, b]
-        g_ih = d_gates_ih[t, b]
-        g_hh = step_grads[b]
+        d_out_row = d_out[t, b, out_col : out_col + hidden]
+        d_h_row = d_h[b]
+        direct = d_h_direct[b]
         for j in range(hidden):
-            r_gate = act[j]
-            z_gate = act[hidden + j]
-            n_gate = act[2 * hidden + j]
-            dh = d_h[b, j] + d_out[t, b, out_col + j]
-            d_n = dh * (one - z_gate) * (one - n_gate * n_gate)
-            d_r = d_n * hn_t[j] * r_gate * (one - r_gate)
-            d_z = dh * (hp[j] - n_gate) * z_gate * (one - z_gate)
-            g_ih[j] = d_r
-            g_ih[hidden + j] = d_z
-            g_ih[2 * hidden + j] = d_n
-            g_hh[j] = d_r
-            g_hh[hidden + j] = d_z
-            g_hh[2 * hidden + j] = d_n * r_gate
-            d_h_direct[b, j] = dh * z_gate
-        d_gates_hh[t, b] = g_hh
+            dh = d_h_row[j] + d_out_row[j]
+            d_n = dh * (one - z_gate[j]) * (one - n_gate[j] * n_gate[j])
+            d_r = d_n * hn_t[j] * r_gate[j] * (one - r_gate[j])
+            d_z = dh * (hp[j] - n_gate[j]) * z_gate[j] * (one - z_gate[j])
+            d_r_ih[j] = d_r
+            d_z_ih[j] = d_z
+            d_n_ih[j] = d_n
+            d_r_hh[j] = d_r
+            d_z_hh[j] = d_z
+            d_n_hh[j] = d_n * r_gate[j]
+            direct[j] = dh * z_gate[j]
+        d_gates_hh[t, b] = step_grads[b]
     np.dot(step_grads[:active], w_hh, d_h[:active])
     for b in range(active):
         for j in range(hidden):
@@ -395,11 +422,9 @@ def _rnn_forward_step(
     for b in range(active):
         t = _step_time(s, b, lengths, reverse)
         gates[t, b] = act[b]
-        hp = h_prev[t, b]
-        for j in range(hidden):
-            hp[j] = h[b, j]
-            h[b, j] = act[b, j]
-            out[t, b, out_col + j] = act[b, j]
+        h_prev[t, b] = h[b]
+        h[b] = act[b]
+        out[t, b, out_col : out_col + hidden] = act[b]
 
 
 @njit(**KERNEL_OPTIONS)
@@ -449,13 +474,15 @@ def _rnn_backward_step(
         t = _step_time(s, b, lengths, reverse)
         act = gates[t, b]
         g = step_grads[b]
+        d_out_row = d_out[t, b, out_col : out_col + hidden]
+        d_h_row = d_h[b]
         if relu:
             for j in range(hidden):
-                dh = d_h[b, j] + d_out[t, b, out_col + j]
+                dh = d_h_row[j] + d_out_row[j]
                 g[j] = dh if act[j] > zero else zero
         else:
             for j in range(hidden):
-                dh = d_h[b, j] + d_out[t, b, out_col + j]
+                dh = d_h_row[j] + d_out_row[j]
                 g[j] = dh * (one - act[j] * act[j])
         d_gates[t, b] = g
     np.dot(step_grads[:active], w_hh, d_h[:active])
