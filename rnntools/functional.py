@@ -9,12 +9,14 @@ order), stacks layers and directions, and calls the one-layer kernels of
 """
 
 import re
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from ._threads import kernel_threads, num_threads, parallel_map
+from ._workspace import POOL
 from .cells import (
     GATES,
     NONLINEARITIES,
@@ -51,6 +53,18 @@ class _BlockCache:
     batch_sizes: np.ndarray  # (T,) int64: sequences longer than each step
     inputs: list = field(default_factory=list)  # per layer: (T, B_k, I_l)
     directions: list = field(default_factory=list)  # per layer: [_DirectionCache]
+    buffers: list = field(default_factory=list)  # every pooled array above
+
+    def empty(self, shape, dtype):
+        """A pooled buffer that goes back to the pool with the cache."""
+        array = POOL.empty(shape, dtype)
+        self.buffers.append(array)
+        return array
+
+    def zeros(self, shape, dtype):
+        array = self.empty(shape, dtype)
+        array.fill(0)
+        return array
 
 
 @dataclass
@@ -270,9 +284,10 @@ def _check_finite_valid(batch_first, lengths, name):
         _check_finite(batch_first[np.arange(steps) < lengths[:, None]], name)
 
 
-def _to_time_major(batch_first, lengths):
-    """``(B, T, F)`` → ``(T, B, F)`` copy with zeros at padded steps."""
-    time_major = np.ascontiguousarray(batch_first.transpose(1, 0, 2))
+def _to_time_major(batch_first, lengths, out):
+    """``(B, T, F)`` → ``out`` of shape ``(T, B, F)``, zeros at padded steps."""
+    time_major = out
+    time_major[...] = batch_first.transpose(1, 0, 2)
     steps = time_major.shape[0]
     if lengths.min() < steps:
         time_major[np.arange(steps)[:, None] >= lengths] = 0
@@ -418,6 +433,7 @@ def rnn_forward(
     final = [np.empty(state_shape, dtype=dtype) for _ in range(num_states)]
     for block, (block_output, block_final) in results:
         cache.blocks.append(block)
+        weakref.finalize(cache, POOL.release, block.buffers)
         output[block.rows] = block_output.transpose(1, 0, 2)
         for part, block_part in zip(final, block_final, strict=True):
             part[:, block.rows] = block_part
@@ -452,11 +468,11 @@ def _forward_block(cache, x_block, rows, states):
         batch_sizes=(lengths > np.arange(steps)[:, None]).sum(axis=1),
     )
     num_dirs = _num_directions(cache.bidirectional)
-    layer_input = _to_time_major(x_block, lengths)
+    layer_input = _to_time_major(
+        x_block, lengths, block.empty((steps, len(rows), x_block.shape[2]), cache.dtype)
+    )
     for layer in range(cache.num_layers):
-        out = np.zeros(
-            (steps, len(rows), num_dirs * cache.hidden_size), dtype=cache.dtype
-        )
+        out = block.zeros((steps, len(rows), num_dirs * cache.hidden_size), cache.dtype)
         saved = []
         for direction, suffix in enumerate(direction_suffixes(cache.bidirectional)):
             index = layer * num_dirs + direction
@@ -481,9 +497,9 @@ def _forward_direction(cache, block, layer, suffix, layer_input, state, out):
     dtype = cache.dtype
     reverse = suffix == "_reverse"
     out_col = hidden if reverse else 0
-    gates = np.empty((steps, batch, width), dtype=dtype)
+    gates = block.empty((steps, batch, width), dtype)
     # Read by the weight-gradient GEMM at padded rows too: must be finite.
-    h_prev = np.zeros((steps, batch, hidden), dtype=dtype)
+    h_prev = block.zeros((steps, batch, hidden), dtype)
     if cache.cell == "gru":  # b_hn stays inside the reset product
         bias = b_ih.copy()
         bias[: 2 * hidden] += b_hh[: 2 * hidden]
@@ -492,8 +508,8 @@ def _forward_direction(cache, block, layer, suffix, layer_input, state, out):
     cpu.input_projection(layer_input, w_ih, bias, gates)
     common = (block.lengths, block.batch_sizes, reverse)
     if cache.cell == "lstm":
-        c_prev = np.empty((steps, batch, hidden), dtype=dtype)
-        tanh_c = np.empty((steps, batch, hidden), dtype=dtype)
+        c_prev = block.empty((steps, batch, hidden), dtype)
+        tanh_c = block.empty((steps, batch, hidden), dtype)
         cpu.lstm_forward_layer(
             w_hh, *common, state[0], state[1], out, out_col,
             gates, h_prev, c_prev, tanh_c,
@@ -501,7 +517,7 @@ def _forward_direction(cache, block, layer, suffix, layer_input, state, out):
         extra = (c_prev, tanh_c)
     elif cache.cell == "gru":
         b_hn = np.ascontiguousarray(b_hh[2 * hidden :])
-        hn = np.empty((steps, batch, hidden), dtype=dtype)
+        hn = block.empty((steps, batch, hidden), dtype)
         cpu.gru_forward_layer(
             w_hh, b_hn, *common, state[0], out, out_col, gates, h_prev, hn,
         )  # fmt: skip
@@ -560,9 +576,12 @@ def rnn_backward(cache, d_output, d_final_state=None):
         )
 
     def run_block(block):
-        d_out = _to_time_major(d_output[block.rows], block.lengths)
+        temporaries = []
+        d_out = POOL.empty((steps, len(block.rows), d_output.shape[2]), dtype)
+        temporaries.append(d_out)
+        _to_time_major(d_output[block.rows], block.lengths, d_out)
         d_states = [np.ascontiguousarray(part[:, block.rows]) for part in d_final]
-        return _backward_block(cache, block, d_out, d_states)
+        return _backward_block(cache, block, d_out, d_states, temporaries)
 
     with kernel_threads():
         results = parallel_map(run_block, cache.blocks)
@@ -570,7 +589,7 @@ def rnn_backward(cache, d_output, d_final_state=None):
     grads = None
     d_x = np.empty((batch, steps, cache.input_size), dtype=dtype)
     d_initial = [np.empty(state_shape, dtype=dtype) for _ in range(num_states)]
-    for block, (block_grads, block_d_x, block_d_states) in zip(
+    for block, (block_grads, block_d_x, block_d_states, temporaries) in zip(
         cache.blocks, results, strict=True
     ):
         if grads is None:
@@ -581,12 +600,13 @@ def rnn_backward(cache, d_output, d_final_state=None):
         d_x[block.rows] = block_d_x.transpose(1, 0, 2)
         for part, block_part in zip(d_initial, block_d_states, strict=True):
             part[:, block.rows] = block_part
+        POOL.release(temporaries)
     grads = {key: grads[key] for key in cache.params}
     d_initial_state = tuple(d_initial) if cache.cell == "lstm" else d_initial[0]
     return grads, d_x, d_initial_state
 
 
-def _backward_block(cache, block, d_out, d_states):
+def _backward_block(cache, block, d_out, d_states, temporaries):
     """BPTT through every layer and direction of one block of sequences.
 
     Parameters
@@ -598,36 +618,42 @@ def _backward_block(cache, block, d_out, d_states):
     d_states : list of ndarray of shape (L*D, B_k, H)
         Gradient of the final ``[h]`` or ``[h, c]``; overwritten with the
         gradient of the initial state.
+    temporaries : list
+        Pooled scratch buffers are appended; the caller releases them.
 
     Returns
     -------
     grads : dict of str to ndarray
     d_x : ndarray of shape (T, B_k, I)
+        A pooled buffer (in ``temporaries``).
     d_states : list of ndarray
+    temporaries : list
     """
     num_dirs = _num_directions(cache.bidirectional)
     grads = {}
     for layer in reversed(range(cache.num_layers)):
         layer_input = block.inputs[layer]
-        d_inp = np.zeros(layer_input.shape, dtype=cache.dtype)
-        d_inp_direction = np.empty(layer_input.shape, dtype=cache.dtype)
+        d_inp = POOL.zeros(layer_input.shape, cache.dtype)
+        d_inp_direction = POOL.empty(layer_input.shape, cache.dtype)
+        temporaries += [d_inp, d_inp_direction]
         for direction, suffix in enumerate(direction_suffixes(cache.bidirectional)):
             index = layer * num_dirs + direction
             d_carry = [np.ascontiguousarray(part[index]) for part in d_states]
             _backward_direction(
                 cache, block, layer, direction, suffix, d_out, d_carry, grads,
-                d_inp_direction,
+                d_inp_direction, temporaries,
             )  # fmt: skip
             d_inp += d_inp_direction
             for part, value in zip(d_states, d_carry, strict=True):
                 part[index] = value
         d_out = d_inp
-    return grads, d_out, d_states
+    return grads, d_out, d_states, temporaries
 
 
 def _backward_direction(
-    cache, block, layer, direction, suffix, d_out, d_carry, grads, d_inp_direction
-):
+    cache, block, layer, direction, suffix, d_out, d_carry, grads, d_inp_direction,
+    temporaries,
+):  # fmt: skip
     """BPTT of one layer and direction; writes its entries of ``grads``."""
     saved = block.directions[layer][direction]
     names = param_names(layer, suffix)
@@ -636,7 +662,8 @@ def _backward_direction(
     reverse = suffix == "_reverse"
     out_col = hidden if reverse else 0
     common = (block.lengths, block.batch_sizes, reverse)
-    d_gates_ih = np.empty_like(saved.gates)
+    d_gates_ih = POOL.empty(saved.gates.shape, cache.dtype)
+    temporaries.append(d_gates_ih)
     d_gates_hh = d_gates_ih
     if cache.cell == "lstm":
         c_prev, tanh_c = saved.extra
@@ -646,7 +673,8 @@ def _backward_direction(
         )  # fmt: skip
     elif cache.cell == "gru":
         (hn,) = saved.extra
-        d_gates_hh = np.empty_like(saved.gates)
+        d_gates_hh = POOL.empty(saved.gates.shape, cache.dtype)
+        temporaries.append(d_gates_hh)
         cpu.gru_backward_layer(
             d_out, out_col, w_hh, saved.gates, saved.h_prev, hn, *common,
             d_carry[0], d_gates_ih, d_gates_hh,
