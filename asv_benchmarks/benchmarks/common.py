@@ -188,7 +188,10 @@ def interleaved_samples(funcs, *, repeats, numbers=None):
     """Time several callables in turn, ``repeats`` rounds.
 
     Interleaving spreads slow drifts (CPU clock, other load) over all of them
-    instead of biasing whichever ran last.
+    instead of biasing whichever ran last. Each sample starts after one
+    untimed call of the same callable: after a switch, the previous library's
+    thread pool may still be spin-waiting on the cores (libgomp spins for
+    milliseconds), and that cost belongs to neither library.
 
     Parameters
     ----------
@@ -209,6 +212,7 @@ def interleaved_samples(funcs, *, repeats, numbers=None):
     for _ in range(repeats):
         for name, func in funcs.items():
             number = numbers.get(name, 1)
+            func()  # untimed: lets the other library's spinning threads settle
             cpu_start = time.process_time()
             start = time.perf_counter()
             for _ in range(number):
