@@ -1,0 +1,101 @@
+"""Blocks of sequences on several threads: the parallel path of ``rnn_forward``.
+
+Small problems run as one block on the calling thread, so the other tests
+rarely reach the multi-block path; here the threshold is lowered so that every
+batch is split, and the results are compared with the references and with
+the single-block path.
+"""
+
+import threading
+
+import numpy as np
+import pytest
+from helpers import (
+    VARIANT_IDS,
+    VARIANTS,
+    assert_results_close,
+    run_naive,
+    run_rnntools,
+)
+from strategies import RNNProblem
+
+import rnntools.functional as functional
+
+# float64 results differ from the reference only by rounding (see
+# test_functional_naive.py for the derivation of 1e-12 relative to the scale).
+RTOL = 1e-12
+
+
+@pytest.fixture
+def many_blocks(monkeypatch):
+    monkeypatch.setattr(functional, "_MIN_FLOPS_PER_BLOCK", 0)
+    monkeypatch.setenv("RNNTOOLS_NUM_THREADS", "3")
+
+
+def ragged_problem(cell, nonlinearity, seed=0):
+    return RNNProblem(
+        cell=cell,
+        nonlinearity=nonlinearity,
+        num_layers=2,
+        bidirectional=True,
+        batch_size=7,
+        seq_len=6,
+        input_size=3,
+        hidden_size=4,
+        lengths=(6, 1, 4, 6, 2, 5, 3),
+        has_initial_state=True,
+        seed=seed,
+    )
+
+
+@pytest.mark.parametrize(("cell", "nonlinearity"), VARIANTS, ids=VARIANT_IDS)
+def test_blocks_match_reference(cell, nonlinearity, many_blocks):
+    problem = ragged_problem(cell, nonlinearity)
+    arrays = problem.make_arrays(np.float64)
+    _, _, cache = functional.rnn_forward(
+        arrays.x, arrays.params, **problem.forward_kwargs(arrays)
+    )
+    assert len(cache.blocks) == 3
+    assert_results_close(
+        run_rnntools(problem, arrays), run_naive(problem, arrays), RTOL
+    )
+
+
+@pytest.mark.parametrize(("cell", "nonlinearity"), VARIANTS, ids=VARIANT_IDS)
+def test_blocks_match_one_block(cell, nonlinearity, monkeypatch):
+    problem = ragged_problem(cell, nonlinearity, seed=1)
+    arrays = problem.make_arrays(np.float32)
+    monkeypatch.setenv("RNNTOOLS_NUM_THREADS", "1")
+    single = run_rnntools(problem, arrays)
+    monkeypatch.setattr(functional, "_MIN_FLOPS_PER_BLOCK", 0)
+    monkeypatch.setenv("RNNTOOLS_NUM_THREADS", "2")
+    split = run_rnntools(problem, arrays)
+    # Per sequence the arithmetic is the same; only the parameter gradients
+    # are summed over blocks in another order (a few float32 ulps).
+    assert_results_close(split, single, 1e-5, floor=1.0)
+
+
+def test_concurrent_calls_from_threads(many_blocks):
+    """Four Python threads at once give the results of serial calls."""
+    problem = ragged_problem("lstm", "tanh", seed=2)
+    arrays = problem.make_arrays(np.float64)
+    expected = run_rnntools(problem, arrays)
+    results = [None] * 4
+    errors = []
+
+    def work(index):
+        try:
+            for _ in range(5):
+                results[index] = run_rnntools(problem, arrays)
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    for result in results:
+        for name, value in expected.items():
+            np.testing.assert_array_equal(result[name], value, err_msg=name)
