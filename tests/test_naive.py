@@ -8,6 +8,7 @@ backward pass is the exact derivative of the forward pass).
 
 import numpy as np
 import pytest
+from helpers import state_arrays, state_from_arrays
 from hypothesis import assume, given
 from naive import make_params, naive_backward, naive_forward, relu_margin, sigmoid
 from strategies import RNNProblem, rnn_problems
@@ -52,16 +53,6 @@ def hard_problem(cell, nonlinearity, seed=0):
         has_initial_state=True,
         seed=seed,
     )
-
-
-def state_arrays(cell, state):
-    """``[h]`` for rnn and gru, ``[h, c]`` for lstm."""
-    return list(state) if cell == "lstm" else [state]
-
-
-def state_from_arrays(cell, arrays):
-    """Inverse of :func:`state_arrays`."""
-    return tuple(arrays) if cell == "lstm" else arrays[0]
 
 
 def state_names(cell):
