@@ -288,12 +288,11 @@ def _check_finite_valid(batch_first, lengths, name):
 
 def _to_time_major(batch_first, lengths, out):
     """``(B, T, F)`` → ``out`` of shape ``(T, B, F)``, zeros at padded steps."""
-    time_major = out
-    time_major[...] = batch_first.transpose(1, 0, 2)
-    steps = time_major.shape[0]
+    out[...] = batch_first.transpose(1, 0, 2)
+    steps = out.shape[0]
     if lengths.min() < steps:
-        time_major[np.arange(steps)[:, None] >= lengths] = 0
-    return time_major
+        out[np.arange(steps)[:, None] >= lengths] = 0
+    return out
 
 
 def _split_batch(lengths, flops_per_step):
