@@ -8,6 +8,7 @@ order), stacks layers and directions, and calls the one-layer kernels of
 :mod:`rnntools.kernels.cpu`, which trust their inputs completely.
 """
 
+import itertools
 import re
 import weakref
 from collections.abc import Mapping
@@ -50,7 +51,7 @@ class _DirectionCache:
 class _BlockCache:
     """One block of sequences, sorted by decreasing length."""
 
-    rows: np.ndarray  # indices into the caller's batch
+    rows: object  # indices into the caller's batch: int array or slice
     lengths: np.ndarray  # (B_k,) int64, decreasing
     batch_sizes: np.ndarray  # (T,) int64: sequences longer than each step
     inputs: list = field(default_factory=list)  # per layer: (T, B_k, I_l)
@@ -298,13 +299,17 @@ def _to_time_major(batch_first, lengths, out):
 def _split_batch(lengths, flops_per_step):
     """Blocks of sequence indices, each sorted by decreasing length.
 
-    Sequences are dealt round-robin in order of decreasing length, so blocks
-    get near-equal work even for ragged batches.
+    Equal lengths give contiguous blocks (slices: cheap to gather and
+    scatter); ragged batches are dealt round-robin in order of decreasing
+    length, so blocks get near-equal work.
     """
-    order = np.argsort(-lengths, kind="stable")
     total_flops = flops_per_step * int(lengths.sum())
     affordable = total_flops // max(_MIN_FLOPS_PER_BLOCK, 1)
     blocks = int(max(1, min(num_threads(), len(lengths), affordable)))
+    if lengths.min() == lengths.max():
+        bounds = np.linspace(0, len(lengths), blocks + 1).astype(int)
+        return [slice(lo, hi) for lo, hi in itertools.pairwise(bounds)]
+    order = np.argsort(-lengths, kind="stable")
     return [order[k::blocks] for k in range(blocks)]
 
 
@@ -423,21 +428,24 @@ def rnn_forward(
     flops = _flops_per_step(cell, input_size, hidden_size, num_layers, bidirectional)
     block_rows = _split_batch(lengths, flops)
 
-    def run_block(rows):
-        block_initial = [np.ascontiguousarray(part[:, rows]) for part in initial]
-        return _forward_block(cache, x[rows], rows, block_initial)
-
-    with kernel_threads():
-        results = parallel_map(run_block, block_rows)
-
     output = np.empty((batch, steps, num_dirs * hidden_size), dtype=dtype)
     final = [np.empty(state_shape, dtype=dtype) for _ in range(num_states)]
-    for block, (block_output, block_final) in results:
-        cache.blocks.append(block)
-        weakref.finalize(cache, POOL.release, block.buffers)
-        output[block.rows] = block_output.transpose(1, 0, 2)
+
+    def run_block(rows):
+        block_initial = [part[:, rows].copy() for part in initial]
+        block, block_output, block_final = _forward_block(
+            cache, x[rows], rows, block_initial
+        )
+        # Scattered here, on the block's own thread, in parallel.
+        output[rows] = block_output.transpose(1, 0, 2)
         for part, block_part in zip(final, block_final, strict=True):
-            part[:, block.rows] = block_part
+            part[:, rows] = block_part
+        return block
+
+    with kernel_threads():
+        cache.blocks = parallel_map(run_block, block_rows)
+    for block in cache.blocks:
+        weakref.finalize(cache, POOL.release, block.buffers)
     final_state = tuple(final) if cell == "lstm" else final[0]
     return output, final_state, cache
 
@@ -450,7 +458,7 @@ def _forward_block(cache, x_block, rows, states):
     cache : ForwardCache
     x_block : ndarray of shape (B_k, T, I)
         The block's inputs, sorted by decreasing length.
-    rows : int ndarray of shape (B_k,)
+    rows : int ndarray of shape (B_k,) or slice
         Their indices in the caller's batch.
     states : list of ndarray of shape (L*D, B_k, H)
         Initial ``[h]`` or ``[h, c]``; overwritten with the final state.
@@ -458,11 +466,12 @@ def _forward_block(cache, x_block, rows, states):
     Returns
     -------
     block : _BlockCache
-    results : tuple
-        ``(output, states)`` with ``output`` of shape (T, B_k, D*H).
+    output : ndarray of shape (T, B_k, D*H)
+        Time-major (a buffer of the block).
+    states : list of ndarray
     """
     steps = cache.steps
-    lengths = cache.lengths[rows]
+    lengths = np.ascontiguousarray(cache.lengths[rows])
     block = _BlockCache(
         rows=rows,
         lengths=lengths,
@@ -470,10 +479,14 @@ def _forward_block(cache, x_block, rows, states):
     )
     num_dirs = _num_directions(cache.bidirectional)
     layer_input = _to_time_major(
-        x_block, lengths, block.empty((steps, len(rows), x_block.shape[2]), cache.dtype)
+        x_block,
+        lengths,
+        block.empty((steps, len(lengths), x_block.shape[2]), cache.dtype),
     )
     for layer in range(cache.num_layers):
-        out = block.zeros((steps, len(rows), num_dirs * cache.hidden_size), cache.dtype)
+        out = block.zeros(
+            (steps, len(lengths), num_dirs * cache.hidden_size), cache.dtype
+        )
         saved = []
         for direction, suffix in enumerate(direction_suffixes(cache.bidirectional)):
             index = layer * num_dirs + direction
@@ -486,7 +499,7 @@ def _forward_block(cache, x_block, rows, states):
         block.inputs.append(layer_input)
         block.directions.append(saved)
         layer_input = out
-    return block, (layer_input, states)
+    return block, layer_input, states
 
 
 def _forward_direction(cache, block, layer, suffix, layer_input, state, out):
@@ -576,32 +589,32 @@ def rnn_backward(cache, d_output, d_final_state=None):
             d_final_state, cache.cell, state_shape, dtype, "d_final_state"
         )
 
-    def run_block(block):
-        temporaries = []
-        d_out = POOL.empty((steps, len(block.rows), d_output.shape[2]), dtype)
-        temporaries.append(d_out)
-        _to_time_major(d_output[block.rows], block.lengths, d_out)
-        d_states = [np.ascontiguousarray(part[:, block.rows]) for part in d_final]
-        return _backward_block(cache, block, d_out, d_states, temporaries)
-
-    with kernel_threads():
-        results = parallel_map(run_block, cache.blocks)
-
-    grads = None
     d_x = np.empty((batch, steps, cache.input_size), dtype=dtype)
     d_initial = [np.empty(state_shape, dtype=dtype) for _ in range(num_states)]
-    for block, (block_grads, block_d_x, block_d_states, temporaries) in zip(
-        cache.blocks, results, strict=True
-    ):
-        if grads is None:
-            grads = block_grads
-        else:
-            for key, value in block_grads.items():
-                grads[key] += value
+
+    def run_block(block):
+        temporaries = []
+        d_out = POOL.empty((steps, len(block.lengths), d_output.shape[2]), dtype)
+        temporaries.append(d_out)
+        _to_time_major(d_output[block.rows], block.lengths, d_out)
+        d_states = [part[:, block.rows].copy() for part in d_final]
+        block_grads, block_d_x, block_d_states = _backward_block(
+            cache, block, d_out, d_states, temporaries
+        )
+        # Scattered here, on the block's own thread, in parallel.
         d_x[block.rows] = block_d_x.transpose(1, 0, 2)
         for part, block_part in zip(d_initial, block_d_states, strict=True):
             part[:, block.rows] = block_part
         POOL.release(temporaries)
+        return block_grads
+
+    with kernel_threads():
+        results = parallel_map(run_block, cache.blocks)
+
+    grads = results[0]
+    for block_grads in results[1:]:  # in block order: deterministic
+        for key, value in block_grads.items():
+            grads[key] += value
     grads = {key: grads[key] for key in cache.params}
     d_initial_state = tuple(d_initial) if cache.cell == "lstm" else d_initial[0]
     return grads, d_x, d_initial_state
@@ -628,7 +641,6 @@ def _backward_block(cache, block, d_out, d_states, temporaries):
     d_x : ndarray of shape (T, B_k, I)
         A pooled buffer (in ``temporaries``).
     d_states : list of ndarray
-    temporaries : list
     """
     num_dirs = _num_directions(cache.bidirectional)
     grads = {}
@@ -648,7 +660,7 @@ def _backward_block(cache, block, d_out, d_states, temporaries):
             for part, value in zip(d_states, d_carry, strict=True):
                 part[index] = value
         d_out = d_inp
-    return grads, d_out, d_states, temporaries
+    return grads, d_out, d_states
 
 
 def _backward_direction(
