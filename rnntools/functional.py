@@ -64,9 +64,15 @@ class _BlockCache:
         self.buffers.append(array)
         return array
 
-    def zeros(self, shape, dtype):
+    def padded(self, shape, dtype):
+        """A pooled ``(T, B_k, ...)`` buffer that is 0 at every padded step.
+
+        The kernels write every active step; only padding needs clearing, so
+        a batch without padding skips the memset.
+        """
         array = self.empty(shape, dtype)
-        array.fill(0)
+        if self.lengths.min() < shape[0]:
+            array.fill(0)
         return array
 
 
@@ -484,7 +490,7 @@ def _forward_block(cache, x_block, rows, states):
         block.empty((steps, len(lengths), x_block.shape[2]), cache.dtype),
     )
     for layer in range(cache.num_layers):
-        out = block.zeros(
+        out = block.padded(
             (steps, len(lengths), num_dirs * cache.hidden_size), cache.dtype
         )
         saved = []
@@ -513,7 +519,7 @@ def _forward_direction(cache, block, layer, suffix, layer_input, state, out):
     out_col = hidden if reverse else 0
     gates = block.empty((steps, batch, width), dtype)
     # Read by the weight-gradient GEMM at padded rows too: must be finite.
-    h_prev = block.zeros((steps, batch, hidden), dtype)
+    h_prev = block.padded((steps, batch, hidden), dtype)
     if cache.cell == "gru":  # b_hn stays inside the reset product
         bias = b_ih.copy()
         bias[: 2 * hidden] += b_hh[: 2 * hidden]
