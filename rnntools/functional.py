@@ -6,13 +6,19 @@ interact inside a network, so no synchronisation is needed), lays each block
 out time-major and sorted by decreasing length (PyTorch's packed-sequence
 order), stacks layers and directions, and calls the one-layer kernels of
 :mod:`rnntools.kernels.cpu`, which trust their inputs completely.
+
+``device="cuda"`` runs the same driver code on one block holding the whole
+batch, with the function-for-function twins in :mod:`rnntools.kernels.cuda`
+and device buffers (a :class:`_Backend` says where buffers live and which
+kernels run); only the inputs and the results cross the bus.
 """
 
 import itertools
 import re
 import weakref
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from types import ModuleType
 
 import numpy as np
 
@@ -38,6 +44,75 @@ _DEVICES = ("cpu", "cuda")
 _MIN_FLOPS_PER_BLOCK = 15_000_000
 
 
+@dataclass(frozen=True)
+class _Backend:
+    """Where buffers live and which kernel module runs on them."""
+
+    name: str
+    kernels: ModuleType  # rnntools.kernels.cpu or rnntools.kernels.cuda
+    scratch: Callable  # (shape, dtype) -> uninitialised buffer, released later
+    scratch_zeros: Callable  # (shape, dtype) -> zero buffer, released later
+    release: Callable  # (list of scratch buffers) -> None
+    new: Callable  # (shape, dtype) -> uninitialised array that is never pooled
+    to_device: Callable  # host ndarray -> kernel array (no copy on the CPU)
+    to_host: Callable  # kernel array -> host ndarray (no copy on the CPU)
+    add_into: Callable  # (destination, source) -> None: destination += source
+
+
+def _add_into(destination, source):
+    np.add(destination, source, out=destination)
+
+
+_CPU = _Backend(
+    name="cpu",
+    kernels=cpu,
+    scratch=POOL.empty,
+    scratch_zeros=POOL.zeros,
+    release=POOL.release,
+    new=np.empty,
+    to_device=np.ascontiguousarray,
+    to_host=np.asarray,
+    add_into=_add_into,
+)
+
+
+def _cuda_backend():
+    """The CUDA backend, or a ``RuntimeError`` saying why there is none."""
+    try:
+        from numba import cuda
+    except ImportError as exc:
+        raise RuntimeError(
+            "device='cuda' needs numba-cuda, which is not installed: "
+            "pip install 'rnntools[cuda]' (or numba-cuda[cu12])."
+        ) from exc
+    if not cuda.is_available():
+        raise RuntimeError(
+            "device='cuda' found no usable GPU: numba-cuda is installed, but "
+            "numba.cuda.is_available() is False (no NVIDIA driver or no CUDA "
+            "device; numba.cuda.detect() prints details). Use device='cpu'."
+        )
+    from .kernels import cuda as kernels
+
+    def nothing(arrays):
+        return None
+
+    return _Backend(
+        name="cuda",
+        kernels=kernels,
+        scratch=kernels.empty,
+        scratch_zeros=kernels.zeros,
+        release=nothing,
+        new=kernels.empty,
+        to_device=kernels.to_device,
+        to_host=kernels.to_host,
+        add_into=kernels.add_into,
+    )
+
+
+def _backend(device):
+    return _CPU if device == "cpu" else _cuda_backend()
+
+
 @dataclass
 class _DirectionCache:
     """What one layer and direction saved for backward (time-major)."""
@@ -51,28 +126,34 @@ class _DirectionCache:
 class _BlockCache:
     """One block of sequences, sorted by decreasing length."""
 
+    backend: _Backend
     rows: object  # indices into the caller's batch: int array or slice
     lengths: np.ndarray  # (B_k,) int64, decreasing
     batch_sizes: np.ndarray  # (T,) int64: sequences longer than each step
+    kernel_lengths: object = None  # ``lengths`` where the kernels run
     inputs: list = field(default_factory=list)  # per layer: (T, B_k, I_l)
     directions: list = field(default_factory=list)  # per layer: [_DirectionCache]
     buffers: list = field(default_factory=list)  # every pooled array above
 
+    def __post_init__(self):
+        self.kernel_lengths = self.backend.to_device(self.lengths)
+
     def empty(self, shape, dtype):
-        """A pooled buffer that goes back to the pool with the cache."""
-        array = POOL.empty(shape, dtype)
+        """A scratch buffer that goes back to the pool with the cache."""
+        array = self.backend.scratch(shape, dtype)
         self.buffers.append(array)
         return array
 
     def padded(self, shape, dtype):
-        """A pooled ``(T, B_k, ...)`` buffer that is 0 at every padded step.
+        """A scratch ``(T, B_k, ...)`` buffer that is 0 at every padded step.
 
         The kernels write every active step; only padding needs clearing, so
         a batch without padding skips the memset.
         """
-        array = self.empty(shape, dtype)
-        if self.lengths.min() < shape[0]:
-            array.fill(0)
+        if self.lengths.min() == shape[0]:
+            return self.empty(shape, dtype)
+        array = self.backend.scratch_zeros(shape, dtype)
+        self.buffers.append(array)
         return array
 
 
@@ -95,6 +176,8 @@ class ForwardCache:
     steps: int
     lengths: np.ndarray  # (B,) int64, the caller's order
     params: dict  # validated, in the compute dtype, the caller's key order
+    backend: _Backend = _CPU
+    kernel_params: dict = None  # ``params`` where the kernels run
     blocks: list = field(default_factory=list)  # [_BlockCache]
 
 
@@ -275,13 +358,8 @@ def _check_state(state, cell, shape, dtype, name):
 
 
 def _check_device(device):
-    if device not in _DEVICES:
+    if not isinstance(device, str) or device not in _DEVICES:
         raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}.")
-    if device == "cuda":
-        raise RuntimeError(
-            "device='cuda' is not available: this version of rnntools has no "
-            "CUDA backend yet. Use device='cpu'."
-        )
 
 
 def _check_finite_valid(batch_first, lengths, name):
@@ -302,8 +380,9 @@ def _to_time_major(batch_first, lengths, out):
     return out
 
 
-def _split_batch(lengths, flops_per_step):
-    """Blocks of sequence indices, each sorted by decreasing length.
+def _split_batch(lengths, flops_per_step, max_blocks):
+    """At most ``max_blocks`` blocks of sequence indices, each sorted by
+    decreasing length.
 
     Equal lengths give contiguous blocks (slices: cheap to gather and
     scatter); ragged batches are dealt round-robin in order of decreasing
@@ -311,7 +390,7 @@ def _split_batch(lengths, flops_per_step):
     """
     total_flops = flops_per_step * int(lengths.sum())
     affordable = total_flops // max(_MIN_FLOPS_PER_BLOCK, 1)
-    blocks = int(max(1, min(num_threads(), len(lengths), affordable)))
+    blocks = int(max(1, min(max_blocks, len(lengths), affordable)))
     if lengths.min() == lengths.max():
         bounds = np.linspace(0, len(lengths), blocks + 1).astype(int)
         return [slice(lo, hi) for lo, hi in itertools.pairwise(bounds)]
@@ -380,7 +459,7 @@ def rnn_forward(
     TypeError, ValueError
         On malformed input, naming the problem.
     RuntimeError
-        For ``device="cuda"`` when the CUDA backend is unavailable.
+        For ``device="cuda"`` without numba-cuda or without a usable GPU.
 
     Notes
     -----
@@ -396,6 +475,7 @@ def rnn_forward(
     """
     _check_cell(cell, nonlinearity)
     _check_device(device)
+    backend = _backend(device)
     if not isinstance(bidirectional, (bool, np.bool_)):
         raise TypeError(
             f"bidirectional must be a bool, got {type(bidirectional).__name__}."
@@ -430,9 +510,13 @@ def rnn_forward(
         steps=steps,
         lengths=lengths,
         params=params,
+        backend=backend,
+        kernel_params={key: backend.to_device(value) for key, value in params.items()},
     )
     flops = _flops_per_step(cell, input_size, hidden_size, num_layers, bidirectional)
-    block_rows = _split_batch(lengths, flops)
+    # One GPU block holds the whole batch; CPU blocks go to threads.
+    max_blocks = num_threads() if backend is _CPU else 1
+    block_rows = _split_batch(lengths, flops, max_blocks)
 
     output = np.empty((batch, steps, num_dirs * hidden_size), dtype=dtype)
     final = [np.empty(state_shape, dtype=dtype) for _ in range(num_states)]
@@ -443,7 +527,7 @@ def rnn_forward(
             cache, x[rows], rows, block_initial
         )
         # Scattered here, on the block's own thread, in parallel.
-        output[rows] = block_output.transpose(1, 0, 2)
+        output[rows] = backend.to_host(block_output).transpose(1, 0, 2)
         for part, block_part in zip(final, block_final, strict=True):
             part[:, rows] = block_part
         return block
@@ -451,7 +535,7 @@ def rnn_forward(
     with kernel_threads():
         cache.blocks = parallel_map(run_block, block_rows)
     for block in cache.blocks:
-        weakref.finalize(cache, POOL.release, block.buffers)
+        weakref.finalize(cache, backend.release, block.buffers)
     final_state = tuple(final) if cell == "lstm" else final[0]
     return output, final_state, cache
 
@@ -477,18 +561,16 @@ def _forward_block(cache, x_block, rows, states):
     states : list of ndarray
     """
     steps = cache.steps
+    backend = cache.backend
     lengths = np.ascontiguousarray(cache.lengths[rows])
     block = _BlockCache(
+        backend=backend,
         rows=rows,
         lengths=lengths,
         batch_sizes=(lengths > np.arange(steps)[:, None]).sum(axis=1),
     )
     num_dirs = _num_directions(cache.bidirectional)
-    layer_input = _to_time_major(
-        x_block,
-        lengths,
-        block.empty((steps, len(lengths), x_block.shape[2]), cache.dtype),
-    )
+    layer_input = _time_major_on(backend, x_block, lengths, block.buffers)
     for layer in range(cache.num_layers):
         out = block.padded(
             (steps, len(lengths), num_dirs * cache.hidden_size), cache.dtype
@@ -496,21 +578,45 @@ def _forward_block(cache, x_block, rows, states):
         saved = []
         for direction, suffix in enumerate(direction_suffixes(cache.bidirectional)):
             index = layer * num_dirs + direction
-            state = [np.ascontiguousarray(part[index]) for part in states]
+            state = [backend.to_device(part[index]) for part in states]
             saved.append(
                 _forward_direction(cache, block, layer, suffix, layer_input, state, out)
             )
             for part, value in zip(states, state, strict=True):
-                part[index] = value
+                part[index] = backend.to_host(value)
         block.inputs.append(layer_input)
         block.directions.append(saved)
         layer_input = out
     return block, layer_input, states
 
 
+def _time_major_on(backend, batch_first, lengths, buffers):
+    """``(B, T, F)`` host array → time-major ``(T, B, F)`` kernel array.
+
+    The host staging buffer is the kernel array itself on the CPU (appended to
+    ``buffers``, released with them); on a GPU it is copied and released.
+    """
+    steps, features = batch_first.shape[1], batch_first.shape[2]
+    host = _to_time_major(
+        batch_first,
+        lengths,
+        POOL.empty((steps, len(lengths), features), batch_first.dtype),
+    )
+    array = backend.to_device(host)
+    if array is host:
+        buffers.append(host)
+    else:
+        POOL.release([host])
+    return array
+
+
 def _forward_direction(cache, block, layer, suffix, layer_input, state, out):
     """Run one layer and direction; ``state`` is updated to the final state."""
-    w_ih, w_hh, b_ih, b_hh = (cache.params[name] for name in param_names(layer, suffix))
+    names = param_names(layer, suffix)
+    _, _, b_ih, b_hh = (cache.params[name] for name in names)
+    w_ih, w_hh = (cache.kernel_params[name] for name in names[:2])
+    kernels = cache.backend.kernels
+    to_device = cache.backend.to_device
     steps, batch, _ = layer_input.shape
     hidden = cache.hidden_size
     width = GATES[cache.cell] * hidden
@@ -525,25 +631,25 @@ def _forward_direction(cache, block, layer, suffix, layer_input, state, out):
         bias[: 2 * hidden] += b_hh[: 2 * hidden]
     else:
         bias = b_ih + b_hh
-    cpu.input_projection(layer_input, w_ih, bias, gates)
-    common = (block.lengths, block.batch_sizes, reverse)
+    kernels.input_projection(layer_input, w_ih, to_device(bias), gates)
+    common = (block.kernel_lengths, block.batch_sizes, reverse)
     if cache.cell == "lstm":
         c_prev = block.empty((steps, batch, hidden), dtype)
         tanh_c = block.empty((steps, batch, hidden), dtype)
-        cpu.lstm_forward_layer(
+        kernels.lstm_forward_layer(
             w_hh, *common, state[0], state[1], out, out_col,
             gates, h_prev, c_prev, tanh_c,
         )  # fmt: skip
         extra = (c_prev, tanh_c)
     elif cache.cell == "gru":
-        b_hn = np.ascontiguousarray(b_hh[2 * hidden :])
+        b_hn = to_device(b_hh[2 * hidden :])
         hn = block.empty((steps, batch, hidden), dtype)
-        cpu.gru_forward_layer(
+        kernels.gru_forward_layer(
             w_hh, b_hn, *common, state[0], out, out_col, gates, h_prev, hn,
         )  # fmt: skip
         extra = (hn,)
     else:
-        cpu.rnn_forward_layer(
+        kernels.rnn_forward_layer(
             w_hh, cache.relu, *common, state[0], out, out_col, gates, h_prev,
         )  # fmt: skip
         extra = ()
@@ -598,21 +704,23 @@ def rnn_backward(cache, d_output, d_final_state=None):
     d_x = np.empty((batch, steps, cache.input_size), dtype=dtype)
     d_initial = [np.empty(state_shape, dtype=dtype) for _ in range(num_states)]
 
+    backend = cache.backend
+
     def run_block(block):
         temporaries = []
-        d_out = POOL.empty((steps, len(block.lengths), d_output.shape[2]), dtype)
-        temporaries.append(d_out)
-        _to_time_major(d_output[block.rows], block.lengths, d_out)
+        d_out = _time_major_on(
+            backend, d_output[block.rows], block.lengths, temporaries
+        )
         d_states = [part[:, block.rows].copy() for part in d_final]
         block_grads, block_d_x, block_d_states = _backward_block(
             cache, block, d_out, d_states, temporaries
         )
         # Scattered here, on the block's own thread, in parallel.
-        d_x[block.rows] = block_d_x.transpose(1, 0, 2)
+        d_x[block.rows] = backend.to_host(block_d_x).transpose(1, 0, 2)
         for part, block_part in zip(d_initial, block_d_states, strict=True):
             part[:, block.rows] = block_part
-        POOL.release(temporaries)
-        return block_grads
+        backend.release(temporaries)
+        return {key: backend.to_host(value) for key, value in block_grads.items()}
 
     with kernel_threads():
         results = parallel_map(run_block, cache.blocks)
@@ -649,22 +757,23 @@ def _backward_block(cache, block, d_out, d_states, temporaries):
     d_states : list of ndarray
     """
     num_dirs = _num_directions(cache.bidirectional)
+    backend = cache.backend
     grads = {}
     for layer in reversed(range(cache.num_layers)):
         layer_input = block.inputs[layer]
-        d_inp = POOL.zeros(layer_input.shape, cache.dtype)
-        d_inp_direction = POOL.empty(layer_input.shape, cache.dtype)
+        d_inp = backend.scratch_zeros(layer_input.shape, cache.dtype)
+        d_inp_direction = backend.scratch(layer_input.shape, cache.dtype)
         temporaries += [d_inp, d_inp_direction]
         for direction, suffix in enumerate(direction_suffixes(cache.bidirectional)):
             index = layer * num_dirs + direction
-            d_carry = [np.ascontiguousarray(part[index]) for part in d_states]
+            d_carry = [backend.to_device(part[index]) for part in d_states]
             _backward_direction(
                 cache, block, layer, direction, suffix, d_out, d_carry, grads,
                 d_inp_direction, temporaries,
             )  # fmt: skip
-            d_inp += d_inp_direction
+            backend.add_into(d_inp, d_inp_direction)
             for part, value in zip(d_states, d_carry, strict=True):
-                part[index] = value
+                part[index] = backend.to_host(value)
         d_out = d_inp
     return grads, d_out, d_states
 
@@ -676,36 +785,38 @@ def _backward_direction(
     """BPTT of one layer and direction; writes its entries of ``grads``."""
     saved = block.directions[layer][direction]
     names = param_names(layer, suffix)
-    w_ih, w_hh = cache.params[names[0]], cache.params[names[1]]
+    w_ih, w_hh = (cache.kernel_params[name] for name in names[:2])
+    backend = cache.backend
+    kernels = backend.kernels
     hidden = cache.hidden_size
     reverse = suffix == "_reverse"
     out_col = hidden if reverse else 0
-    common = (block.lengths, block.batch_sizes, reverse)
-    d_gates_ih = POOL.empty(saved.gates.shape, cache.dtype)
+    common = (block.kernel_lengths, block.batch_sizes, reverse)
+    d_gates_ih = backend.scratch(saved.gates.shape, cache.dtype)
     temporaries.append(d_gates_ih)
     d_gates_hh = d_gates_ih
     if cache.cell == "lstm":
         c_prev, tanh_c = saved.extra
-        cpu.lstm_backward_layer(
+        kernels.lstm_backward_layer(
             d_out, out_col, w_hh, saved.gates, c_prev, tanh_c, *common,
             d_carry[0], d_carry[1], d_gates_ih,
         )  # fmt: skip
     elif cache.cell == "gru":
         (hn,) = saved.extra
-        d_gates_hh = POOL.empty(saved.gates.shape, cache.dtype)
+        d_gates_hh = backend.scratch(saved.gates.shape, cache.dtype)
         temporaries.append(d_gates_hh)
-        cpu.gru_backward_layer(
+        kernels.gru_backward_layer(
             d_out, out_col, w_hh, saved.gates, saved.h_prev, hn, *common,
             d_carry[0], d_gates_ih, d_gates_hh,
         )  # fmt: skip
     else:
-        cpu.rnn_backward_layer(
+        kernels.rnn_backward_layer(
             d_out, out_col, w_hh, saved.gates, cache.relu, *common,
             d_carry[0], d_gates_ih,
         )  # fmt: skip
     for name in names:
-        grads[name] = np.empty(cache.params[name].shape, dtype=cache.dtype)
-    cpu.layer_param_grads(
+        grads[name] = backend.new(cache.params[name].shape, cache.dtype)
+    kernels.layer_param_grads(
         block.inputs[layer], saved.h_prev, w_ih, d_gates_ih, d_gates_hh,
         *(grads[name] for name in names), d_inp_direction,
     )  # fmt: skip

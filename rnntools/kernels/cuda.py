@@ -1,0 +1,714 @@
+"""``@cuda.jit`` kernels and their host drivers: the GPU twin of :mod:`.cpu`.
+
+Every public function here has the name, arguments and meaning of its
+counterpart in :mod:`rnntools.kernels.cpu` (``input_projection``,
+``lstm_forward_layer``, ``lstm_backward_layer``, ..., ``layer_param_grads``),
+with device arrays in place of NumPy arrays, so :mod:`rnntools.functional`
+drives both with the same code. Like the CPU kernels they validate nothing.
+
+Layout and conventions are the CPU's: time-major C-contiguous ``(T, B, .)``
+buffers, the batch sorted by decreasing length, ``batch_sizes[s]`` (a host
+array) active sequences at step ``s``, and step ``s`` of sequence ``b`` at time
+``t = s`` forwards or ``t = lengths[b] - 1 - s`` in reverse.
+
+Strategy:
+
+- :func:`input_projection` and :func:`layer_param_grads` are tiled
+  shared-memory GEMMs (:func:`_gemm`) over all ``T * B`` rows at once.
+- Each forward step is *one* kernel launch: thread ``(j, b)`` computes hidden
+  unit ``j`` of sequence ``b`` -- the recurrent products of its ``G`` gate rows
+  (the state row of ``b`` staged through shared memory), then the gates, the
+  cell and the new state. The state is double-buffered (threads read the whole
+  previous row of ``h``), so no grid-wide synchronisation is needed.
+- Each backward step is one launch too, the mirror image: thread ``(j, b)``
+  first finishes ``dL/dh`` of its unit with the recurrent product of the
+  *later* step's gate gradients (``d_gates[t+1] @ w_hh``, already complete),
+  then does the pointwise gate backward. One last launch
+  (:func:`_initial_state_grad`) applies the recurrent product to step 0.
+- Data stays on the device across the time loop and across layers; only the
+  inputs and the results cross the bus (:mod:`rnntools.functional` does that).
+
+Kernels are compiled lazily, on first launch, for the dtypes they meet
+(float32 or float64); :data:`SIGNATURES` lists the argument types the drivers
+launch them with, and the test suite compiles every one to PTX
+(``cuda.compile_ptx``) without a GPU. Typed constants come from
+``array.dtype.type`` so float32 code never meets a float64 literal.
+"""
+
+import math
+
+import numpy as np
+from numba import cuda, types
+
+#: Largest thread-block edge of the step kernels along hidden units; also the
+#: width of their shared-memory staging tile.
+STEP_TILE = 32
+#: Thread-block edge along sequences of the step kernels.
+STEP_ROWS = 8
+#: Edge of the square GEMM thread block and shared-memory tiles.
+GEMM_TILE = 16
+#: Threads per block of the one-dimensional elementwise kernels.
+FLAT_THREADS = 256
+
+_KERNEL = {"cache": True}
+_DEVICE = {"device": True, "cache": True}
+
+
+# ------------------------------------------------------------------ helpers
+
+
+@cuda.jit(**_DEVICE)
+def _step_time(s, b, lengths, reverse):
+    return lengths[b] - 1 - s if reverse else s
+
+
+@cuda.jit(**_DEVICE)
+def _gate_products(h, b, row_ok, w_hh_t, j, acc):
+    """``acc[q] = sum_k h[b, k] * w_hh_t[k, q * H + j]`` for every gate ``q``.
+
+    ``h[b]`` is staged through shared memory one tile at a time. Every thread
+    of the block must call it (it synchronises); ``row_ok`` says whether this
+    thread's row ``b`` takes part.
+    """
+    tile = cuda.shared.array((STEP_ROWS, STEP_TILE), dtype=h.dtype)
+    hidden = h.shape[1]
+    num_gates = acc.shape[0]
+    tx = cuda.threadIdx.x
+    ty = cuda.threadIdx.y
+    chunk = cuda.blockDim.x
+    for q in range(num_gates):
+        acc[q] = 0
+    for k0 in range(0, hidden, chunk):
+        k = k0 + tx
+        if row_ok and k < hidden:
+            tile[ty, tx] = h[b, k]
+        cuda.syncthreads()
+        if row_ok and j < hidden:
+            for kk in range(min(chunk, hidden - k0)):
+                value = tile[ty, kk]
+                for q in range(num_gates):
+                    acc[q] += value * w_hh_t[k0 + kk, q * hidden + j]
+        cuda.syncthreads()
+
+
+@cuda.jit(**_DEVICE)
+def _recurrent_grad(d_gates, t, b, row_ok, w_hh, j):
+    """``sum_g d_gates[t, b, g] * w_hh[g, j]``, the row staged in shared memory.
+
+    Every thread of the block must call it (it synchronises).
+    """
+    tile = cuda.shared.array((STEP_ROWS, STEP_TILE), dtype=d_gates.dtype)
+    width, hidden = w_hh.shape
+    tx = cuda.threadIdx.x
+    ty = cuda.threadIdx.y
+    chunk = cuda.blockDim.x
+    acc = d_gates.dtype.type(0)
+    for g0 in range(0, width, chunk):
+        g = g0 + tx
+        if row_ok and g < width:
+            tile[ty, tx] = d_gates[t, b, g]
+        cuda.syncthreads()
+        if row_ok and j < hidden:
+            for gg in range(min(chunk, width - g0)):
+                acc += tile[ty, gg] * w_hh[g0 + gg, j]
+        cuda.syncthreads()
+    return acc
+
+
+def _step_grid(active, hidden):
+    """Launch shape of a step kernel over ``active`` sequences."""
+    threads_j = min(STEP_TILE, 1 << max(0, (hidden - 1).bit_length()))
+    threads_b = min(STEP_ROWS, 1 << max(0, (active - 1).bit_length()))
+    blocks = (-(-hidden // threads_j), -(-active // threads_b))
+    return blocks, (threads_j, threads_b)
+
+
+def _flat_grid(size):
+    return max(1, -(-size // FLAT_THREADS)), FLAT_THREADS
+
+
+# ----------------------------------------------------------- array helpers
+
+
+@cuda.jit(**_KERNEL)
+def _fill_zero(flat):
+    i = cuda.grid(1)
+    if i < flat.shape[0]:
+        flat[i] = 0
+
+
+@cuda.jit(**_KERNEL)
+def _add_into(flat, other):
+    i = cuda.grid(1)
+    if i < flat.shape[0]:
+        flat[i] += other[i]
+
+
+@cuda.jit(**_KERNEL)
+def _transpose(source, destination):
+    j, i = cuda.grid(2)
+    if i < source.shape[0] and j < source.shape[1]:
+        destination[j, i] = source[i, j]
+
+
+@cuda.jit(**_KERNEL)
+def _take_final(state, other, lengths):
+    """``state[b] = other[b]`` where the last step of ``b`` wrote ``other``."""
+    j, b = cuda.grid(2)
+    if b < state.shape[0] and j < state.shape[1] and lengths[b] % 2 == 1:
+        state[b, j] = other[b, j]
+
+
+@cuda.jit(**_KERNEL)
+def _zero_padding(buffer, lengths):
+    """Set ``buffer[t, b] = 0`` for ``t >= lengths[b]``."""
+    j, row = cuda.grid(2)
+    steps, batch, width = buffer.shape
+    if row < steps * batch and j < width:
+        t = row // batch
+        b = row - t * batch
+        if t >= lengths[b]:
+            buffer[t, b, j] = 0
+
+
+@cuda.jit(**_KERNEL)
+def _column_sums(matrix, out):
+    """``out[j] = matrix[:, j].sum()``."""
+    j = cuda.grid(1)
+    if j < matrix.shape[1]:
+        acc = matrix.dtype.type(0)
+        for r in range(matrix.shape[0]):
+            acc += matrix[r, j]
+        out[j] = acc
+
+
+def empty(shape, dtype):
+    """An uninitialised device array."""
+    return cuda.device_array(shape, dtype=dtype)
+
+
+def zeros(shape, dtype):
+    """A zero-filled device array."""
+    array = cuda.device_array(shape, dtype=dtype)
+    flat = array.reshape(array.size)
+    _fill_zero[_flat_grid(array.size)](flat)
+    return array
+
+
+def add_into(destination, source):
+    """``destination += source`` for device arrays of one shape."""
+    size = destination.size
+    _add_into[_flat_grid(size)](destination.reshape(size), source.reshape(size))
+
+
+def to_device(array):
+    """A device copy of a host array (made C-contiguous first)."""
+    return cuda.to_device(np.ascontiguousarray(array))
+
+
+def to_host(array):
+    """A host copy of a device array."""
+    return array.copy_to_host()
+
+
+def _transposed(matrix):
+    rows, cols = matrix.shape
+    out = cuda.device_array((cols, rows), dtype=matrix.dtype)
+    grid = (-(-cols // GEMM_TILE), -(-rows // GEMM_TILE))
+    _transpose[grid, (GEMM_TILE, GEMM_TILE)](matrix, out)
+    return out
+
+
+def _take_final_state(state, other, lengths):
+    batch, hidden = state.shape
+    grid = (-(-hidden // GEMM_TILE), -(-batch // GEMM_TILE))
+    _take_final[grid, (GEMM_TILE, GEMM_TILE)](state, other, lengths)
+
+
+def _zero_padding_of(buffer, lengths):
+    steps, batch, width = buffer.shape
+    grid = (-(-width // GEMM_TILE), -(-(steps * batch) // GEMM_TILE))
+    _zero_padding[grid, (GEMM_TILE, GEMM_TILE)](buffer, lengths)
+
+
+# ------------------------------------------------------------------- GEMM
+
+
+@cuda.jit(**_KERNEL)
+def _gemm(a, b, bias, c, transpose_a, transpose_b, add_bias):
+    """``c = op(a) @ op(b) (+ bias)``, with ``op`` an optional transpose.
+
+    ``c`` is ``(M, N)``; ``op(a)`` is ``(M, K)``, ``op(b)`` is ``(K, N)``;
+    ``bias`` is ``(N,)`` (read only when ``add_bias``). Square thread blocks of
+    at most :data:`GEMM_TILE` threads a side; each stages one tile of ``a`` and
+    one of ``b`` in shared memory per step along ``K``.
+    """
+    tile_a = cuda.shared.array((GEMM_TILE, GEMM_TILE), dtype=c.dtype)
+    tile_b = cuda.shared.array((GEMM_TILE, GEMM_TILE), dtype=c.dtype)
+    tx = cuda.threadIdx.x
+    ty = cuda.threadIdx.y
+    size = cuda.blockDim.x
+    col = cuda.blockIdx.x * size + tx
+    row = cuda.blockIdx.y * size + ty
+    rows, cols = c.shape
+    depth = a.shape[0] if transpose_a else a.shape[1]
+    zero = c.dtype.type(0)
+    acc = zero
+    for k0 in range(0, depth, size):
+        ka = k0 + tx
+        value = zero
+        if row < rows and ka < depth:
+            value = a[ka, row] if transpose_a else a[row, ka]
+        tile_a[ty, tx] = value
+        kb = k0 + ty
+        value = zero
+        if kb < depth and col < cols:
+            value = b[col, kb] if transpose_b else b[kb, col]
+        tile_b[ty, tx] = value
+        cuda.syncthreads()
+        for kk in range(size):
+            acc += tile_a[ty, kk] * tile_b[kk, tx]
+        cuda.syncthreads()
+    if row < rows and col < cols:
+        if add_bias:
+            acc += bias[col]
+        c[row, col] = acc
+
+
+def _matmul(a, b, c, transpose_a=False, transpose_b=False, bias=None):
+    rows, cols = c.shape
+    tile = GEMM_TILE
+    grid = (-(-cols // tile), -(-rows // tile))
+    add_bias = bias is not None
+    _gemm[grid, (tile, tile)](
+        a, b, bias if add_bias else c[0], c, transpose_a, transpose_b, add_bias
+    )
+
+
+def input_projection(inp, w_ih, bias, gates):
+    """``gates[t, b] = w_ih @ inp[t, b] + bias`` for all timesteps in one GEMM.
+
+    Parameters
+    ----------
+    inp : device array of shape (T, B, I)
+    w_ih : device array of shape (G*H, I)
+    bias : device array of shape (G*H,)
+    gates : device array of shape (T, B, G*H)
+        Output.
+    """
+    steps, batch, features = inp.shape
+    rows = steps * batch
+    _matmul(
+        inp.reshape(rows, features),
+        w_ih,
+        gates.reshape(rows, gates.shape[2]),
+        transpose_b=True,
+        bias=bias,
+    )
+
+
+# --------------------------------------------------------------------- LSTM
+
+
+@cuda.jit(**_KERNEL)
+def _lstm_forward_step(
+    s, active, lengths, reverse, w_hh_t, h, h_next, c, out, out_col,
+    gates, h_prev, c_prev, tanh_c,
+):  # fmt: skip
+    j, b = cuda.grid(2)
+    hidden = h.shape[1]
+    row_ok = b < active
+    acc = cuda.local.array(4, dtype=gates.dtype)
+    _gate_products(h, b, row_ok, w_hh_t, j, acc)
+    if not row_ok or j >= hidden:
+        return
+    one = gates.dtype.type(1)
+    t = _step_time(s, b, lengths, reverse)
+    row = gates[t, b]
+    i_gate = one / (one + math.exp(-(acc[0] + row[j])))
+    f_gate = one / (one + math.exp(-(acc[1] + row[hidden + j])))
+    g_gate = math.tanh(acc[2] + row[2 * hidden + j])
+    o_gate = one / (one + math.exp(-(acc[3] + row[3 * hidden + j])))
+    row[j] = i_gate
+    row[hidden + j] = f_gate
+    row[2 * hidden + j] = g_gate
+    row[3 * hidden + j] = o_gate
+    h_prev[t, b, j] = h[b, j]
+    c_old = c[b, j]
+    c_prev[t, b, j] = c_old
+    c_new = f_gate * c_old + i_gate * g_gate
+    c[b, j] = c_new
+    tc = math.tanh(c_new)
+    tanh_c[t, b, j] = tc
+    h_new = o_gate * tc
+    h_next[b, j] = h_new
+    out[t, b, out_col + j] = h_new
+
+
+def lstm_forward_layer(
+    w_hh, lengths, batch_sizes, reverse, h, c, out, out_col,
+    gates, h_prev, c_prev, tanh_c,
+):  # fmt: skip
+    """LSTM time loop over one layer and direction: one launch per step.
+
+    Arguments as in :func:`rnntools.kernels.cpu.lstm_forward_layer`, as device
+    arrays, except ``batch_sizes``, a host int64 array (it sizes the grids).
+    """
+    w_hh_t = _transposed(w_hh)
+    buffers = (h, cuda.device_array_like(h))
+    hidden = h.shape[1]
+    for s in range(gates.shape[0]):
+        active = int(batch_sizes[s])
+        if active == 0:
+            break
+        grid, block = _step_grid(active, hidden)
+        _lstm_forward_step[grid, block](
+            s, active, lengths, reverse, w_hh_t, buffers[s % 2],
+            buffers[(s + 1) % 2], c, out, out_col, gates, h_prev, c_prev, tanh_c,
+        )  # fmt: skip
+    _take_final_state(h, buffers[1], lengths)
+
+
+@cuda.jit(**_KERNEL)
+def _lstm_backward_step(
+    s, active, lengths, reverse, w_hh, d_out, out_col, gates, c_prev, tanh_c,
+    d_h, d_c, d_gates,
+):  # fmt: skip
+    j, b = cuda.grid(2)
+    hidden = d_h.shape[1]
+    row_ok = b < active
+    later = row_ok and s + 1 < lengths[b]
+    t_later = _step_time(s + 1, b, lengths, reverse) if later else 0
+    recurrent = _recurrent_grad(d_gates, t_later, b, later, w_hh, j)
+    if not row_ok or j >= hidden:
+        return
+    one = gates.dtype.type(1)
+    t = _step_time(s, b, lengths, reverse)
+    row = gates[t, b]
+    i_gate = row[j]
+    f_gate = row[hidden + j]
+    g_gate = row[2 * hidden + j]
+    o_gate = row[3 * hidden + j]
+    tc = tanh_c[t, b, j]
+    dh = d_h[b, j] + d_out[t, b, out_col + j] + recurrent
+    dc = d_c[b, j] + dh * o_gate * (one - tc * tc)
+    d_row = d_gates[t, b]
+    d_row[j] = dc * g_gate * i_gate * (one - i_gate)
+    d_row[hidden + j] = dc * c_prev[t, b, j] * f_gate * (one - f_gate)
+    d_row[2 * hidden + j] = dc * i_gate * (one - g_gate * g_gate)
+    d_row[3 * hidden + j] = dh * tc * o_gate * (one - o_gate)
+    d_c[b, j] = dc * f_gate
+    d_h[b, j] = 0
+
+
+@cuda.jit(**_KERNEL)
+def _initial_state_grad(lengths, reverse, w_hh, d_gates, d_h):
+    """``d_h[b] += d_gates[t0(b), b] @ w_hh`` at each sequence's first step."""
+    j, b = cuda.grid(2)
+    row_ok = b < d_h.shape[0]
+    t_first = _step_time(0, b, lengths, reverse) if row_ok else 0
+    recurrent = _recurrent_grad(d_gates, t_first, b, row_ok, w_hh, j)
+    if row_ok and j < d_h.shape[1]:
+        d_h[b, j] += recurrent
+
+
+def _finish_backward(lengths, reverse, w_hh, d_gates_hh, d_h):
+    batch, hidden = d_h.shape
+    grid, block = _step_grid(batch, hidden)
+    _initial_state_grad[grid, block](lengths, reverse, w_hh, d_gates_hh, d_h)
+
+
+def lstm_backward_layer(
+    d_out, out_col, w_hh, gates, c_prev, tanh_c, lengths, batch_sizes, reverse,
+    d_h, d_c, d_gates,
+):  # fmt: skip
+    """BPTT through one LSTM layer and direction: one launch per step.
+
+    Arguments as in :func:`rnntools.kernels.cpu.lstm_backward_layer`, as
+    device arrays, except ``batch_sizes``, a host int64 array.
+    """
+    hidden = d_h.shape[1]
+    for s in range(gates.shape[0] - 1, -1, -1):
+        active = int(batch_sizes[s])
+        if active == 0:
+            continue
+        grid, block = _step_grid(active, hidden)
+        _lstm_backward_step[grid, block](
+            s, active, lengths, reverse, w_hh, d_out, out_col, gates, c_prev,
+            tanh_c, d_h, d_c, d_gates,
+        )  # fmt: skip
+    _finish_backward(lengths, reverse, w_hh, d_gates, d_h)
+    _zero_padding_of(d_gates, lengths)
+
+
+# ---------------------------------------------------------------------- GRU
+
+
+@cuda.jit(**_KERNEL)
+def _gru_forward_step(
+    s, active, lengths, reverse, w_hh_t, b_hn, h, h_next, out, out_col,
+    gates, h_prev, hn,
+):  # fmt: skip
+    j, b = cuda.grid(2)
+    hidden = h.shape[1]
+    row_ok = b < active
+    acc = cuda.local.array(3, dtype=gates.dtype)
+    _gate_products(h, b, row_ok, w_hh_t, j, acc)
+    if not row_ok or j >= hidden:
+        return
+    one = gates.dtype.type(1)
+    t = _step_time(s, b, lengths, reverse)
+    row = gates[t, b]
+    r_gate = one / (one + math.exp(-(acc[0] + row[j])))
+    z_gate = one / (one + math.exp(-(acc[1] + row[hidden + j])))
+    recurrent_n = acc[2] + b_hn[j]
+    n_gate = math.tanh(row[2 * hidden + j] + r_gate * recurrent_n)
+    row[j] = r_gate
+    row[hidden + j] = z_gate
+    row[2 * hidden + j] = n_gate
+    hn[t, b, j] = recurrent_n
+    h_old = h[b, j]
+    h_prev[t, b, j] = h_old
+    h_new = n_gate + z_gate * (h_old - n_gate)
+    h_next[b, j] = h_new
+    out[t, b, out_col + j] = h_new
+
+
+def gru_forward_layer(
+    w_hh, b_hn, lengths, batch_sizes, reverse, h, out, out_col,
+    gates, h_prev, hn,
+):  # fmt: skip
+    """GRU time loop over one layer and direction: one launch per step.
+
+    Arguments as in :func:`rnntools.kernels.cpu.gru_forward_layer`, as device
+    arrays, except ``batch_sizes``, a host int64 array.
+    """
+    w_hh_t = _transposed(w_hh)
+    buffers = (h, cuda.device_array_like(h))
+    hidden = h.shape[1]
+    for s in range(gates.shape[0]):
+        active = int(batch_sizes[s])
+        if active == 0:
+            break
+        grid, block = _step_grid(active, hidden)
+        _gru_forward_step[grid, block](
+            s, active, lengths, reverse, w_hh_t, b_hn, buffers[s % 2],
+            buffers[(s + 1) % 2], out, out_col, gates, h_prev, hn,
+        )  # fmt: skip
+    _take_final_state(h, buffers[1], lengths)
+
+
+@cuda.jit(**_KERNEL)
+def _gru_backward_step(
+    s, active, lengths, reverse, w_hh, d_out, out_col, gates, h_prev, hn,
+    d_h, d_gates_ih, d_gates_hh,
+):  # fmt: skip
+    j, b = cuda.grid(2)
+    hidden = d_h.shape[1]
+    row_ok = b < active
+    later = row_ok and s + 1 < lengths[b]
+    t_later = _step_time(s + 1, b, lengths, reverse) if later else 0
+    recurrent = _recurrent_grad(d_gates_hh, t_later, b, later, w_hh, j)
+    if not row_ok or j >= hidden:
+        return
+    one = gates.dtype.type(1)
+    t = _step_time(s, b, lengths, reverse)
+    row = gates[t, b]
+    r_gate = row[j]
+    z_gate = row[hidden + j]
+    n_gate = row[2 * hidden + j]
+    # d_h holds dL/dh that bypasses the gates: z * dh of the later step, or
+    # the final-state gradient at the sequence's last step.
+    dh = d_h[b, j] + d_out[t, b, out_col + j] + recurrent
+    d_n = dh * (one - z_gate) * (one - n_gate * n_gate)
+    d_r = d_n * hn[t, b, j] * r_gate * (one - r_gate)
+    d_z = dh * (h_prev[t, b, j] - n_gate) * z_gate * (one - z_gate)
+    d_ih = d_gates_ih[t, b]
+    d_hh = d_gates_hh[t, b]
+    d_ih[j] = d_r
+    d_ih[hidden + j] = d_z
+    d_ih[2 * hidden + j] = d_n
+    d_hh[j] = d_r
+    d_hh[hidden + j] = d_z
+    d_hh[2 * hidden + j] = d_n * r_gate
+    d_h[b, j] = dh * z_gate
+
+
+def gru_backward_layer(
+    d_out, out_col, w_hh, gates, h_prev, hn, lengths, batch_sizes, reverse,
+    d_h, d_gates_ih, d_gates_hh,
+):  # fmt: skip
+    """BPTT through one GRU layer and direction: one launch per step.
+
+    Arguments as in :func:`rnntools.kernels.cpu.gru_backward_layer`, as device
+    arrays, except ``batch_sizes``, a host int64 array.
+    """
+    hidden = d_h.shape[1]
+    for s in range(gates.shape[0] - 1, -1, -1):
+        active = int(batch_sizes[s])
+        if active == 0:
+            continue
+        grid, block = _step_grid(active, hidden)
+        _gru_backward_step[grid, block](
+            s, active, lengths, reverse, w_hh, d_out, out_col, gates, h_prev,
+            hn, d_h, d_gates_ih, d_gates_hh,
+        )  # fmt: skip
+    _finish_backward(lengths, reverse, w_hh, d_gates_hh, d_h)
+    _zero_padding_of(d_gates_ih, lengths)
+    _zero_padding_of(d_gates_hh, lengths)
+
+
+# ---------------------------------------------------------------- Elman RNN
+
+
+@cuda.jit(**_KERNEL)
+def _rnn_forward_step(
+    s, active, lengths, reverse, w_hh_t, relu, h, h_next, out, out_col,
+    gates, h_prev,
+):  # fmt: skip
+    j, b = cuda.grid(2)
+    hidden = h.shape[1]
+    row_ok = b < active
+    acc = cuda.local.array(1, dtype=gates.dtype)
+    _gate_products(h, b, row_ok, w_hh_t, j, acc)
+    if not row_ok or j >= hidden:
+        return
+    t = _step_time(s, b, lengths, reverse)
+    pre = acc[0] + gates[t, b, j]
+    act = max(pre, gates.dtype.type(0)) if relu else math.tanh(pre)
+    gates[t, b, j] = act
+    h_prev[t, b, j] = h[b, j]
+    h_next[b, j] = act
+    out[t, b, out_col + j] = act
+
+
+def rnn_forward_layer(
+    w_hh, relu, lengths, batch_sizes, reverse, h, out, out_col,
+    gates, h_prev,
+):  # fmt: skip
+    """Elman RNN time loop over one layer and direction: one launch per step.
+
+    Arguments as in :func:`rnntools.kernels.cpu.rnn_forward_layer`, as device
+    arrays, except ``batch_sizes``, a host int64 array.
+    """
+    w_hh_t = _transposed(w_hh)
+    buffers = (h, cuda.device_array_like(h))
+    hidden = h.shape[1]
+    for s in range(gates.shape[0]):
+        active = int(batch_sizes[s])
+        if active == 0:
+            break
+        grid, block = _step_grid(active, hidden)
+        _rnn_forward_step[grid, block](
+            s, active, lengths, reverse, w_hh_t, relu, buffers[s % 2],
+            buffers[(s + 1) % 2], out, out_col, gates, h_prev,
+        )  # fmt: skip
+    _take_final_state(h, buffers[1], lengths)
+
+
+@cuda.jit(**_KERNEL)
+def _rnn_backward_step(
+    s, active, lengths, reverse, w_hh, relu, d_out, out_col, gates, d_h, d_gates,
+):  # fmt: skip
+    j, b = cuda.grid(2)
+    hidden = d_h.shape[1]
+    row_ok = b < active
+    later = row_ok and s + 1 < lengths[b]
+    t_later = _step_time(s + 1, b, lengths, reverse) if later else 0
+    recurrent = _recurrent_grad(d_gates, t_later, b, later, w_hh, j)
+    if not row_ok or j >= hidden:
+        return
+    zero = gates.dtype.type(0)
+    one = gates.dtype.type(1)
+    t = _step_time(s, b, lengths, reverse)
+    act = gates[t, b, j]
+    dh = d_h[b, j] + d_out[t, b, out_col + j] + recurrent
+    if relu:
+        d_gates[t, b, j] = dh if act > zero else zero
+    else:
+        d_gates[t, b, j] = dh * (one - act * act)
+    d_h[b, j] = zero
+
+
+def rnn_backward_layer(
+    d_out, out_col, w_hh, gates, relu, lengths, batch_sizes, reverse,
+    d_h, d_gates,
+):  # fmt: skip
+    """BPTT through one Elman RNN layer and direction: one launch per step.
+
+    Arguments as in :func:`rnntools.kernels.cpu.rnn_backward_layer`, as
+    device arrays, except ``batch_sizes``, a host int64 array.
+    """
+    hidden = d_h.shape[1]
+    for s in range(gates.shape[0] - 1, -1, -1):
+        active = int(batch_sizes[s])
+        if active == 0:
+            continue
+        grid, block = _step_grid(active, hidden)
+        _rnn_backward_step[grid, block](
+            s, active, lengths, reverse, w_hh, relu, d_out, out_col, gates,
+            d_h, d_gates,
+        )  # fmt: skip
+    _finish_backward(lengths, reverse, w_hh, d_gates, d_h)
+    _zero_padding_of(d_gates, lengths)
+
+
+# ------------------------------------------------------- weight gradients
+
+
+def layer_param_grads(
+    inp, h_prev, w_ih, d_gates_ih, d_gates_hh, d_w_ih, d_w_hh, d_b_ih, d_b_hh,
+    d_inp,
+):  # fmt: skip
+    """Weight, bias and input gradients of one layer and direction.
+
+    Arguments as in :func:`rnntools.kernels.cpu.layer_param_grads`, as device
+    arrays: three GEMMs over all ``T * B`` rows and two column sums.
+    """
+    steps, batch, features = inp.shape
+    rows = steps * batch
+    width = d_gates_ih.shape[2]
+    g_ih = d_gates_ih.reshape(rows, width)
+    g_hh = d_gates_hh.reshape(rows, width)
+    _matmul(g_ih, inp.reshape(rows, features), d_w_ih, transpose_a=True)
+    _matmul(g_hh, h_prev.reshape(rows, h_prev.shape[2]), d_w_hh, transpose_a=True)
+    _matmul(g_ih, w_ih, d_inp.reshape(rows, features))
+    grid = _flat_grid(width)
+    _column_sums[grid](g_ih, d_b_ih)
+    _column_sums[grid](g_hh, d_b_hh)
+
+
+# -------------------------------------------------------------- signatures
+
+
+def _signatures(dtype):
+    """Argument types of every kernel launch, for ``dtype`` float32/float64."""
+    f1, f2, f3 = (types.Array(dtype, ndim, "C") for ndim in (1, 2, 3))
+    i1 = types.Array(types.int64, 1, "C")
+    i64, flag = types.int64, types.boolean
+    step = (i64, i64, i1, flag)
+    return {
+        "_fill_zero": [(f1,)],
+        "_add_into": [(f1, f1)],
+        "_transpose": [(f2, f2)],
+        "_take_final": [(f2, f2, i1)],
+        "_zero_padding": [(f3, i1)],
+        "_column_sums": [(f2, f1)],
+        "_gemm": [(f2, f2, f1, f2, flag, flag, flag)],
+        "_initial_state_grad": [(i1, flag, f2, f3, f2)],
+        "_lstm_forward_step": [(*step, f2, f2, f2, f2, f3, i64, f3, f3, f3, f3)],
+        "_lstm_backward_step": [(*step, f2, f3, i64, f3, f3, f3, f2, f2, f3)],
+        "_gru_forward_step": [(*step, f2, f1, f2, f2, f3, i64, f3, f3, f3)],
+        "_gru_backward_step": [(*step, f2, f3, i64, f3, f3, f3, f2, f3, f3)],
+        "_rnn_forward_step": [(*step, f2, flag, f2, f2, f3, i64, f3, f3)],
+        "_rnn_backward_step": [(*step, f2, flag, f3, i64, f3, f2, f3)],
+    }
+
+
+#: ``{dtype name: {kernel name: [argument types, ...]}}`` of every launch the
+#: drivers make; the test suite compiles each to PTX and checks, under the
+#: simulator, that every actual launch matches one of them.
+SIGNATURES = {
+    np.dtype(name).name: _signatures(numba_type)
+    for name, numba_type in (("float32", types.float32), ("float64", types.float64))
+}
