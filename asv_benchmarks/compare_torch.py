@@ -509,11 +509,27 @@ NUMERIC = (
 COLUMNS = ("cell", "shape", "mode", *NUMERIC, "check", "noisy")
 
 
-def format_table(rows, markdown, columns=COLUMNS):
+def format_table(rows, markdown, columns=COLUMNS, numeric=NUMERIC):
+    """``rows`` (dicts of strings) as an aligned text or a Markdown table.
+
+    Parameters
+    ----------
+    rows : list of dict of str to str
+    markdown : bool
+        Print a Markdown table instead of aligned text.
+    columns : sequence of str
+        The keys of ``rows`` to show, in order.
+    numeric : collection of str
+        The columns aligned to the right; the others are aligned to the left.
+
+    Returns
+    -------
+    table : str
+    """
     if markdown:
         lines = [
             "| " + " | ".join(columns) + " |",
-            "|" + "|".join("---:" if c in NUMERIC else ":---" for c in columns) + "|",
+            "|" + "|".join("---:" if c in numeric else ":---" for c in columns) + "|",
         ]
         lines += ["| " + " | ".join(row[c] for c in columns) + " |" for row in rows]
         return "\n".join(lines)
@@ -521,7 +537,7 @@ def format_table(rows, markdown, columns=COLUMNS):
 
     def line(values):
         return "  ".join(
-            values[c].rjust(widths[c]) if c in NUMERIC else values[c].ljust(widths[c])
+            values[c].rjust(widths[c]) if c in numeric else values[c].ljust(widths[c])
             for c in columns
         ).rstrip()
 
@@ -529,8 +545,9 @@ def format_table(rows, markdown, columns=COLUMNS):
     return "\n".join([header, "-" * len(header), *(line(row) for row in rows)])
 
 
-def error_row(cell, shape, exc):
-    row = dict.fromkeys(COLUMNS, "")
+def error_row(cell, shape, exc, columns=COLUMNS):
+    """A table row that reports ``exc`` raised at ``cell`` and ``shape``."""
+    row = dict.fromkeys(columns, "")
     row.update(
         cell=cell, shape=format_shape(shape), check=f"ERROR {type(exc).__name__}: {exc}"
     )

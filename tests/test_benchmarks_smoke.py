@@ -4,7 +4,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-SMOKE = Path(__file__).resolve().parents[1] / "asv_benchmarks" / "smoke.py"
+from numba import cuda
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "asv_benchmarks"
+SMOKE = BENCHMARKS / "smoke.py"
+COMPARE_CUDA = BENCHMARKS / "compare_cuda.py"
 
 
 def test_every_benchmark_runs_once():
@@ -12,3 +16,20 @@ def test_every_benchmark_runs_once():
         [sys.executable, str(SMOKE)], capture_output=True, text=True, timeout=900
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+
+def test_compare_cuda_tiny_exits_zero():
+    """``compare_cuda.py --allow-no-gpu --tiny`` exits 0, GPU or none.
+
+    Without a GPU it prints one line saying so; with one it times the tiny
+    shape, so the script cannot rot where CI has a GPU either.
+    """
+    result = subprocess.run(
+        [sys.executable, str(COMPARE_CUDA), "--allow-no-gpu", "--tiny"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    if not cuda.is_available():
+        assert "no usable GPU" in result.stdout
