@@ -745,6 +745,10 @@ class RNNClassifier(ClassifierMixin, _LabelRNN):
     warm_start : bool, default=False
         Continue from the fitted parameters, optimizer state and random stream.
     device : {"cpu", "cuda"}, default="cpu"
+        Where the network's forward and backward passes run; ``"cuda"`` needs
+        numba-cuda and an NVIDIA GPU (see :func:`rnntools.functional.rnn_forward`).
+        The parameters, optimiser and output layer stay on the host, so a
+        model fitted on the GPU predicts on the CPU after ``set_params``.
     dtype : {"float32", "float64"}, default="float32"
         Compute dtype and dtype of ``params_``, whatever the dtype of ``X``.
 

@@ -13,6 +13,7 @@ and device buffers (a :class:`_Backend` says where buffers live and which
 kernels run); only the inputs and the results cross the bus.
 """
 
+import importlib
 import itertools
 import re
 import weakref
@@ -79,7 +80,7 @@ _CPU = _Backend(
 def _cuda_backend():
     """The CUDA backend, or a ``RuntimeError`` saying why there is none."""
     try:
-        from numba import cuda
+        cuda = importlib.import_module("numba.cuda")
     except ImportError as exc:
         raise RuntimeError(
             "device='cuda' needs numba-cuda, which is not installed: "
@@ -443,6 +444,10 @@ def rnn_forward(
     initial_state : ndarray of shape (L*D, B, H), or tuple (h0, c0) for lstm
         Zeros if None.
     device : {"cpu", "cuda"}, default="cpu"
+        Where the kernels run. ``"cuda"`` runs :mod:`rnntools.kernels.cuda`
+        on the GPU (needs numba-cuda and a driver) and still takes and returns
+        NumPy arrays; the cache then holds device buffers, and
+        :func:`rnn_backward` runs on the GPU too.
 
     Returns
     -------

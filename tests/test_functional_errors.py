@@ -396,7 +396,8 @@ def test_malformed_gru_forward_call_raises(change, error, match):
             "tpu", ValueError, "device must be 'cpu' or 'cuda', got 'tpu'", id="tpu"
         ),
         pytest.param("gpu", ValueError, "device must be 'cpu' or 'cuda'", id="gpu"),
-        pytest.param("cuda", RuntimeError, "cuda", id="cuda-not-there-yet"),
+        pytest.param("CUDA", ValueError, "device must be 'cpu' or 'cuda'", id="CUDA"),
+        pytest.param(0, ValueError, "device must be 'cpu' or 'cuda', got 0", id="0"),
     ],
 )
 def test_bad_device_raises(device, error, match):

@@ -58,6 +58,15 @@ _DEVICE = {"device": True, "cache": True}
 
 
 @cuda.jit(**_DEVICE)
+def _sigmoid(x, one):
+    """Logistic function that never evaluates ``exp`` of a positive number."""
+    if x >= 0:
+        return one / (one + math.exp(-x))
+    e = math.exp(x)
+    return e / (one + e)
+
+
+@cuda.jit(**_DEVICE)
 def _step_time(s, b, lengths, reverse):
     return lengths[b] - 1 - s if reverse else s
 
@@ -325,10 +334,10 @@ def _lstm_forward_step(
     one = gates.dtype.type(1)
     t = _step_time(s, b, lengths, reverse)
     row = gates[t, b]
-    i_gate = one / (one + math.exp(-(acc[0] + row[j])))
-    f_gate = one / (one + math.exp(-(acc[1] + row[hidden + j])))
+    i_gate = _sigmoid(acc[0] + row[j], one)
+    f_gate = _sigmoid(acc[1] + row[hidden + j], one)
     g_gate = math.tanh(acc[2] + row[2 * hidden + j])
-    o_gate = one / (one + math.exp(-(acc[3] + row[3 * hidden + j])))
+    o_gate = _sigmoid(acc[3] + row[3 * hidden + j], one)
     row[j] = i_gate
     row[hidden + j] = f_gate
     row[2 * hidden + j] = g_gate
@@ -459,8 +468,8 @@ def _gru_forward_step(
     one = gates.dtype.type(1)
     t = _step_time(s, b, lengths, reverse)
     row = gates[t, b]
-    r_gate = one / (one + math.exp(-(acc[0] + row[j])))
-    z_gate = one / (one + math.exp(-(acc[1] + row[hidden + j])))
+    r_gate = _sigmoid(acc[0] + row[j], one)
+    z_gate = _sigmoid(acc[1] + row[hidden + j], one)
     recurrent_n = acc[2] + b_hn[j]
     n_gate = math.tanh(row[2 * hidden + j] + r_gate * recurrent_n)
     row[j] = r_gate

@@ -1,0 +1,237 @@
+"""The CUDA backend (``device="cuda"``) agrees with the CPU kernels.
+
+Runs unchanged on a real GPU and under Numba's CUDA simulator, which the
+README's test command selects with ``NUMBA_ENABLE_CUDASIM=1`` in a separate
+pytest invocation (the variable must be set before Numba is imported).
+Skipped when neither is usable. The simulator runs every GPU thread as an OS
+thread and blocks one after another, so shapes stay tiny (B, T, H <= 8).
+
+The CPU kernels are checked against the naive references, finite differences
+and PyTorch elsewhere; agreement with them here makes the CUDA kernels right.
+"""
+
+import pickle
+
+import numpy as np
+import pytest
+from helpers import assert_results_close, run_rnntools
+from numba import types
+from numba.np.numpy_support import from_dtype
+from strategies import RNNProblem
+
+from rnntools import RNNClassifier, RNNTagger, load_model, save_model
+from rnntools.kernels import cuda as cuda_kernels
+
+
+def cuda_usable():
+    try:
+        from numba import cuda
+    except ImportError:
+        return False
+    return cuda.is_available()
+
+
+pytestmark = pytest.mark.skipif(
+    not cuda_usable(),
+    reason="no GPU; run with NUMBA_ENABLE_CUDASIM=1 for the CUDA simulator",
+)
+
+# float64: the two backends do the same operations in another order (tiled
+# sums on the GPU, BLAS blocking on the CPU, another exp/tanh); along the
+# ~10^2-operation chains of these problems (T <= 4 steps, L <= 2 layers, H <= 8)
+# rounding stays below 1e-13 of the terms' size. 1e-10 is the issue's bound;
+# a wrong index or a missing term is off by 1e-2 or more.
+FLOAT64_RTOL = 1e-10
+# float32: each side rounds to 2**-24 ~ 6e-8 per operation, and the GPU's
+# expf/tanhf are within 2 ulp; ~10^2 operations give <= ~1e-5 of the scale
+# (the issue's bound). The simulator computes exp in float64, so it cannot
+# tune this number; it is set from the operation count, not from a run.
+FLOAT32_RTOL = 1e-5
+# Every array is measured against max(its scale, 1): its terms are O(1), and an
+# array that cancelled to near 0 keeps their absolute rounding error.
+FLOOR = 1.0
+
+
+def problem(cell, bidirectional, num_layers, ragged, nonlinearity="tanh", **shape):
+    sizes = {"batch_size": 3, "seq_len": 4, "input_size": 3, "hidden_size": 5}
+    sizes.update(shape)
+    lengths = None
+    if ragged:  # unsorted, with one full-length and one length-1 sequence
+        lengths = tuple([2, sizes["seq_len"], 1, 3][: sizes["batch_size"]])
+    return RNNProblem(
+        cell=cell,
+        nonlinearity=nonlinearity,
+        num_layers=num_layers,
+        bidirectional=bidirectional,
+        lengths=lengths,
+        has_initial_state=ragged,  # half the grid starts from a drawn state
+        seed=num_layers * 4 + bidirectional * 2 + ragged,
+        **sizes,
+    )
+
+
+def assert_cuda_matches_cpu(case, dtype, rtol):
+    arrays = case.make_arrays(dtype)
+    gpu = run_rnntools(case, arrays, device="cuda")
+    cpu = run_rnntools(case, arrays, device="cpu")
+    for name, value in gpu.items():
+        assert value.dtype == dtype, name
+        assert isinstance(value, np.ndarray), name
+    assert_results_close(gpu, cpu, rtol, FLOOR)
+
+
+@pytest.mark.parametrize("ragged", [False, True], ids=["full", "ragged"])
+@pytest.mark.parametrize("num_layers", [1, 2], ids=["L1", "L2"])
+@pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bi"])
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_float64_forward_and_backward_match_cpu(
+    cell, bidirectional, num_layers, ragged
+):
+    case = problem(cell, bidirectional, num_layers, ragged)
+    assert_cuda_matches_cpu(case, np.float64, FLOAT64_RTOL)
+
+
+@pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bi"])
+def test_relu_rnn_matches_cpu(bidirectional):
+    case = problem("rnn", bidirectional, 2, True, nonlinearity="relu")
+    assert_cuda_matches_cpu(case, np.float64, FLOAT64_RTOL)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_float32_matches_cpu(cell):
+    case = problem(cell, True, 2, True)
+    assert_cuda_matches_cpu(case, np.float32, FLOAT32_RTOL)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_several_tiles_and_blocks_match_cpu(cell, monkeypatch):
+    """Tiles smaller than the problem: several shared-memory chunks per dot
+    product, several thread blocks per step and per GEMM, partial edge tiles.
+    (The default tiles cover these tiny shapes in one block.)"""
+    monkeypatch.setattr(cuda_kernels, "STEP_TILE", 2)
+    monkeypatch.setattr(cuda_kernels, "STEP_ROWS", 2)
+    monkeypatch.setattr(cuda_kernels, "GEMM_TILE", 4)
+    case = problem(cell, True, 1, True, batch_size=3, hidden_size=5, input_size=6)
+    assert_cuda_matches_cpu(case, np.float64, FLOAT64_RTOL)
+
+
+def test_long_sequence_with_large_inputs_stays_finite():
+    """Saturated gates over many steps: no overflow in exp or tanh."""
+    case = problem("lstm", False, 1, False, batch_size=2, seq_len=40, hidden_size=3)
+    arrays = case.make_arrays(np.float32)
+    results = run_rnntools(case, arrays, x=arrays.x * 1e3, device="cuda")
+    for name, value in results.items():
+        assert np.isfinite(value).all(), name
+
+
+def test_padding_never_leaks_into_results():
+    case = problem("gru", True, 2, True)
+    arrays = case.make_arrays(np.float64)
+    noisy = arrays.x.copy()
+    for b, length in enumerate(arrays.lengths):
+        noisy[b, length:] = np.nan
+    clean = run_rnntools(case, arrays, device="cuda")
+    dirty = run_rnntools(case, arrays, x=noisy, device="cuda")
+    for name, value in clean.items():
+        np.testing.assert_array_equal(dirty[name], value, err_msg=name)
+    for b, length in enumerate(arrays.lengths):
+        assert (clean["output"][b, length:] == 0).all()
+        assert (clean["d_x"][b, length:] == 0).all()
+
+
+def launched_signatures(monkeypatch):
+    """Record the argument types of every kernel launch in :mod:`.cuda`."""
+    recorded = []
+
+    def numba_type(value):
+        if hasattr(value, "copy_to_host"):  # a device array
+            layout = "C" if value.flags["C_CONTIGUOUS"] else "A"
+            return types.Array(from_dtype(value.dtype), value.ndim, layout)
+        if isinstance(value, (bool, np.bool_)):
+            return types.boolean
+        if isinstance(value, (int, np.integer)):
+            return types.int64
+        raise AssertionError(f"unexpected kernel argument {value!r}")
+
+    class Recorder:
+        def __init__(self, name, kernel):
+            self.name, self.kernel = name, kernel
+
+        def __getitem__(self, config):
+            launch = self.kernel[config]
+
+            def call(*args):
+                dtype = next(
+                    a.dtype
+                    for a in args
+                    if hasattr(a, "copy_to_host") and a.dtype.kind == "f"
+                )
+                signature = tuple(numba_type(a) for a in args)
+                recorded.append((dtype.name, self.name, signature))
+                return launch(*args)
+
+            return call
+
+    for name in cuda_kernels.SIGNATURES["float32"]:
+        monkeypatch.setattr(
+            cuda_kernels, name, Recorder(name, getattr(cuda_kernels, name))
+        )
+    return recorded
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_every_launch_matches_a_declared_signature(cell, monkeypatch):
+    """The PTX compile check (test_cuda_compile.py) compiles SIGNATURES; this
+    shows those are the types the drivers really launch with."""
+    recorded = launched_signatures(monkeypatch)
+    for dtype in (np.float32, np.float64):
+        case = problem(cell, True, 2, True, seq_len=2, hidden_size=2)
+        run_rnntools(case, case.make_arrays(dtype), device="cuda")
+    assert {name for _, name, _ in recorded} >= {
+        "_gemm",
+        "_column_sums",
+        f"_{cell}_forward_step",
+        f"_{cell}_backward_step",
+        "_initial_state_grad",
+    }
+    for dtype, name, signature in recorded:
+        assert signature in cuda_kernels.SIGNATURES[dtype][name], (name, signature)
+
+
+def tiny_sequences(rng, n=8):
+    lengths = rng.integers(2, 5, size=n)
+    X = [rng.standard_normal((length, 2)) for length in lengths]
+    y = np.array([int(x[:, 0].sum() > 0) for x in X])
+    return X, y
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("Estimator", [RNNClassifier, RNNTagger])
+def test_estimator_trains_on_gpu_like_on_cpu(Estimator, tmp_path):
+    rng = np.random.default_rng(0)
+    X, y = tiny_sequences(rng)
+    if Estimator is RNNTagger:
+        y = [(x[:, 0] > 0).astype(int) for x in X]
+    settings = {
+        "cell": "gru",
+        "hidden_size": 4,
+        "max_iter": 2,
+        "batch_size": 4,
+        "dtype": "float64",
+        "random_state": 0,
+    }
+    on_gpu = Estimator(device="cuda", **settings).fit(X, y)
+    on_cpu = Estimator(device="cpu", **settings).fit(X, y)
+    for key, value in on_cpu.params_.items():
+        np.testing.assert_allclose(on_gpu.params_[key], value, rtol=0, atol=1e-10)
+    proba = on_gpu.predict_proba(X)
+    # Trained on the GPU, predicting on the CPU after pickling or save_model.
+    restored = [pickle.loads(pickle.dumps(on_gpu))]
+    save_model(on_gpu, tmp_path / "model.npz")
+    restored.append(load_model(tmp_path / "model.npz"))
+    for model in restored:
+        model.set_params(device="cpu")
+        for mine, theirs in zip(model.predict(X), on_gpu.predict(X), strict=True):
+            np.testing.assert_array_equal(mine, theirs)
+        for mine, theirs in zip(model.predict_proba(X), proba, strict=True):
+            np.testing.assert_allclose(mine, theirs, rtol=0, atol=1e-12)
