@@ -2,13 +2,19 @@
 
 from .common import (
     CELLS,
+    PER_STEP_STEPS,
     SHAPES,
     TORCH_THREADS,
+    Benchmark,
     RNNBenchmark,
     calls_per_sample,
+    format_shape,
     interleaved_samples,
     make_torch_rnn,
-    median_wall,
+    per_step_seconds,
+    per_step_shape,
+    speedup_vs_torch,
+    torch_forward,
     torch_forward_backward,
 )
 
@@ -52,18 +58,64 @@ class TorchSpeedupSuite(RNNBenchmark):
         torch.set_num_threads(TORCH_THREADS)
         self.make_data(cell, shape)
         self.torch_rnn = make_torch_rnn(cell, self.weights, self.shape)
-        self.torch_step()
+        self.torch_forward()
+        self.torch_forward_backward()
 
-    def torch_step(self):
+    def torch_forward(self):
+        return torch_forward(self.torch_rnn, self.x)
+
+    def torch_forward_backward(self):
         return torch_forward_backward(self.torch_rnn, self.x, self.d_output)
 
+    def speedup(self, ours, theirs):
+        return speedup_vs_torch(
+            ours,
+            theirs,
+            repeats=self.n_repeats,
+            min_sample_seconds=self.min_sample_seconds,
+        )
+
+    def track_speedup_vs_torch_forward(self, cell, shape):
+        return self.speedup(self.forward, self.torch_forward)
+
+    track_speedup_vs_torch_forward.unit = "torch time / rnntools time"
+
     def track_speedup_vs_torch_forward_backward(self, cell, shape):
-        funcs = {"rnntools": self.forward_backward, "torch": self.torch_step}
-        numbers = {
-            name: calls_per_sample(func, self.min_sample_seconds)
-            for name, func in funcs.items()
-        }
-        samples = interleaved_samples(funcs, repeats=self.n_repeats, numbers=numbers)
-        return median_wall(samples["torch"]) / median_wall(samples["rnntools"])
+        return self.speedup(self.forward_backward, self.torch_forward_backward)
 
     track_speedup_vs_torch_forward_backward.unit = "torch time / rnntools time"
+
+
+class PerStepOverheadSuite(Benchmark):
+    """Fixed cost of one timestep: batch 1, 4 inputs, 4 hidden units, float32.
+
+    ``track_us_per_step_forward_backward`` times forward+backward at
+    ``T = 1000`` and ``T = 4000`` (5 and 20 with ``RNNTOOLS_BENCH_SMOKE=1``)
+    in alternation and returns ``(time(4000) - time(1000)) / 3000`` in
+    microseconds: the cost of one more step, without the per-call cost. The
+    target is 0.5 us or less.
+    """
+
+    param_names = ("cell",)
+    params = (CELLS,)
+    n_repeats = 7
+    min_sample_seconds = 0.01
+
+    def setup(self, cell):
+        self.calls = {}
+        for steps in PER_STEP_STEPS:
+            problem = RNNBenchmark()
+            problem.make_data(cell, format_shape(per_step_shape(steps)))
+            self.calls["rnntools", steps] = problem.forward_backward
+
+    def track_us_per_step_forward_backward(self, cell):
+        numbers = {
+            key: calls_per_sample(func, self.min_sample_seconds)
+            for key, func in self.calls.items()
+        }
+        samples = interleaved_samples(
+            self.calls, repeats=self.n_repeats, numbers=numbers
+        )
+        return 1e6 * per_step_seconds(samples, "rnntools")
+
+    track_us_per_step_forward_backward.unit = "us per step"

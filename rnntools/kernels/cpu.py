@@ -41,11 +41,12 @@ def _copy(destination, source):
 
 #: Products with at most this many multiply-adds run as plain loops in
 #: :func:`_matmul`: below it a BLAS call's fixed cost (argument checks,
-#: dispatch, packing) outweighs the arithmetic. Measured on the forward step
-#: at B=1, H=4 (3 alternating runs): 0.41-0.51 us per step against 0.48-0.59
-#: through BLAS. The backward product ``(B, G*H) @ (G*H, H)`` keeps BLAS: its
-#: inner loop runs over only ``H`` columns and was no faster as a loop.
-SMALL_PRODUCT = 16384
+#: dispatch, packing) outweighs the arithmetic. Forward layer per step, two
+#: runs each: B=1, H=4 (64): 0.44 us as a loop, 0.49-0.50 through BLAS;
+#: B=2, H=8 (512): 0.55-0.65 as a loop, 0.48-0.53 through BLAS; B=4, H=32:
+#: BLAS 1.3 us, loop 1.8-2.4. The backward product ``(B, G*H) @ (G*H, H)``
+#: keeps BLAS: its inner loop runs over only ``H`` columns.
+SMALL_PRODUCT = 256
 
 
 @njit(**KERNEL_OPTIONS)
