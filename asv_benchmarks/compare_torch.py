@@ -17,6 +17,9 @@ Options::
     --num-layers 1 --bidirectional
     --quick                  two small shapes, 3 repeats: a quick look only
     --markdown               print the table as a Markdown table
+    --estimator              add "epoch" rows: one training epoch of RNNClassifier
+                             against an idiomatic torch training loop, per cell
+    --per-step               add per-timestep cost rows at batch 1, I=4, H=4
 
 What it does, in order:
 
@@ -42,7 +45,26 @@ What it does, in order:
    runs both libraries twice to warm up and times them in alternation: each
    sample is the mean of enough calls to last 20 ms, and the table shows the
    median of the samples.
-5. Prints one table. ``ratio`` is rnntools time / torch time (below 1:
+5. With ``--estimator``, per cell: one training epoch of ``RNNClassifier``
+   against the same network trained by an idiomatic PyTorch loop
+   (``benchmarks.common.EpochComparison``): 256 sequences of 20 to 30 steps
+   x 12 features, 64 hidden units, 4 classes, batch 32, Adam, gradient
+   clipping at 5 (``--num-layers`` and ``--bidirectional`` apply). rnntools
+   runs ``partial_fit`` (one epoch) on the list of sequences, so its time
+   includes the estimator's input validation and padding; torch trains on
+   a padded tensor, packing each minibatch with ``pack_padded_sequence``.
+   Both start from rnntools' weights; "max err" compares their class
+   probabilities then. Row mode "epoch", median of max(7, ``--repeats``)
+   epochs; GFLOP/s counts the recurrent layers' matrix products over the
+   sequences' real steps.
+6. With ``--per-step``, per cell: the cost of one more timestep at batch 1,
+   4 input features, 4 hidden units: ``(time at T=4000 - time at T=1000) /
+   3000`` from the medians of max(7, ``--repeats``) interleaved samples of
+   each length, forward ("fwd/step") and forward+backward ("fwd+bwd/step").
+   These rows give microseconds ("us"), not milliseconds; GFLOP/s is the
+   matrix products of one step over that time. "max err" is checked at
+   T=1000.
+7. Prints one table. ``ratio`` is rnntools time / torch time (below 1:
    rnntools is faster). GFLOP/s counts only the matrix products of
    rnntools: ``2*B*T*G*H*(I_k+H)`` per layer and direction forward, three
    times that forward+backward; "% peak" divides it by the GEMM peak.
@@ -55,6 +77,8 @@ What it does, in order:
 
 torch runs ``--threads`` intra-op threads; rnntools chooses its own threads.
 The exit status is 1 if any check failed or rnntools raised.
+``RNNTOOLS_BENCH_SMOKE=1`` shrinks the "epoch" and per-step problems to a
+tiny size (a test of the script; its figures mean nothing).
 """
 
 import argparse
@@ -70,7 +94,11 @@ from pathlib import Path
 import numpy as np
 from benchmarks.common import (
     CELLS,
+    EPOCH_PROBLEM,
+    PER_STEP_STEPS,
+    EpochComparison,
     calls_per_sample,
+    epoch_label,
     format_shape,
     gemm_flops,
     interleaved_samples,
@@ -78,6 +106,8 @@ from benchmarks.common import (
     make_torch_rnn,
     median_wall,
     parse_shape,
+    per_step_seconds,
+    per_step_shape,
     torch_forward,
     torch_forward_backward,
 )
@@ -91,6 +121,7 @@ DEFAULT_SHAPES = (
 )
 QUICK_SHAPES = ((32, 50, 32, 64), (16, 200, 8, 32))
 QUICK_REPEATS = 3
+MIN_EXTRA_REPEATS = 7  # the epoch and per-step rows: median of at least 7
 TOLERANCE = 1e-3
 MIN_SAMPLE_SECONDS = 0.02
 N_WARMUP = 2
@@ -145,6 +176,18 @@ def parse_args(argv):
     )
     parser.add_argument(
         "--markdown", action="store_true", help="print the table as Markdown"
+    )
+    parser.add_argument(
+        "--estimator",
+        action="store_true",
+        help="add rows of one training epoch of RNNClassifier against an idiomatic"
+        " torch loop (mode 'epoch') for each cell",
+    )
+    parser.add_argument(
+        "--per-step",
+        action="store_true",
+        help="add rows of the cost of one timestep at batch 1, I=4, H=4, in us"
+        " (modes 'fwd/step', 'fwd+bwd/step') for each cell",
     )
     args = parser.parse_args(argv)
 
@@ -462,34 +505,194 @@ def run_shape(cell, shape, args, context):
             bidirectional=args.bidirectional,
             backward=mode == "fwd+bwd",
         )
-        gflops = flops / ours_seconds / 1e9
-        worst_spread = max(spread(s) for s in samples.values())
-        cpu = sum(c for _, c in samples["rnntools"])
-        wall = sum(w for w, _ in samples["rnntools"])
-        error, error_at = errors[mode]
-        noisy = [f"spread {worst_spread:.0%}"] if worst_spread > SPREAD_LIMIT else []
-        if load_high:
-            noisy.append(load_note)
         rows.append(
-            {
-                "cell": cell,
-                "shape": format_shape(shape),
-                "mode": mode,
-                "rnntools ms": f"{ours_seconds * 1e3:.3f}",
-                "torch ms": f"{torch_seconds * 1e3:.3f}",
-                "ratio": f"{ours_seconds / torch_seconds:.2f}",
-                "GFLOP/s": f"{gflops:.1f}",
-                "% peak": f"{100 * gflops / peak:.0f}",
-                "cores": f"{cpu / wall:.1f}",
-                "spread": f"{worst_spread:.0%}",
-                "max err": f"{error:.1e}",
-                "check": "ok" if error <= TOLERANCE else f"FAIL ({error_at})",
-                "noisy": "noisy: " + ", ".join(noisy) if noisy else "",
-            }
+            make_row(
+                cell=cell,
+                shape=format_shape(shape),
+                mode=mode,
+                seconds=(ours_seconds, torch_seconds),
+                samples=samples,
+                flops=flops,
+                peak=peak,
+                error=errors[mode],
+                load=(load_high, load_note),
+            )
         )
         log(
             f"{cell} {format_shape(shape)} {mode}: rnntools"
             f" {ours_seconds * 1e3:.3f} ms, torch {torch_seconds * 1e3:.3f} ms"
+        )
+    return rows
+
+
+def make_row(*, cell, shape, mode, seconds, samples, flops, peak, error, load):
+    """One table row.
+
+    Parameters
+    ----------
+    cell, shape, mode : str
+        The first three columns.
+    seconds : tuple of float
+        rnntools' and torch's time. ``mode`` ending in ``"/step"`` writes
+        them in microseconds (with the unit), else in milliseconds.
+    samples : dict
+        ``interleaved_samples`` output keyed by ``"rnntools"`` and
+        ``"torch"``, or by ``(name, T)``: "spread" is the worst of them and
+        "cores" comes from rnntools' samples.
+    flops : int
+        Matrix-product flops done in ``seconds[0]``.
+    peak : float
+        GEMM peak, GFLOP/s.
+    error : tuple
+        ``(max error, where)`` from ``max_error``.
+    load : tuple
+        ``(high, note)`` from ``OtherLoad.is_high``.
+
+    Returns
+    -------
+    row : dict of str to str
+    """
+    ours_seconds, torch_seconds = seconds
+    if mode.endswith("/step"):
+        ours_text, torch_text = (f"{value * 1e6:.3f} us" for value in seconds)
+    else:
+        ours_text, torch_text = (f"{value * 1e3:.3f}" for value in seconds)
+    gflops = flops / ours_seconds / 1e9
+    worst_spread = max(spread(s) for s in samples.values())
+    ours_samples = [
+        sample
+        for key, values in samples.items()
+        if "rnntools" in (key if isinstance(key, tuple) else (key,))
+        for sample in values
+    ]
+    cpu = sum(c for _, c in ours_samples)
+    wall = sum(w for w, _ in ours_samples)
+    error_value, error_at = error
+    load_high, load_note = load
+    noisy = [f"spread {worst_spread:.0%}"] if worst_spread > SPREAD_LIMIT else []
+    if load_high:
+        noisy.append(load_note)
+    return {
+        "cell": cell,
+        "shape": shape,
+        "mode": mode,
+        "rnntools ms": ours_text,
+        "torch ms": torch_text,
+        "ratio": f"{ours_seconds / torch_seconds:.2f}",
+        "GFLOP/s": f"{gflops:.1f}",
+        "% peak": f"{100 * gflops / peak:.0f}",
+        "cores": f"{cpu / wall:.1f}",
+        "spread": f"{worst_spread:.0%}",
+        "max err": f"{error_value:.1e}",
+        "check": "ok" if error_value <= TOLERANCE else f"FAIL ({error_at})",
+        "noisy": "noisy: " + ", ".join(noisy) if noisy else "",
+    }
+
+
+def run_epoch(cell, args, context):
+    """The "epoch" row of one cell: RNNClassifier against a torch loop."""
+    _, _, peak, other_load = context
+    comparison = EpochComparison(
+        cell,
+        num_layers=args.num_layers,
+        bidirectional=args.bidirectional,
+        **EPOCH_PROBLEM,
+    )
+    samples, load_high, load_note = measure(
+        {"rnntools": comparison.rnntools_epoch, "torch": comparison.torch_epoch},
+        max(args.repeats, MIN_EXTRA_REPEATS),
+        other_load,
+    )
+    seconds = (median_wall(samples["rnntools"]), median_wall(samples["torch"]))
+    log(
+        f"{cell} {comparison.label} epoch: rnntools {seconds[0] * 1e3:.3f} ms,"
+        f" torch {seconds[1] * 1e3:.3f} ms"
+    )
+    return make_row(
+        cell=cell,
+        shape=comparison.label,
+        mode="epoch",
+        seconds=seconds,
+        samples=samples,
+        flops=comparison.flops,
+        peak=peak,
+        error=(comparison.max_error, "predict_proba"),
+        load=(load_high, load_note),
+    )
+
+
+def per_step_label():
+    """``"1xT_short-T_longx4x4"``: the shape column of the per-step rows."""
+    short, long = PER_STEP_STEPS
+    batch, _, input_size, hidden_size = per_step_shape(short)
+    return f"{batch}x{short}-{long}x{input_size}x{hidden_size}"
+
+
+def run_per_step(cell, args, context):
+    """The "fwd/step" and "fwd+bwd/step" rows of one cell."""
+    rnn_forward, rnn_backward, peak, other_load = context
+    funcs = {"fwd": {}, "fwd+bwd": {}}
+    errors = None
+    for steps in PER_STEP_STEPS:
+        shape = per_step_shape(steps)
+        x, weights, d_output = make_problem(
+            cell, shape, num_layers=args.num_layers, bidirectional=args.bidirectional
+        )
+        module = make_torch_rnn(
+            cell,
+            weights,
+            shape,
+            num_layers=args.num_layers,
+            bidirectional=args.bidirectional,
+        )
+        if errors is None:  # checked at the shorter length
+            problem = (cell, x, weights, d_output, args.bidirectional)
+            errors = check_against_torch(problem, module, rnn_forward, rnn_backward)
+
+        def ours_forward(x=x, weights=weights):
+            return rnn_forward(x, weights, cell, bidirectional=args.bidirectional)
+
+        def ours_forward_backward(forward=ours_forward, d_output=d_output):
+            _, _, cache = forward()
+            return rnn_backward(cache, d_output)
+
+        funcs["fwd"]["rnntools", steps] = ours_forward
+        funcs["fwd"]["torch", steps] = lambda m=module, x=x: torch_forward(m, x)
+        funcs["fwd+bwd"]["rnntools", steps] = ours_forward_backward
+        funcs["fwd+bwd"]["torch", steps] = lambda m=module, x=x, g=d_output: (
+            torch_forward_backward(m, x, g)
+        )
+    rows = []
+    for mode, mode_funcs in funcs.items():
+        samples, load_high, load_note = measure(
+            mode_funcs, max(args.repeats, MIN_EXTRA_REPEATS), other_load
+        )
+        seconds = (
+            per_step_seconds(samples, "rnntools"),
+            per_step_seconds(samples, "torch"),
+        )
+        log(
+            f"{cell} {per_step_label()} {mode}/step: rnntools"
+            f" {seconds[0] * 1e6:.3f} us, torch {seconds[1] * 1e6:.3f} us"
+        )
+        rows.append(
+            make_row(
+                cell=cell,
+                shape=per_step_label(),
+                mode=f"{mode}/step",
+                seconds=seconds,
+                samples=samples,
+                flops=gemm_flops(
+                    cell,
+                    per_step_shape(1),
+                    num_layers=args.num_layers,
+                    bidirectional=args.bidirectional,
+                    backward=mode == "fwd+bwd",
+                ),
+                peak=peak,
+                error=errors[mode],
+                load=(load_high, load_note),
+            )
         )
     return rows
 
@@ -545,13 +748,25 @@ def format_table(rows, markdown, columns=COLUMNS, numeric=NUMERIC):
     return "\n".join([header, "-" * len(header), *(line(row) for row in rows)])
 
 
-def error_row(cell, shape, exc, columns=COLUMNS):
-    """A table row that reports ``exc`` raised at ``cell`` and ``shape``."""
+def error_row(cell, shape, exc, columns=COLUMNS, mode=""):
+    """A table row that reports ``exc`` raised at ``cell`` and ``shape``.
+
+    ``shape`` is a ``(B, T, I, H)`` tuple or an already written label.
+    """
     row = dict.fromkeys(columns, "")
     row.update(
-        cell=cell, shape=format_shape(shape), check=f"ERROR {type(exc).__name__}: {exc}"
+        cell=cell,
+        shape=shape if isinstance(shape, str) else format_shape(shape),
+        mode=mode,
+        check=f"ERROR {type(exc).__name__}: {exc}",
     )
     return row
+
+
+def extra_error_row(cell, label, exc, mode):
+    """Log ``exc``, raised by an "epoch" or per-step measurement; its row."""
+    log(f"{cell} {label} {mode}: {type(exc).__name__}: {exc}")
+    return error_row(cell, label, exc, mode=mode)
 
 
 def main(argv=None):
@@ -611,6 +826,20 @@ def main(argv=None):
             except Exception as exc:
                 log(f"{cell} {format_shape(shape)}: {type(exc).__name__}: {exc}")
                 rows.append(error_row(cell, shape, exc))
+    if args.estimator:
+        for cell in args.cells:
+            try:
+                rows.append(run_epoch(cell, args, context))
+            except Exception as exc:
+                rows.append(
+                    extra_error_row(cell, epoch_label(EPOCH_PROBLEM), exc, "epoch")
+                )
+    if args.per_step:
+        for cell in args.cells:
+            try:
+                rows += run_per_step(cell, args, context)
+            except Exception as exc:
+                rows.append(extra_error_row(cell, per_step_label(), exc, "step"))
 
     print(format_table(rows, args.markdown))
     print(
@@ -620,6 +849,20 @@ def main(argv=None):
         " of the samples, worst of the two libraries. max err is relative to"
         f" max(1, max|torch|), tolerance {TOLERANCE:g}."
     )
+    if args.estimator:
+        print(
+            f"epoch: one training epoch of {EPOCH_PROBLEM['n_sequences']} sequences"
+            " (shape = batch x steps x features x hidden), RNNClassifier.partial_fit"
+            " on a list of ragged sequences against an idiomatic torch loop"
+            " (packed minibatches, cross_entropy, clip_grad_norm_, Adam); max err"
+            " compares their predict_proba at the same weights."
+        )
+    if args.per_step:
+        short, long = PER_STEP_STEPS
+        print(
+            f"fwd/step, fwd+bwd/step: (time at T={long} - time at T={short})"
+            f" / {long - short}, in microseconds (us), not ms; max err at T={short}."
+        )
     print("load average at the end: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
     failed = [row for row in rows if row["check"] != "ok"]
     print(f"total {time.perf_counter() - start:.0f} s; {len(failed)} rows failed")

@@ -17,6 +17,7 @@ import time
 import warnings
 
 import numpy as np
+from benchmarks.common import make_torch_classifier, torch_train_epoch
 from sklearn.datasets import load_digits
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
@@ -25,36 +26,23 @@ from rnntools import RNNClassifier
 
 
 def torch_fit(X_train, y_train, X_test, y_test, *, epochs, hidden, lr, batch, seed):
+    """Train the same network with PyTorch; return fit seconds and test accuracy.
+
+    The network and the epoch loop are ``benchmarks.common``'s
+    ``make_torch_classifier`` and ``torch_train_epoch``, which the asv
+    benchmarks and ``compare_torch.py --estimator`` use too.
+    """
     import torch
 
     torch.manual_seed(seed)
-
-    class Model(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.lstm = torch.nn.LSTM(X_train.shape[2], hidden, batch_first=True)
-            self.head = torch.nn.Linear(hidden, 10)
-
-        def forward(self, x):
-            _, (h_n, _) = self.lstm(x)
-            return self.head(h_n[-1])
-
-    model = Model()
+    model = make_torch_classifier("lstm", X_train.shape[2], hidden, 10)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    loss_fn = torch.nn.CrossEntropyLoss()
     X = torch.from_numpy(X_train)
     y = torch.from_numpy(y_train.astype(np.int64))
     generator = torch.Generator().manual_seed(seed)
     start = time.perf_counter()
     for _ in range(epochs):
-        order = torch.randperm(len(X), generator=generator)
-        for first in range(0, len(X), batch):
-            index = order[first : first + batch]
-            optimizer.zero_grad()
-            loss = loss_fn(model(X[index]), y[index])
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-            optimizer.step()
+        torch_train_epoch(model, optimizer, X, y, batch_size=batch, generator=generator)
     fit_time = time.perf_counter() - start
     with torch.no_grad():
         predicted = model(torch.from_numpy(X_test)).argmax(1).numpy()

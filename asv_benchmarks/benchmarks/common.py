@@ -58,7 +58,7 @@ else:
         "n_features": 12,
         "hidden_size": 32,
         "batch_size": 32,
-        "max_iter": 5,
+        "max_iter": 20,
     }
     EPOCH_PROBLEM = {
         "n_sequences": 256,
@@ -525,6 +525,15 @@ def torch_train_epoch(
         optimizer.step()
 
 
+def epoch_label(problem):
+    """``"BxT_min-T_maxxIxH"`` of an ``EPOCH_PROBLEM``-like dict."""
+    low, high = problem["steps"]
+    return (
+        f"{problem['batch_size']}x{low}-{high}x{problem['n_features']}"
+        f"x{problem['hidden_size']}"
+    )
+
+
 class EpochComparison:
     """One training epoch of ``RNNClassifier`` and of the same network in torch.
 
@@ -628,8 +637,14 @@ class EpochComparison:
             bidirectional=bidirectional,
             backward=True,
         )
-        low, high = steps
-        self.label = f"{batch_size}x{low}-{high}x{n_features}x{hidden_size}"
+        self.label = epoch_label(
+            {
+                "steps": steps,
+                "n_features": n_features,
+                "hidden_size": hidden_size,
+                "batch_size": batch_size,
+            }
+        )
 
     def rnntools_epoch(self):
         """One epoch of ``RNNClassifier.partial_fit``."""
