@@ -74,6 +74,10 @@ def check_sequences(
 def _pad_sequence_list(X, dtype, estimator):
     if len(X) == 0:
         raise ValueError("X is empty: expected at least one sequence.")
+    if dtype == _FLOAT_DTYPES:
+        stacked = _pad_float_arrays(X)
+        if stacked is not None:
+            return stacked
     sequences = []
     for index, sequence in enumerate(X):
         if isinstance(sequence, (str, bytes)):
@@ -102,6 +106,41 @@ def _pad_sequence_list(X, dtype, estimator):
     )
     for row, sequence in enumerate(sequences):
         padded[row, : len(sequence)] = sequence
+    return padded, lengths
+
+
+def _pad_float_arrays(X):
+    """Fast path of :func:`_pad_sequence_list`: one finiteness check in all.
+
+    Taken when every sequence is a non-empty 1-D or 2-D ndarray of one float
+    dtype and one width, which :func:`sklearn.utils.check_array` would return
+    unchanged; it costs ~50 us per sequence, most of an estimator's epoch on
+    short sequences. Returns None otherwise, or when a value is not finite:
+    the general path then converts, or names the offending sequence.
+    """
+    first = X[0]
+    if not isinstance(first, np.ndarray) or first.dtype not in _FLOAT_DTYPES:
+        return None
+    dtype = first.dtype
+    width = first.shape[1] if first.ndim == 2 else 1
+    lengths = np.empty(len(X), dtype=np.int64)
+    for index, sequence in enumerate(X):
+        if (
+            not isinstance(sequence, np.ndarray)
+            or sequence.dtype != dtype
+            or sequence.ndim not in (1, 2)
+            or (sequence.shape[1] if sequence.ndim == 2 else 1) != width
+            or sequence.shape[0] == 0
+        ):
+            return None
+        lengths[index] = sequence.shape[0]
+    if width == 0:
+        return None
+    padded = np.zeros((len(X), lengths.max(), width), dtype=dtype)
+    for row, sequence in enumerate(X):
+        padded[row, : lengths[row]] = sequence.reshape(lengths[row], width)
+    if not np.isfinite(padded).all():
+        return None
     return padded, lengths
 
 

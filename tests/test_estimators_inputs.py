@@ -426,3 +426,34 @@ def test_a_failed_fit_leaves_the_estimator_as_it_was(estimator_class):
         np.testing.assert_array_equal(fitted.params_[key], value)
     for a, b in zip(fitted.predict(X), expected, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize(
+    "X",
+    [
+        pytest.param(_ragged(dtype=np.float32), id="float32-2d"),
+        pytest.param(_ragged(n_features=1, seed=1), id="float64-width-1"),
+        pytest.param([s[:, 0] for s in _ragged(seed=2)], id="float64-1d"),
+        pytest.param(
+            [s[:, 0] if i % 2 else s for i, s in enumerate(_ragged(n_features=1))],
+            id="mixed-1d-2d",
+        ),
+        pytest.param([s.T.copy().T for s in _ragged(seed=3)], id="fortran-order"),
+    ],
+)
+def test_fast_path_for_float_sequence_lists_equals_the_general_path(X, monkeypatch):
+    from rnntools import _sequences
+
+    padded, lengths = _sequences.check_sequences(X)
+    monkeypatch.setattr(_sequences, "_pad_float_arrays", lambda X: None)
+    expected_padded, expected_lengths = _sequences.check_sequences(X)
+    assert padded.dtype == expected_padded.dtype
+    np.testing.assert_array_equal(padded, expected_padded)
+    np.testing.assert_array_equal(lengths, expected_lengths)
+
+
+def test_nan_in_a_sequence_list_names_the_sequence():
+    X = _ragged(dtype=np.float32)
+    X[3][0, 1] = np.nan
+    with pytest.raises(ValueError, match="sequence 3 of X contains NaN"):
+        _small(RNNClassifier).fit(X, _targets(RNNClassifier, X))
