@@ -119,14 +119,16 @@ def _pad_float_arrays(X):
     the general path then converts, or names the offending sequence.
     """
     first = X[0]
-    if not isinstance(first, np.ndarray) or first.dtype not in _FLOAT_DTYPES:
+    # Exactly ndarray: subclasses (np.matrix, masked arrays) take the general
+    # path, which converts or refuses them as check_array does.
+    if type(first) is not np.ndarray or first.dtype not in _FLOAT_DTYPES:
         return None
     dtype = first.dtype
     width = first.shape[1] if first.ndim == 2 else 1
     lengths = np.empty(len(X), dtype=np.int64)
     for index, sequence in enumerate(X):
         if (
-            not isinstance(sequence, np.ndarray)
+            type(sequence) is not np.ndarray
             or sequence.dtype != dtype
             or sequence.ndim not in (1, 2)
             or (sequence.shape[1] if sequence.ndim == 2 else 1) != width
