@@ -49,7 +49,6 @@ _MIN_FLOPS_PER_BLOCK = 15_000_000
 class _Backend:
     """Where buffers live and which kernel module runs on them."""
 
-    name: str
     kernels: ModuleType  # rnntools.kernels.cpu or rnntools.kernels.cuda
     scratch: Callable  # (shape, dtype) -> uninitialised buffer, released later
     scratch_zeros: Callable  # (shape, dtype) -> zero buffer, released later
@@ -65,7 +64,6 @@ def _add_into(destination, source):
 
 
 _CPU = _Backend(
-    name="cpu",
     kernels=cpu,
     scratch=POOL.empty,
     scratch_zeros=POOL.zeros,
@@ -98,7 +96,6 @@ def _cuda_backend():
         return None
 
     return _Backend(
-        name="cuda",
         kernels=kernels,
         scratch=kernels.empty,
         scratch_zeros=kernels.zeros,
