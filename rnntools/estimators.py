@@ -30,6 +30,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 
+from . import _devices
 from ._sequences import check_sequences, is_sequence_list
 from .cells import GATES, NONLINEARITIES, expected_shapes, init_params
 from .functional import rnn_backward, rnn_forward
@@ -46,8 +47,7 @@ def _log_softmax(logits):
     return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
 
 
-def _all_finite(arrays):
-    return all(np.isfinite(a).all() for a in arrays)
+_all_finite = _devices.all_finite
 
 
 class _NonFinite(ArithmeticError):
@@ -269,8 +269,12 @@ class _BaseRNN(BaseEstimator):
         if self.alpha > 0:
             scale = self.alpha / total_weight
             for key, value in params.items():
-                if "weight" in key:
-                    loss += 0.5 * scale * float(np.sum(value * value))
+                if "weight" not in key:
+                    continue
+                loss += 0.5 * scale * _devices.sum_squares(value)
+                if _devices.on_device(value):  # grads[key] is this batch's own
+                    _devices.cuda_kernels().add_scaled(grads[key], value, scale)
+                else:
                     grads[key] = grads[key] + (scale * value).astype(value.dtype)
         if not (np.isfinite(loss) and _all_finite(grads.values())):
             raise _NonFinite
@@ -279,10 +283,11 @@ class _BaseRNN(BaseEstimator):
     def _predict_raw(self, X, lengths):
         """Head output for every sequence, in batches."""
         outputs = []
+        params = self._working_params()
         for batch in gen_batches(X.shape[0], _PREDICT_BATCH):
             steps = int(lengths[batch].max())
-            features, _ = self._features(X[batch, :steps], lengths[batch], self.params_)
-            outputs.append(self._head(features, self.params_))
+            features, _ = self._features(X[batch, :steps], lengths[batch], params)
+            outputs.append(self._head(features, params))
         if not self._per_step:
             return np.concatenate(outputs)
         return outputs
@@ -436,14 +441,58 @@ class _BaseRNN(BaseEstimator):
     def _run_epochs(
         self, X, lengths, targets, weights, class_weights, validation, incremental
     ):
-        """The epoch loop: minibatch updates, stopping, best-weight restore."""
-        params = self.params_
+        """The epoch loop: minibatch updates, stopping, best-weight restore.
+
+        With ``device="cuda"`` the network's parameters and their optimizer
+        state move to the GPU for the whole loop (the output layer, tiny,
+        stays on the host) and come back when it ends, however it ends.
+        """
+        params = self._working_params()
         keys = sorted(params)
         values = [params[k] for k in keys]
+        on_device = [_devices.on_device(v) for v in values]
+        self._optimizer.map_state(
+            lambda i, a: _devices.to_device(a) if on_device[i] else a
+        )
+        try:
+            self._epochs(
+                params, keys, values, X, lengths, targets, weights, class_weights,
+                validation, incremental,
+            )  # fmt: skip
+        finally:
+            self._store_working_params(params)
+            self._optimizer.map_state(lambda i, a: _devices.to_host(a))
+        best_params = self.__dict__.pop("_best_params", None)
+        if best_params is not None:
+            self.params_ = best_params
+            self._optimizer = self._make_optimizer(self.params_)
+
+    def _working_params(self):
+        """``params_`` where the network runs: on ``device="cuda"`` a dict
+        whose network entries are device copies (the head stays on the host)."""
+        if self.device != "cuda":
+            return self.params_
+        _devices.cuda_kernels()  # a clear RuntimeError without a GPU
+        rnn_keys = self._rnn_params().keys()
+        return {
+            key: _devices.to_device(value) if key in rnn_keys else value
+            for key, value in self.params_.items()
+        }
+
+    def _store_working_params(self, params):
+        """Copy working parameters back into ``params_`` (no-op on the CPU)."""
+        for key, value in params.items():
+            if value is not self.params_[key]:
+                self.params_[key][...] = _devices.to_host(value)
+
+    def _epochs(
+        self, params, keys, values, X, lengths, targets, weights, class_weights,
+        validation, incremental,
+    ):  # fmt: skip
         n = X.shape[0]
         for _ in range(1 if incremental else self.max_iter):
             start = time.perf_counter()
-            epoch_start = [v.copy() for v in values]
+            epoch_start = [_devices.copy(v) for v in values]
             order = self._rng.permutation(n) if self.shuffle else np.arange(n)
             total_loss = 0.0
             total_weight = 0.0
@@ -480,6 +529,8 @@ class _BaseRNN(BaseEstimator):
             self.t_ += n
             epoch_loss = total_loss / total_weight
             self.loss_curve_.append(epoch_loss)
+            if validation is not None:  # scored with, and maybe saved from, params_
+                self._store_working_params(params)
             stop = self._update_no_improvement(epoch_loss, validation)
             if self.verbose:
                 line = f"Iteration {self.n_iter_}, loss = {epoch_loss:.8f}"
@@ -494,17 +545,13 @@ class _BaseRNN(BaseEstimator):
                     f"Stochastic optimizer: maximum iterations ({self.max_iter}) "
                     "reached and the optimization hasn't converged yet.",
                     ConvergenceWarning,
-                    stacklevel=5,
+                    stacklevel=6,
                 )
-        best_params = self.__dict__.pop("_best_params", None)
-        if best_params is not None:
-            self.params_ = best_params
-            self._optimizer = self._make_optimizer(self.params_)
 
     def _diverged(self, values, epoch_start):
         """Restore the epoch's starting parameters and raise."""
         for value, saved in zip(values, epoch_start, strict=True):
-            value[...] = saved
+            _devices.assign(value, saved)
         self._optimizer = self._make_optimizer(self.params_)
         self.__dict__.pop("_best_params", None)
         raise ValueError(
@@ -517,11 +564,11 @@ class _BaseRNN(BaseEstimator):
     def _clip(self, grads):
         if self.clip_grad_norm is None:
             return
-        norm = np.sqrt(sum(float(np.sum(g * g)) for g in grads))
+        norm = np.sqrt(sum(_devices.sum_squares(g) for g in grads))
         if norm > self.clip_grad_norm:
             scale = self.clip_grad_norm / norm
             for g in grads:
-                g *= scale
+                _devices.scale(g, scale)
 
     def _update_no_improvement(self, epoch_loss, validation):
         """Track the best loss or validation score; True means stop."""
@@ -745,10 +792,12 @@ class RNNClassifier(ClassifierMixin, _LabelRNN):
     warm_start : bool, default=False
         Continue from the fitted parameters, optimizer state and random stream.
     device : {"cpu", "cuda"}, default="cpu"
-        Where the network's forward and backward passes run; ``"cuda"`` needs
-        numba-cuda and an NVIDIA GPU (see :func:`rnntools.functional.rnn_forward`).
-        The parameters, optimiser and output layer stay on the host, so a
-        model fitted on the GPU predicts on the CPU after ``set_params``.
+        Where the network runs; ``"cuda"`` needs numba-cuda and an NVIDIA GPU
+        (see :func:`rnntools.functional.rnn_forward`). During ``fit`` the
+        network's parameters, gradients and optimizer state stay on the GPU
+        (the small output layer on the host); ``params_`` is updated when
+        ``fit`` ends, so the model pickles, saves and, after
+        ``set_params(device="cpu")``, predicts on the CPU.
     dtype : {"float32", "float64"}, default="float32"
         Compute dtype and dtype of ``params_``, whatever the dtype of ``X``.
 

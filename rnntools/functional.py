@@ -13,7 +13,6 @@ and device buffers (a :class:`_Backend` says where buffers live and which
 kernels run); only the inputs and the results cross the bus.
 """
 
-import importlib
 import itertools
 import re
 import weakref
@@ -23,6 +22,7 @@ from types import ModuleType
 
 import numpy as np
 
+from ._devices import cuda_kernels, on_device
 from ._threads import kernel_threads, num_threads, parallel_map
 from ._workspace import POOL
 from .cells import (
@@ -54,6 +54,7 @@ class _Backend:
     scratch_zeros: Callable  # (shape, dtype) -> zero buffer, released later
     release: Callable  # (list of scratch buffers) -> None
     new: Callable  # (shape, dtype) -> uninitialised array that is never pooled
+    copy: Callable  # array -> a copy, where it is
     to_device: Callable  # host ndarray -> kernel array (no copy on the CPU)
     to_host: Callable  # kernel array -> host ndarray (no copy on the CPU)
     add_into: Callable  # (destination, source) -> None: destination += source
@@ -69,6 +70,7 @@ _CPU = _Backend(
     scratch_zeros=POOL.zeros,
     release=POOL.release,
     new=np.empty,
+    copy=np.copy,
     to_device=np.ascontiguousarray,
     to_host=np.asarray,
     add_into=_add_into,
@@ -77,20 +79,7 @@ _CPU = _Backend(
 
 def _cuda_backend():
     """The CUDA backend, or a ``RuntimeError`` saying why there is none."""
-    try:
-        cuda = importlib.import_module("numba.cuda")
-    except ImportError as exc:
-        raise RuntimeError(
-            "device='cuda' needs numba-cuda, which is not installed: "
-            "pip install 'rnntools[cuda]' (or numba-cuda[cu12])."
-        ) from exc
-    if not cuda.is_available():
-        raise RuntimeError(
-            "device='cuda' found no usable GPU: numba-cuda is installed, but "
-            "numba.cuda.is_available() is False (no NVIDIA driver or no CUDA "
-            "device; numba.cuda.detect() prints details). Use device='cpu'."
-        )
-    from .kernels import cuda as kernels
+    kernels = cuda_kernels()
 
     def nothing(arrays):
         return None
@@ -101,6 +90,7 @@ def _cuda_backend():
         scratch_zeros=kernels.zeros,
         release=nothing,
         new=kernels.empty,
+        copy=kernels.copy,
         to_device=kernels.to_device,
         to_host=kernels.to_host,
         add_into=kernels.add_into,
@@ -176,6 +166,7 @@ class ForwardCache:
     params: dict  # validated, in the compute dtype, the caller's key order
     backend: _Backend = _CPU
     kernel_params: dict = None  # ``params`` where the kernels run
+    resident: bool = False  # params were device arrays: so are the gradients
     blocks: list = field(default_factory=list)  # [_BlockCache]
 
 
@@ -275,8 +266,12 @@ def _infer_architecture(params, cell, bidirectional):
     return num_layers, hidden_size
 
 
-def _check_params(params, cell, bidirectional, input_size, dtype):
-    """Validate ``params`` and return them cast to ``dtype``, C-contiguous."""
+def _check_params(params, cell, bidirectional, input_size, dtype, backend):
+    """Validate ``params`` and return them cast to ``dtype``, C-contiguous.
+
+    CUDA device arrays (with ``device="cuda"``) are checked and used in place;
+    the last value returned says whether they were.
+    """
     num_layers, hidden_size = _infer_architecture(params, cell, bidirectional)
     if "weight_ih_l0" in params:
         ih_shape = np.shape(params["weight_ih_l0"])
@@ -292,12 +287,47 @@ def _check_params(params, cell, bidirectional, input_size, dtype):
     unexpected = [key for key in params if key not in shapes]
     if unexpected:
         raise ValueError(f"params has unexpected keys {unexpected}.")
+    resident = [key for key in params if on_device(params[key])]
+    if resident:
+        checked = _check_device_params(params, resident, shapes, dtype, backend)
+        return checked, num_layers, hidden_size, True
     checked = {}
     for key in params:
         value = _check_float_array(params[key], f"params[{key!r}]")
         _check_shape(value, shapes[key], f"params[{key!r}]")
         checked[key] = _cast_finite(value, dtype, f"params[{key!r}]")
-    return checked, num_layers, hidden_size
+    return checked, num_layers, hidden_size, False
+
+
+def _check_device_params(params, resident, shapes, dtype, backend):
+    """Validate parameters that are CUDA device arrays; no copy is made."""
+    if backend is _CPU:
+        raise TypeError(
+            f"params[{resident[0]!r}] is a CUDA device array: pass "
+            "device='cuda', or NumPy arrays."
+        )
+    host = [key for key in params if key not in resident]
+    if host:
+        raise TypeError(
+            f"params mixes CUDA device arrays and host arrays (e.g. {host[0]!r}): "
+            "pass all of them on the device or all on the host."
+        )
+    checked = {}
+    for key in params:
+        name = f"params[{key!r}]"
+        value = backend.kernels.as_device_array(params[key])
+        if value.dtype != dtype:
+            raise TypeError(
+                f"{name} is a device array of dtype {value.dtype}; device arrays "
+                f"are used in place, so they must have the dtype of x ({dtype})."
+            )
+        _check_shape(value, shapes[key], name)
+        if not value.is_c_contiguous():
+            raise ValueError(f"{name} must be C-contiguous.")
+        if not backend.kernels.all_finite(value):
+            raise ValueError(f"{name} contains NaN or infinity.")
+        checked[key] = value
+    return checked
 
 
 def _cast_finite(value, dtype, name):
@@ -426,7 +456,12 @@ def rnn_forward(
         compute dtype and ``params`` are cast to it. Never written to.
     params : dict of str to ndarray
         PyTorch ``state_dict`` layout (see :func:`rnntools.init_params`); the
-        number of layers ``L`` and ``H`` come from its keys and shapes.
+        number of layers ``L`` and ``H`` come from its keys and shapes. With
+        ``device="cuda"`` the values may instead all be CUDA device arrays
+        (Numba's, or anything with ``__cuda_array_interface__``) of the dtype
+        of ``x``: they are used in place, never copied to the host, and
+        :func:`rnn_backward` then returns the parameter gradients as device
+        arrays too.
     cell : {"rnn", "lstm", "gru"}
         Cell type. The GRU is PyTorch's (reset gate applied after the
         recurrent product).
@@ -488,8 +523,8 @@ def rnn_forward(
         raise ValueError(f"x must have no zero-length axis, got shape {x.shape}.")
     dtype = x.dtype
     lengths = _check_lengths(lengths, batch, steps)
-    params, num_layers, hidden_size = _check_params(
-        params, cell, bidirectional, input_size, dtype
+    params, num_layers, hidden_size, resident = _check_params(
+        params, cell, bidirectional, input_size, dtype, backend
     )
     _check_finite_valid(x, lengths, "x")
     num_dirs = _num_directions(bidirectional)
@@ -513,7 +548,12 @@ def rnn_forward(
         lengths=lengths,
         params=params,
         backend=backend,
-        kernel_params={key: backend.to_device(value) for key, value in params.items()},
+        kernel_params=(
+            params
+            if resident
+            else {key: backend.to_device(value) for key, value in params.items()}
+        ),
+        resident=resident,
     )
     flops = _flops_per_step(cell, input_size, hidden_size, num_layers, bidirectional)
     # One GPU block holds the whole batch; CPU blocks go to threads.
@@ -614,11 +654,11 @@ def _time_major_on(backend, batch_first, lengths, buffers):
 
 def _forward_direction(cache, block, layer, suffix, layer_input, state, out):
     """Run one layer and direction; ``state`` is updated to the final state."""
-    names = param_names(layer, suffix)
-    _, _, b_ih, b_hh = (cache.params[name] for name in names)
-    w_ih, w_hh = (cache.kernel_params[name] for name in names[:2])
-    kernels = cache.backend.kernels
-    to_device = cache.backend.to_device
+    backend = cache.backend
+    kernels = backend.kernels
+    w_ih, w_hh, b_ih, b_hh = (
+        cache.kernel_params[name] for name in param_names(layer, suffix)
+    )
     steps, batch, _ = layer_input.shape
     hidden = cache.hidden_size
     width = GATES[cache.cell] * hidden
@@ -628,12 +668,12 @@ def _forward_direction(cache, block, layer, suffix, layer_input, state, out):
     gates = block.empty((steps, batch, width), dtype)
     # Read by the weight-gradient GEMM at padded rows too: must be finite.
     h_prev = block.padded((steps, batch, hidden), dtype)
+    bias = backend.copy(b_ih)
     if cache.cell == "gru":  # b_hn stays inside the reset product
-        bias = b_ih.copy()
-        bias[: 2 * hidden] += b_hh[: 2 * hidden]
+        backend.add_into(bias[: 2 * hidden], b_hh[: 2 * hidden])
     else:
-        bias = b_ih + b_hh
-    kernels.input_projection(layer_input, w_ih, to_device(bias), gates)
+        backend.add_into(bias, b_hh)
+    kernels.input_projection(layer_input, w_ih, bias, gates)
     common = (block.kernel_lengths, block.batch_sizes, reverse)
     if cache.cell == "lstm":
         c_prev = block.empty((steps, batch, hidden), dtype)
@@ -644,7 +684,7 @@ def _forward_direction(cache, block, layer, suffix, layer_input, state, out):
         )  # fmt: skip
         extra = (c_prev, tanh_c)
     elif cache.cell == "gru":
-        b_hn = to_device(b_hh[2 * hidden :])
+        b_hn = b_hh[2 * hidden :]
         hn = block.empty((steps, batch, hidden), dtype)
         kernels.gru_forward_layer(
             w_hh, b_hn, *common, state[0], out, out_col, gates, h_prev, hn,
@@ -674,7 +714,8 @@ def rnn_backward(cache, d_output, d_final_state=None):
     Returns
     -------
     grads : dict of str to ndarray
-        Gradients of the parameters, same keys and shapes as ``params``.
+        Gradients of the parameters, same keys and shapes as ``params``;
+        Numba device arrays when ``params`` were device arrays.
     d_x : ndarray of shape (B, T, I)
         Gradient with respect to ``x``; 0 at padded steps.
     d_initial_state : ndarray of shape (L*D, B, H), or tuple (d_h0, d_c0)
@@ -722,6 +763,8 @@ def rnn_backward(cache, d_output, d_final_state=None):
         for part, block_part in zip(d_initial, block_d_states, strict=True):
             part[:, block.rows] = block_part
         backend.release(temporaries)
+        if cache.resident:
+            return block_grads
         return {key: backend.to_host(value) for key, value in block_grads.items()}
 
     with kernel_threads():

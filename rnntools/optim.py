@@ -1,13 +1,27 @@
 """Stochastic optimizers: small plain classes with one contract.
 
 ``update_params(params, grads)`` updates a list of arrays in place from a list
-of gradients of the same shapes, as scikit-learn's MLP optimizers do.
+of gradients of the same shapes, as scikit-learn's MLP optimizers do. A
+parameter that is a CUDA device array is updated on the device, with its
+state moved there by :meth:`map_state` (the estimators do this while fitting
+with ``device="cuda"``).
 """
 
 import numpy as np
 
+from ._devices import cuda_kernels, on_device
 
-class SGDOptimizer:
+
+class _Optimizer:
+    def map_state(self, function):
+        """Replace every state array ``a`` of parameter ``i`` by
+        ``function(i, a)``, e.g. to move it to or from the GPU."""
+        for name in self._state_names:
+            arrays = getattr(self, name)
+            setattr(self, name, [function(i, a) for i, a in enumerate(arrays)])
+
+
+class SGDOptimizer(_Optimizer):
     """Stochastic gradient descent with (Nesterov) momentum.
 
     Parameters
@@ -25,9 +39,17 @@ class SGDOptimizer:
         self.nesterov = nesterov
         self.velocities = [np.zeros_like(p) for p in params]
 
+    _state_names = ("velocities",)
+
     def update_params(self, params, grads):
         """Apply one step: ``v = momentum v - lr g``; ``p += v`` (or Nesterov)."""
         for param, grad, velocity in zip(params, grads, self.velocities, strict=True):
+            if on_device(param):
+                cuda_kernels().sgd_update(
+                    param, grad, velocity, self.learning_rate, self.momentum,
+                    self.nesterov,
+                )  # fmt: skip
+                continue
             velocity *= self.momentum
             velocity -= self.learning_rate * grad
             if self.nesterov:
@@ -36,7 +58,7 @@ class SGDOptimizer:
                 param += velocity
 
 
-class AdamOptimizer:
+class AdamOptimizer(_Optimizer):
     """Adam (Kingma & Ba, 2015).
 
     Parameters
@@ -57,6 +79,8 @@ class AdamOptimizer:
         self.first_moments = [np.zeros_like(p) for p in params]
         self.second_moments = [np.zeros_like(p) for p in params]
 
+    _state_names = ("first_moments", "second_moments")
+
     def update_params(self, params, grads):
         """Apply one bias-corrected Adam step."""
         self.t += 1
@@ -68,6 +92,11 @@ class AdamOptimizer:
         for param, grad, m, v in zip(
             params, grads, self.first_moments, self.second_moments, strict=True
         ):
+            if on_device(param):
+                cuda_kernels().adam_update(
+                    param, grad, m, v, step, self.beta_1, self.beta_2, self.epsilon
+                )
+                continue
             m *= self.beta_1
             m += (1 - self.beta_1) * grad
             v *= self.beta_2

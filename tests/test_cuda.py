@@ -20,6 +20,7 @@ from numba.np.numpy_support import from_dtype
 from strategies import RNNProblem
 
 from rnntools import RNNClassifier, RNNTagger, load_model, save_model
+from rnntools.functional import rnn_backward, rnn_forward
 from rnntools.kernels import cuda as cuda_kernels
 
 
@@ -149,6 +150,8 @@ def launched_signatures(monkeypatch):
             return types.Array(from_dtype(value.dtype), value.ndim, layout)
         if isinstance(value, (bool, np.bool_)):
             return types.boolean
+        if isinstance(value, np.floating):
+            return from_dtype(value.dtype)
         if isinstance(value, (int, np.integer)):
             return types.int64
         raise AssertionError(f"unexpected kernel argument {value!r}")
@@ -198,6 +201,64 @@ def test_every_launch_matches_a_declared_signature(cell, monkeypatch):
         assert signature in cuda_kernels.SIGNATURES[dtype][name], (name, signature)
 
 
+def device_params(params):
+    from numba import cuda
+
+    return {key: cuda.to_device(value) for key, value in params.items()}
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_device_params_are_used_in_place_and_give_device_grads(cell):
+    case = problem(cell, True, 2, True)
+    arrays = case.make_arrays(np.float64)
+    kwargs = {**case.forward_kwargs(arrays), "device": "cuda"}
+    output, _, cache = rnn_forward(arrays.x, arrays.params, **kwargs)
+    grads, d_x, _ = rnn_backward(cache, arrays.d_output, arrays.d_final_state)
+    output_d, _, cache_d = rnn_forward(arrays.x, device_params(arrays.params), **kwargs)
+    assert cache_d.resident
+    grads_d, d_x_d, _ = rnn_backward(cache_d, arrays.d_output, arrays.d_final_state)
+    np.testing.assert_array_equal(output_d, output)
+    np.testing.assert_array_equal(d_x_d, d_x)
+    assert grads_d.keys() == grads.keys()
+    for key, value in grads.items():
+        assert hasattr(grads_d[key], "copy_to_host"), key
+        np.testing.assert_array_equal(grads_d[key].copy_to_host(), value, key)
+
+
+def test_bad_device_params_are_clear_errors():
+    from numba import cuda
+
+    case = problem("gru", False, 1, False)
+    arrays = case.make_arrays(np.float64)
+    call = {"x": arrays.x, "cell": "gru"}
+    on_device = device_params(arrays.params)
+    with pytest.raises(TypeError, match="pass device='cuda'"):
+        rnn_forward(params=on_device, **call)
+    mixed = {**on_device, "bias_hh_l0": arrays.params["bias_hh_l0"]}
+    with pytest.raises(TypeError, match="mixes CUDA device arrays and host"):
+        rnn_forward(params=mixed, device="cuda", **call)
+    as_float32 = {
+        k: cuda.to_device(v.astype(np.float32)) for k, v in arrays.params.items()
+    }
+    with pytest.raises(TypeError, match="dtype of x"):
+        rnn_forward(params=as_float32, device="cuda", **call)
+    nan = arrays.params["weight_hh_l0"].copy()
+    nan[0, 0] = np.nan
+    with pytest.raises(ValueError, match=r"params\['weight_hh_l0'\] contains NaN"):
+        rnn_forward(
+            params={**on_device, "weight_hh_l0": cuda.to_device(nan)},
+            device="cuda",
+            **call,
+        )
+    wrong = arrays.params["weight_hh_l0"][:, :-1].copy()
+    with pytest.raises(ValueError, match="weight_hh_l0"):
+        rnn_forward(
+            params={**on_device, "weight_hh_l0": cuda.to_device(wrong)},
+            device="cuda",
+            **call,
+        )
+
+
 def tiny_sequences(rng, n=8):
     lengths = rng.integers(2, 5, size=n)
     X = [rng.standard_normal((length, 2)) for length in lengths]
@@ -205,9 +266,42 @@ def tiny_sequences(rng, n=8):
     return X, y
 
 
+def params_passed_to_the_network(monkeypatch):
+    """Record, for each rnn_forward call of the estimators, whether every
+    parameter was already a device array."""
+    from rnntools import estimators
+
+    resident = []
+
+    def recording(x, params, *args, **kwargs):
+        resident.append(all(hasattr(v, "copy_to_host") for v in params.values()))
+        return rnn_forward(x, params, *args, **kwargs)
+
+    monkeypatch.setattr(estimators, "rnn_forward", recording)
+    return resident
+
+
+TRAINING_SETTINGS = {
+    # Adam, the default; gradients clipped at 5 (inactive here).
+    "adam": {},
+    # The device paths of SGD with Nesterov momentum, weight decay, active
+    # clipping, and early stopping (validation scored from synced params_).
+    "sgd-alpha-clip-early-stopping": {
+        "solver": "sgd",
+        "alpha": 0.01,
+        "clip_grad_norm": 0.05,
+        "early_stopping": True,
+        "validation_fraction": 0.25,
+    },
+}
+
+
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("training", list(TRAINING_SETTINGS))
 @pytest.mark.parametrize("Estimator", [RNNClassifier, RNNTagger])
-def test_estimator_trains_on_gpu_like_on_cpu(Estimator, tmp_path):
+def test_estimator_trains_on_gpu_like_on_cpu(
+    Estimator, training, tmp_path, monkeypatch
+):
     rng = np.random.default_rng(0)
     X, y = tiny_sequences(rng)
     if Estimator is RNNTagger:
@@ -219,8 +313,20 @@ def test_estimator_trains_on_gpu_like_on_cpu(Estimator, tmp_path):
         "batch_size": 4,
         "dtype": "float64",
         "random_state": 0,
+        **TRAINING_SETTINGS[training],
     }
+    resident = params_passed_to_the_network(monkeypatch)
+    launches = launched_signatures(monkeypatch)
     on_gpu = Estimator(device="cuda", **settings).fit(X, y)
+    for dtype, name, signature in launches:  # the optimizer's kernels too
+        assert signature in cuda_kernels.SIGNATURES[dtype][name], (name, signature)
+    # Parameters stayed on the GPU for every minibatch (and the validation).
+    assert resident and all(resident)
+    for value in on_gpu.params_.values():
+        assert isinstance(value, np.ndarray)
+    for state in vars(on_gpu._optimizer).values():
+        if isinstance(state, list):  # moments back on the host: picklable
+            assert all(isinstance(a, np.ndarray) for a in state)
     on_cpu = Estimator(device="cpu", **settings).fit(X, y)
     for key, value in on_cpu.params_.items():
         np.testing.assert_allclose(on_gpu.params_[key], value, rtol=0, atol=1e-10)

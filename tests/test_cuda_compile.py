@@ -26,6 +26,10 @@ from rnntools.kernels import cuda as cuda_kernels  # noqa: E402
 
 # The H100/H200 that the project's device machines lend.
 COMPUTE_CAPABILITY = (9, 0)
+# Kernels that compute in float64 on purpose: the sum of squares behind
+# gradient clipping and weight decay accumulates in float64, so a norm over
+# millions of float32 values keeps its accuracy.
+FLOAT64_BY_DESIGN = {"_reduce_flat"}
 CASES = [
     pytest.param(dtype, name, signature, id=f"{name}-{dtype}-{index}")
     for dtype, table in cuda_kernels.SIGNATURES.items()
@@ -54,7 +58,7 @@ def test_kernel_compiles_to_ptx(dtype, name, signature, no_device_query):
             pytest.skip(f"CUDA toolkit wheels not installed: {exc}")
         raise
     assert ".visible .entry" in ptx
-    if dtype == "float32":
+    if dtype == "float32" and name not in FLOAT64_BY_DESIGN:
         # No instruction in double precision: typed constants kept float32.
         assert not re.search(r"\.f64\b", ptx), "float64 arithmetic in float32 code"
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import rnntools
-from rnntools import RNNClassifier
+from rnntools import RNNClassifier, _devices
 from rnntools.functional import rnn_forward
 
 
@@ -39,9 +39,13 @@ def test_import_does_not_load_numba_cuda():
 
 
 def test_without_numba_cuda_raises_with_install_hint(monkeypatch):
+    _devices.cuda_kernels.cache_clear()  # forget a CUDA found earlier
     monkeypatch.setitem(sys.modules, "numba.cuda", None)  # import now fails
-    with pytest.raises(RuntimeError, match=r"needs numba-cuda.*rnntools\[cuda\]"):
-        rnn_forward(**small_call(), device="cuda")
+    try:
+        with pytest.raises(RuntimeError, match=r"needs numba-cuda.*rnntools\[cuda\]"):
+            rnn_forward(**small_call(), device="cuda")
+    finally:
+        _devices.cuda_kernels.cache_clear()
 
 
 @needs_no_gpu

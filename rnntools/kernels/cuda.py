@@ -132,8 +132,15 @@ def _step_grid(active, hidden):
     return blocks, (threads_j, threads_b)
 
 
+def _flat_threads(size):
+    """Threads per block for ``size`` elements: a power of two, at most
+    :data:`FLAT_THREADS` (small arrays get small blocks)."""
+    return min(FLAT_THREADS, 1 << max(0, (size - 1).bit_length()))
+
+
 def _flat_grid(size):
-    return max(1, -(-size // FLAT_THREADS)), FLAT_THREADS
+    threads = _flat_threads(size)
+    return max(1, -(-size // threads)), threads
 
 
 # ----------------------------------------------------------- array helpers
@@ -189,6 +196,136 @@ def _column_sums(matrix, out):
         for r in range(matrix.shape[0]):
             acc += matrix[r, j]
         out[j] = acc
+
+
+@cuda.jit(**_KERNEL)
+def _reduce_flat(flat, count_non_finite, out):
+    """``out[0]`` = sum of squares of ``flat`` in float64, or, with
+    ``count_non_finite``, the number of NaN or infinite values. One block of a
+    power-of-two number of threads (the tree reduction halves it)."""
+    partial = cuda.shared.array(FLAT_THREADS, dtype=out.dtype)
+    tid = cuda.threadIdx.x
+    acc = out.dtype.type(0)
+    for i in range(tid, flat.shape[0], cuda.blockDim.x):
+        value = flat[i]
+        if count_non_finite:
+            if math.isnan(value) or math.isinf(value):
+                acc += 1
+        else:
+            acc += out.dtype.type(value) * out.dtype.type(value)
+    partial[tid] = acc
+    cuda.syncthreads()
+    stride = cuda.blockDim.x // 2
+    while stride > 0:
+        if tid < stride:
+            partial[tid] += partial[tid + stride]
+        cuda.syncthreads()
+        stride //= 2
+    if tid == 0:
+        out[0] = partial[0]
+
+
+@cuda.jit(**_KERNEL)
+def _scale(flat, factor):
+    i = cuda.grid(1)
+    if i < flat.shape[0]:
+        flat[i] *= factor
+
+
+@cuda.jit(**_KERNEL)
+def _add_scaled(flat, other, factor):
+    i = cuda.grid(1)
+    if i < flat.shape[0]:
+        flat[i] += factor * other[i]
+
+
+@cuda.jit(**_KERNEL)
+def _adam_update(param, grad, first, second, step, beta_1, beta_2, epsilon):
+    """One Adam step, elementwise, as :class:`rnntools.optim.AdamOptimizer`."""
+    i = cuda.grid(1)
+    if i < param.shape[0]:
+        one = param.dtype.type(1)
+        g = grad[i]
+        m = first[i] * beta_1 + (one - beta_1) * g
+        v = second[i] * beta_2 + (one - beta_2) * g * g
+        first[i] = m
+        second[i] = v
+        param[i] -= step * m / (math.sqrt(v) + epsilon)
+
+
+@cuda.jit(**_KERNEL)
+def _sgd_update(param, grad, velocity, learning_rate, momentum, nesterov):
+    """One SGD step, elementwise, as :class:`rnntools.optim.SGDOptimizer`."""
+    i = cuda.grid(1)
+    if i < param.shape[0]:
+        v = velocity[i] * momentum - learning_rate * grad[i]
+        velocity[i] = v
+        if nesterov:
+            param[i] += momentum * v - learning_rate * grad[i]
+        else:
+            param[i] += v
+
+
+def as_device_array(value):
+    """A Numba device array viewing ``value`` (anything with
+    ``__cuda_array_interface__``, e.g. a CuPy array); no copy."""
+    if hasattr(value, "copy_to_host"):  # Numba's (or the simulator's) already
+        return value
+    return cuda.as_cuda_array(value)
+
+
+def _flat(array):
+    return array.reshape(array.size)
+
+
+def sum_squares(array):
+    """``float((array ** 2).sum())`` of a device array, summed in float64."""
+    out = cuda.device_array(1, dtype=np.float64)
+    _reduce_flat[1, _flat_threads(array.size)](_flat(array), False, out)
+    return float(out.copy_to_host()[0])
+
+
+def all_finite(array):
+    """Whether a device array holds no NaN or infinity."""
+    out = cuda.device_array(1, dtype=np.float64)
+    _reduce_flat[1, _flat_threads(array.size)](_flat(array), True, out)
+    return out.copy_to_host()[0] == 0
+
+
+def scale(array, factor):
+    """``array *= factor`` in place."""
+    _scale[_flat_grid(array.size)](_flat(array), array.dtype.type(factor))
+
+
+def add_scaled(array, other, factor):
+    """``array += factor * other`` in place."""
+    flat = _flat(array)
+    _add_scaled[_flat_grid(array.size)](flat, _flat(other), array.dtype.type(factor))
+
+
+def copy(array):
+    """A device copy of a device array."""
+    out = cuda.device_array_like(array)
+    out.copy_to_device(array)
+    return out
+
+
+def adam_update(param, grad, first, second, step, beta_1, beta_2, epsilon):
+    """Apply one Adam step to device arrays (``step`` bias-corrected)."""
+    cast = param.dtype.type
+    _adam_update[_flat_grid(param.size)](
+        _flat(param), _flat(grad), _flat(first), _flat(second),
+        cast(step), cast(beta_1), cast(beta_2), cast(epsilon),
+    )  # fmt: skip
+
+
+def sgd_update(param, grad, velocity, learning_rate, momentum, nesterov):
+    """Apply one SGD step to device arrays."""
+    cast = param.dtype.type
+    _sgd_update[_flat_grid(param.size)](
+        _flat(param), _flat(grad), _flat(velocity),
+        cast(learning_rate), cast(momentum), bool(nesterov),
+    )  # fmt: skip
 
 
 def empty(shape, dtype):
@@ -703,6 +840,11 @@ def _signatures(dtype):
         "_take_final": [(f2, f2, i1)],
         "_zero_padding": [(f3, i1)],
         "_column_sums": [(f2, f1)],
+        "_reduce_flat": [(f1, flag, types.Array(types.float64, 1, "C"))],
+        "_scale": [(f1, dtype)],
+        "_add_scaled": [(f1, f1, dtype)],
+        "_adam_update": [(f1, f1, f1, f1, dtype, dtype, dtype, dtype)],
+        "_sgd_update": [(f1, f1, f1, dtype, dtype, flag)],
         "_gemm": [(f2, f2, f1, f2, flag, flag, flag)],
         "_initial_state_grad": [(i1, flag, f2, f3, f2)],
         "_lstm_forward_step": [(*step, f2, f2, f2, f2, f3, i64, f3, f3, f3, f3)],
