@@ -489,6 +489,8 @@ class _BaseRNN(BaseEstimator):
         self, params, keys, values, X, lengths, targets, weights, class_weights,
         validation, incremental,
     ):  # fmt: skip
+        """The epochs of :meth:`_run_epochs`, on the working ``params``
+        (``values``: its arrays in the sorted order ``keys``)."""
         n = X.shape[0]
         for _ in range(1 if incremental else self.max_iter):
             start = time.perf_counter()
