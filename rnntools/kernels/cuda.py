@@ -5,6 +5,9 @@ counterpart in :mod:`rnntools.kernels.cpu` (``input_projection``,
 ``lstm_forward_layer``, ``lstm_backward_layer``, ..., ``layer_param_grads``),
 with device arrays in place of NumPy arrays, so :mod:`rnntools.functional`
 drives both with the same code. Like the CPU kernels they validate nothing.
+Beside them are the device array helpers that the functional driver and the
+estimators' training loop need (allocation, copies, sums of squares,
+finiteness, and the Adam and SGD steps; see :mod:`rnntools._devices`).
 
 Layout and conventions are the CPU's: time-major C-contiguous ``(T, B, .)``
 buffers, the batch sorted by decreasing length, ``batch_sizes[s]`` (a host
