@@ -12,6 +12,7 @@ and PyTorch elsewhere; agreement with them here makes the CUDA kernels right.
 
 import pickle
 
+import numba
 import numpy as np
 import pytest
 from helpers import assert_results_close, run_rnntools
@@ -114,6 +115,44 @@ def test_several_tiles_and_blocks_match_cpu(cell, monkeypatch):
     monkeypatch.setattr(cuda_kernels, "GEMM_TILE", 4)
     case = problem(cell, True, 1, True, batch_size=3, hidden_size=5, input_size=6)
     assert_cuda_matches_cpu(case, np.float64, FLOAT64_RTOL)
+
+
+on_simulator = pytest.mark.skipif(
+    numba.config.ENABLE_CUDASIM,
+    reason="a real GPU only: the simulator would take hours at these shapes",
+)
+
+
+@on_simulator
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_shapes_beyond_the_default_tiles_match_cpu(cell, dtype):
+    """Real-GPU shapes with the real tiles: H=70 and I=45 span three
+    STEP_TILE chunks and several GEMM tiles with ragged edges, B=37 spans five
+    STEP_ROWS blocks, and 37 unsorted lengths in [1, 23] retire sequences at
+    most steps. Bidirectional and two layers, from a drawn initial state."""
+    lengths = np.random.default_rng(7).integers(1, 24, size=37)
+    lengths[5] = 23
+    case = RNNProblem(
+        cell=cell,
+        nonlinearity="tanh",
+        num_layers=2,
+        bidirectional=True,
+        batch_size=37,
+        seq_len=23,
+        input_size=45,
+        hidden_size=70,
+        lengths=tuple(int(n) for n in lengths),
+        has_initial_state=True,
+        seed=11,
+    )
+    # float64: ~10^4-operation chains (23 steps x 2 layers x 70-term dot
+    # products, both directions) round to ~1e-12 of the scale; 1e-10 still
+    # catches any wrong index. float32: the same chains at 2**-24 per operation
+    # give a few 1e-5 in the gradients, which sum over all steps; 1e-4 is
+    # that bound with room, and a wrong term is off by 1e-2 or more.
+    rtol = FLOAT64_RTOL if dtype == np.float64 else 1e-4
+    assert_cuda_matches_cpu(case, dtype, rtol)
 
 
 def test_long_sequence_with_large_inputs_stays_finite():
