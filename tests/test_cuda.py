@@ -11,6 +11,7 @@ and PyTorch elsewhere; agreement with them here makes the CUDA kernels right.
 """
 
 import pickle
+from types import SimpleNamespace
 
 import numba
 import numpy as np
@@ -105,16 +106,55 @@ def test_float32_matches_cpu(cell):
     assert_cuda_matches_cpu(case, np.float32, FLOAT32_RTOL)
 
 
+def use_per_step_kernels(monkeypatch):
+    """Make the drivers launch one kernel per step whatever the batch size."""
+    monkeypatch.setattr(cuda_kernels, "_use_sequence_kernels", lambda batch: False)
+
+
+@pytest.mark.parametrize(
+    "cell, nonlinearity",
+    [("lstm", "tanh"), ("gru", "tanh"), ("rnn", "tanh"), ("rnn", "relu")],
+)
+def test_per_step_kernels_match_cpu(cell, nonlinearity, monkeypatch):
+    """The other strategy, one launch per step, which the drivers choose for
+    batches too large for one wave of sequence-resident blocks."""
+    use_per_step_kernels(monkeypatch)
+    case = problem(cell, True, 2, True, nonlinearity=nonlinearity)
+    assert_cuda_matches_cpu(case, np.float64, FLOAT64_RTOL)
+
+
+@pytest.mark.parametrize("strategy", ["sequence", "per_step"])
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
-def test_several_tiles_and_blocks_match_cpu(cell, monkeypatch):
-    """Tiles smaller than the problem: several shared-memory chunks per dot
-    product, several thread blocks per step and per GEMM, partial edge tiles.
-    (The default tiles cover these tiny shapes in one block.)"""
-    monkeypatch.setattr(cuda_kernels, "STEP_TILE", 2)
-    monkeypatch.setattr(cuda_kernels, "STEP_ROWS", 2)
-    monkeypatch.setattr(cuda_kernels, "GEMM_TILE", 4)
+def test_several_tiles_and_blocks_match_cpu(cell, strategy, monkeypatch):
+    """Blocks and tiles smaller than the problem. Per step: several
+    shared-memory chunks per dot product, several thread blocks per step and
+    per GEMM, partial edge tiles. Sequence-resident: two blocks of two
+    sequences (the second half empty) and two threads striding over five
+    hidden units. GEMMs: 2x2 threads of 2x2 outputs, several blocks and
+    several shared-memory steps along every edge of the 12x6, 12x20 and
+    20x6 products, with partial edges. (The default sizes cover these tiny
+    shapes in one block.)"""
+    if strategy == "per_step":
+        use_per_step_kernels(monkeypatch)
+        monkeypatch.setattr(cuda_kernels, "STEP_TILE", 2)
+        monkeypatch.setattr(cuda_kernels, "STEP_ROWS", 2)
+    else:
+        monkeypatch.setattr(cuda_kernels, "SEQUENCE_ROWS", 2)
+        monkeypatch.setattr(cuda_kernels, "SEQUENCE_THREADS", 2)
+    monkeypatch.setattr(cuda_kernels, "GEMM_TILE", 2)
+    monkeypatch.setattr(cuda_kernels, "GEMM_WORK", 2)
+    monkeypatch.setattr(cuda_kernels, "GEMM_SPAN", 4)
     case = problem(cell, True, 1, True, batch_size=3, hidden_size=5, input_size=6)
     assert_cuda_matches_cpu(case, np.float64, FLOAT64_RTOL)
+
+
+def test_strategy_is_chosen_by_batch_size(monkeypatch):
+    """Sequence-resident kernels while their blocks fit the GPU at once."""
+    device = SimpleNamespace(MULTIPROCESSOR_COUNT=2)
+    monkeypatch.setattr(cuda_kernels.cuda, "get_current_device", lambda: device)
+    rows = cuda_kernels.SEQUENCE_ROWS
+    assert cuda_kernels._use_sequence_kernels(2 * rows)
+    assert not cuda_kernels._use_sequence_kernels(2 * rows + 1)
 
 
 on_simulator = pytest.mark.skipif(
@@ -224,14 +264,20 @@ def launched_signatures(monkeypatch):
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
 def test_every_launch_matches_a_declared_signature(cell, monkeypatch):
     """The PTX compile check (test_cuda_compile.py) compiles SIGNATURES; this
-    shows those are the types the drivers really launch with."""
+    shows those are the types the drivers really launch with, both
+    strategies."""
     recorded = launched_signatures(monkeypatch)
     for dtype in (np.float32, np.float64):
         case = problem(cell, True, 2, True, seq_len=2, hidden_size=2)
         run_rnntools(case, case.make_arrays(dtype), device="cuda")
+    with monkeypatch.context() as patch:
+        use_per_step_kernels(patch)
+        run_rnntools(case, case.make_arrays(np.float32), device="cuda")
     assert {name for _, name, _ in recorded} >= {
         "_gemm",
         "_column_sums",
+        f"_{cell}_forward_sequence",
+        f"_{cell}_backward_sequence",
         f"_{cell}_forward_step",
         f"_{cell}_backward_step",
         "_initial_state_grad",

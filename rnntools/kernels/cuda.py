@@ -41,19 +41,35 @@ launch them with, and the test suite compiles every one to PTX
 import math
 
 import numpy as np
-from numba import cuda, types
+from numba import config, cuda, types
 
 #: Largest thread-block edge of the step kernels along hidden units; also the
 #: width of their shared-memory staging tile.
 STEP_TILE = 32
 #: Thread-block edge along sequences of the step kernels.
 STEP_ROWS = 8
-#: Edge of the square GEMM thread block and shared-memory tiles.
+#: Edge of the square GEMM thread block, and the depth of its shared tiles.
 GEMM_TILE = 16
+#: Outputs per GEMM thread along each edge: a block computes a square of
+#: ``GEMM_TILE * GEMM_WORK`` outputs, each thread a ``GEMM_WORK`` square
+#: strided by ``GEMM_TILE``, so every value staged in shared memory is used
+#: ``GEMM_WORK`` times from a register.
+GEMM_WORK = 4
+#: Edge of the square of outputs of one GEMM block.
+GEMM_SPAN = GEMM_TILE * GEMM_WORK
 #: Threads per block of the one-dimensional elementwise kernels.
 FLAT_THREADS = 256
+#: Sequences per block of the sequence-resident kernels (``*_sequence``).
+SEQUENCE_ROWS = 4
+#: Most threads per block of the sequence-resident kernels (their launch
+#: bound: the compiler keeps their registers within what this many need).
+SEQUENCE_THREADS = 512
 
 _KERNEL = {"cache": True}
+# The simulator's ``cuda.jit`` takes no launch bounds (it has no registers).
+_SEQUENCE_KERNEL = (
+    _KERNEL if config.ENABLE_CUDASIM else {**_KERNEL, "launch_bounds": SEQUENCE_THREADS}
+)
 _DEVICE = {"device": True, "cache": True}
 
 
@@ -125,6 +141,88 @@ def _recurrent_grad(d_gates, t, b, row_ok, w_hh, j):
                 acc += tile[ty, gg] * w_hh[g0 + gg, j]
         cuda.syncthreads()
     return acc
+
+
+@cuda.jit(**_DEVICE)
+def _block_rows(lengths, rows):
+    """Fill ``rows`` with this block's sequences (clamped to the batch, so
+    every entry indexes a real row) and return their longest length."""
+    batch = lengths.shape[0]
+    first = cuda.blockIdx.x * SEQUENCE_ROWS
+    steps = 0
+    for r in range(SEQUENCE_ROWS):
+        rows[r] = min(first + r, batch - 1)
+        steps = max(steps, lengths[rows[r]])
+    return steps
+
+
+@cuda.jit(**_DEVICE)
+def _rows_gate_products(h, rows, w_hh_t, j, acc):
+    """``acc[r, q] = sum_k h[rows[r], k] * w_hh_t[k, q * H + j]`` for the
+    block's rows ``r`` and every gate ``q``: each weight is loaded once and
+    used for all :data:`SEQUENCE_ROWS` rows."""
+    hidden = h.shape[1]
+    num_gates = acc.shape[1]
+    for r in range(SEQUENCE_ROWS):
+        for q in range(num_gates):
+            acc[r, q] = 0
+    for k in range(hidden):
+        for q in range(num_gates):
+            weight = w_hh_t[k, q * hidden + j]
+            for r in range(SEQUENCE_ROWS):
+                acc[r, q] += h[rows[r], k] * weight
+
+
+@cuda.jit(**_DEVICE)
+def _rows_recurrent_grad(d_gates, times, rows, w_hh, j, acc):
+    """``acc[r] = sum_g d_gates[times[r], rows[r], g] * w_hh[g, j]`` for the
+    block's rows ``r``, each weight loaded once for all of them."""
+    for r in range(SEQUENCE_ROWS):
+        acc[r] = 0
+    for g in range(w_hh.shape[0]):
+        weight = w_hh[g, j]
+        for r in range(SEQUENCE_ROWS):
+            acc[r] += d_gates[times[r], rows[r], g] * weight
+
+
+@cuda.jit(**_DEVICE)
+def _later_times(s, lengths, reverse, rows, times):
+    """``times[r]``: the time of step ``s + 1`` of row ``rows[r]``, or 0 where
+    that row has no such step (its recurrent gradient is then unused)."""
+    for r in range(SEQUENCE_ROWS):
+        b = rows[r]
+        times[r] = _step_time(s + 1, b, lengths, reverse) if s + 1 < lengths[b] else 0
+
+
+@cuda.jit(**_DEVICE)
+def _add_initial_state_grads(lengths, reverse, rows, w_hh, d_gates, d_h, acc, times):
+    """``d_h[b] += d_gates[t0(b), b] @ w_hh`` for the block's sequences, at
+    each one's first step (the sequence kernels' :func:`_initial_state_grad`)."""
+    batch, hidden = d_h.shape
+    first = cuda.blockIdx.x * SEQUENCE_ROWS
+    for r in range(SEQUENCE_ROWS):
+        times[r] = _step_time(0, rows[r], lengths, reverse)
+    for j in range(cuda.threadIdx.x, hidden, cuda.blockDim.x):
+        _rows_recurrent_grad(d_gates, times, rows, w_hh, j, acc)
+        for r in range(SEQUENCE_ROWS):
+            if first + r < batch:
+                d_h[first + r, j] += acc[r]
+
+
+def _sequence_grid(batch, hidden):
+    """Launch shape of a sequence-resident kernel: one block per
+    :data:`SEQUENCE_ROWS` sequences, threads striding over hidden units."""
+    threads = min(SEQUENCE_THREADS, 1 << max(0, (hidden - 1).bit_length()))
+    return -(-batch // SEQUENCE_ROWS), threads
+
+
+def _use_sequence_kernels(batch):
+    """Strategy by size: the sequence-resident kernels (one launch per layer
+    and direction) while their blocks fit the GPU in one wave, else one
+    launch per step, which spreads a large batch over more blocks."""
+    blocks = -(-batch // SEQUENCE_ROWS)
+    device = cuda.get_current_device()
+    return blocks <= getattr(device, "MULTIPROCESSOR_COUNT", blocks)
 
 
 def _step_grid(active, hidden):
@@ -388,48 +486,78 @@ def _gemm(a, b, bias, c, transpose_a, transpose_b, add_bias):
     """``c = op(a) @ op(b) (+ bias)``, with ``op`` an optional transpose.
 
     ``c`` is ``(M, N)``; ``op(a)`` is ``(M, K)``, ``op(b)`` is ``(K, N)``;
-    ``bias`` is ``(N,)`` (read only when ``add_bias``). Square thread blocks of
-    at most :data:`GEMM_TILE` threads a side; each stages one tile of ``a`` and
-    one of ``b`` in shared memory per step along ``K``.
+    ``bias`` is ``(N,)`` (read only when ``add_bias``). Square thread blocks
+    of :data:`GEMM_TILE` threads a side, each block computing a square of
+    :data:`GEMM_SPAN` outputs. Per step of :data:`GEMM_TILE` along
+    ``K`` the block stages that slice of ``op(a)`` and of ``op(b)`` in shared
+    memory (reading along whichever axis is contiguous in global memory), and
+    each thread accumulates its ``GEMM_WORK`` square in registers.
     """
-    tile_a = cuda.shared.array((GEMM_TILE, GEMM_TILE), dtype=c.dtype)
-    tile_b = cuda.shared.array((GEMM_TILE, GEMM_TILE), dtype=c.dtype)
+    span = GEMM_SPAN
+    tile_a = cuda.shared.array((GEMM_TILE, GEMM_SPAN), dtype=c.dtype)
+    tile_b = cuda.shared.array((GEMM_TILE, GEMM_SPAN), dtype=c.dtype)
+    acc = cuda.local.array((GEMM_WORK, GEMM_WORK), dtype=c.dtype)
+    frag_a = cuda.local.array(GEMM_WORK, dtype=c.dtype)
+    frag_b = cuda.local.array(GEMM_WORK, dtype=c.dtype)
     tx = cuda.threadIdx.x
     ty = cuda.threadIdx.y
-    size = cuda.blockDim.x
-    col = cuda.blockIdx.x * size + tx
-    row = cuda.blockIdx.y * size + ty
+    thread = ty * GEMM_TILE + tx
+    row0 = cuda.blockIdx.y * span
+    col0 = cuda.blockIdx.x * span
     rows, cols = c.shape
     depth = a.shape[0] if transpose_a else a.shape[1]
     zero = c.dtype.type(0)
-    acc = zero
-    for k0 in range(0, depth, size):
-        ka = k0 + tx
-        value = zero
-        if row < rows and ka < depth:
-            value = a[ka, row] if transpose_a else a[row, ka]
-        tile_a[ty, tx] = value
-        kb = k0 + ty
-        value = zero
-        if kb < depth and col < cols:
-            value = b[col, kb] if transpose_b else b[kb, col]
-        tile_b[ty, tx] = value
+    for i in range(GEMM_WORK):
+        for jj in range(GEMM_WORK):
+            acc[i, jj] = zero
+    for k0 in range(0, depth, GEMM_TILE):
+        # Stage op(a)[row0:row0+span, k0:k0+GEMM_TILE] as tile_a[k, m] and
+        # op(b)[k0:k0+GEMM_TILE, col0:col0+span] as tile_b[k, n].
+        for load in range(GEMM_WORK):
+            flat = thread + load * GEMM_TILE * GEMM_TILE
+            if transpose_a:  # a is (K, M): consecutive threads along M
+                kk, mm = flat // span, flat % span
+            else:  # a is (M, K): consecutive threads along K
+                mm, kk = flat // GEMM_TILE, flat % GEMM_TILE
+            m, k = row0 + mm, k0 + kk
+            value = zero
+            if m < rows and k < depth:
+                value = a[k, m] if transpose_a else a[m, k]
+            tile_a[kk, mm] = value
+            if transpose_b:  # b is (N, K): consecutive threads along K
+                nn, kk = flat // GEMM_TILE, flat % GEMM_TILE
+            else:  # b is (K, N): consecutive threads along N
+                kk, nn = flat // span, flat % span
+            n, k = col0 + nn, k0 + kk
+            value = zero
+            if n < cols and k < depth:
+                value = b[n, k] if transpose_b else b[k, n]
+            tile_b[kk, nn] = value
         cuda.syncthreads()
-        for kk in range(size):
-            acc += tile_a[ty, kk] * tile_b[kk, tx]
+        for kk in range(GEMM_TILE):
+            for i in range(GEMM_WORK):
+                frag_a[i] = tile_a[kk, ty + i * GEMM_TILE]
+                frag_b[i] = tile_b[kk, tx + i * GEMM_TILE]
+            for i in range(GEMM_WORK):
+                for jj in range(GEMM_WORK):
+                    acc[i, jj] += frag_a[i] * frag_b[jj]
         cuda.syncthreads()
-    if row < rows and col < cols:
-        if add_bias:
-            acc += bias[col]
-        c[row, col] = acc
+    for i in range(GEMM_WORK):
+        row = row0 + ty + i * GEMM_TILE
+        for jj in range(GEMM_WORK):
+            col = col0 + tx + jj * GEMM_TILE
+            if row < rows and col < cols:
+                value = acc[i, jj]
+                if add_bias:
+                    value += bias[col]
+                c[row, col] = value
 
 
 def _matmul(a, b, c, transpose_a=False, transpose_b=False, bias=None):
     rows, cols = c.shape
-    tile = GEMM_TILE
-    grid = (-(-cols // tile), -(-rows // tile))
+    grid = (-(-cols // GEMM_SPAN), -(-rows // GEMM_SPAN))
     add_bias = bias is not None
-    _gemm[grid, (tile, tile)](
+    _gemm[grid, (GEMM_TILE, GEMM_TILE)](
         a, b, bias if add_bias else c[0], c, transpose_a, transpose_b, add_bias
     )
 
@@ -459,25 +587,20 @@ def input_projection(inp, w_ih, bias, gates):
 # --------------------------------------------------------------------- LSTM
 
 
-@cuda.jit(**_KERNEL)
-def _lstm_forward_step(
-    s, active, lengths, reverse, w_hh_t, h, h_next, c, out, out_col,
+@cuda.jit(**_DEVICE)
+def _lstm_forward_point(
+    t, b, j, pre_i, pre_f, pre_g, pre_o, h, h_next, c, out, out_col,
     gates, h_prev, c_prev, tanh_c,
 ):  # fmt: skip
-    j, b = cuda.grid(2)
-    hidden = h.shape[1]
-    row_ok = b < active
-    acc = cuda.local.array(4, dtype=gates.dtype)
-    _gate_products(h, b, row_ok, w_hh_t, j, acc)
-    if not row_ok or j >= hidden:
-        return
+    """Unit ``j`` of sequence ``b`` at time ``t``, given the recurrent products
+    ``pre_*`` of its four gate rows: gates, cell, new state."""
     one = gates.dtype.type(1)
-    t = _step_time(s, b, lengths, reverse)
+    hidden = h.shape[1]
     row = gates[t, b]
-    i_gate = _sigmoid(acc[0] + row[j], one)
-    f_gate = _sigmoid(acc[1] + row[hidden + j], one)
-    g_gate = math.tanh(acc[2] + row[2 * hidden + j])
-    o_gate = _sigmoid(acc[3] + row[3 * hidden + j], one)
+    i_gate = _sigmoid(pre_i + row[j], one)
+    f_gate = _sigmoid(pre_f + row[hidden + j], one)
+    g_gate = math.tanh(pre_g + row[2 * hidden + j])
+    o_gate = _sigmoid(pre_o + row[3 * hidden + j], one)
     row[j] = i_gate
     row[hidden + j] = f_gate
     row[2 * hidden + j] = g_gate
@@ -494,45 +617,91 @@ def _lstm_forward_step(
     out[t, b, out_col + j] = h_new
 
 
+@cuda.jit(**_KERNEL)
+def _lstm_forward_step(
+    s, active, lengths, reverse, w_hh_t, h, h_next, c, out, out_col,
+    gates, h_prev, c_prev, tanh_c,
+):  # fmt: skip
+    j, b = cuda.grid(2)
+    row_ok = b < active
+    acc = cuda.local.array(4, dtype=gates.dtype)
+    _gate_products(h, b, row_ok, w_hh_t, j, acc)
+    if not row_ok or j >= h.shape[1]:
+        return
+    _lstm_forward_point(
+        _step_time(s, b, lengths, reverse), b, j, acc[0], acc[1], acc[2], acc[3],
+        h, h_next, c, out, out_col, gates, h_prev, c_prev, tanh_c,
+    )  # fmt: skip
+
+
+@cuda.jit(**_SEQUENCE_KERNEL)
+def _lstm_forward_sequence(
+    lengths, reverse, w_hh_t, h, h_other, c, out, out_col,
+    gates, h_prev, c_prev, tanh_c,
+):  # fmt: skip
+    """The whole time loop of :data:`SEQUENCE_ROWS` sequences in one block."""
+    batch, hidden = h.shape
+    first = cuda.blockIdx.x * SEQUENCE_ROWS
+    rows = cuda.local.array(SEQUENCE_ROWS, dtype=types.int64)
+    acc = cuda.local.array((SEQUENCE_ROWS, 4), dtype=gates.dtype)
+    steps = _block_rows(lengths, rows)
+    for s in range(steps):
+        current = h if s % 2 == 0 else h_other
+        following = h_other if s % 2 == 0 else h
+        for j in range(cuda.threadIdx.x, hidden, cuda.blockDim.x):
+            _rows_gate_products(current, rows, w_hh_t, j, acc)
+            for r in range(SEQUENCE_ROWS):
+                b = first + r
+                if b < batch and s < lengths[b]:
+                    _lstm_forward_point(
+                        _step_time(s, b, lengths, reverse), b, j,
+                        acc[r, 0], acc[r, 1], acc[r, 2], acc[r, 3],
+                        current, following, c, out, out_col, gates, h_prev,
+                        c_prev, tanh_c,
+                    )  # fmt: skip
+        cuda.syncthreads()
+
+
 def lstm_forward_layer(
     w_hh, lengths, batch_sizes, reverse, h, c, out, out_col,
     gates, h_prev, c_prev, tanh_c,
 ):  # fmt: skip
-    """LSTM time loop over one layer and direction: one launch per step.
+    """LSTM time loop over one layer and direction: one launch in all, or one
+    per step (see :func:`_use_sequence_kernels`).
 
     Arguments as in :func:`rnntools.kernels.cpu.lstm_forward_layer`, as device
     arrays, except ``batch_sizes``, a host int64 array (it sizes the grids).
     """
     w_hh_t = _transposed(w_hh)
     buffers = (h, cuda.device_array_like(h))
-    hidden = h.shape[1]
-    for s in range(gates.shape[0]):
-        active = int(batch_sizes[s])
-        if active == 0:
-            break
-        grid, block = _step_grid(active, hidden)
-        _lstm_forward_step[grid, block](
-            s, active, lengths, reverse, w_hh_t, buffers[s % 2],
-            buffers[(s + 1) % 2], c, out, out_col, gates, h_prev, c_prev, tanh_c,
+    batch, hidden = h.shape
+    if _use_sequence_kernels(batch):
+        _lstm_forward_sequence[_sequence_grid(batch, hidden)](
+            lengths, reverse, w_hh_t, h, buffers[1], c, out, out_col, gates,
+            h_prev, c_prev, tanh_c,
         )  # fmt: skip
+    else:
+        for s in range(gates.shape[0]):
+            active = int(batch_sizes[s])
+            if active == 0:
+                break
+            grid, block = _step_grid(active, hidden)
+            _lstm_forward_step[grid, block](
+                s, active, lengths, reverse, w_hh_t, buffers[s % 2],
+                buffers[(s + 1) % 2], c, out, out_col, gates, h_prev, c_prev,
+                tanh_c,
+            )  # fmt: skip
     _take_final_state(h, buffers[1], lengths)
 
 
-@cuda.jit(**_KERNEL)
-def _lstm_backward_step(
-    s, active, lengths, reverse, w_hh, d_out, out_col, gates, c_prev, tanh_c,
-    d_h, d_c, d_gates,
+@cuda.jit(**_DEVICE)
+def _lstm_backward_point(
+    t, b, j, recurrent, d_out, out_col, gates, c_prev, tanh_c, d_h, d_c, d_gates,
 ):  # fmt: skip
-    j, b = cuda.grid(2)
-    hidden = d_h.shape[1]
-    row_ok = b < active
-    later = row_ok and s + 1 < lengths[b]
-    t_later = _step_time(s + 1, b, lengths, reverse) if later else 0
-    recurrent = _recurrent_grad(d_gates, t_later, b, later, w_hh, j)
-    if not row_ok or j >= hidden:
-        return
+    """Gate backward of unit ``j`` of sequence ``b`` at time ``t``, given the
+    recurrent gradient from the later step."""
     one = gates.dtype.type(1)
-    t = _step_time(s, b, lengths, reverse)
+    hidden = d_h.shape[1]
     row = gates[t, b]
     i_gate = row[j]
     f_gate = row[hidden + j]
@@ -548,6 +717,53 @@ def _lstm_backward_step(
     d_row[3 * hidden + j] = dh * tc * o_gate * (one - o_gate)
     d_c[b, j] = dc * f_gate
     d_h[b, j] = 0
+
+
+@cuda.jit(**_KERNEL)
+def _lstm_backward_step(
+    s, active, lengths, reverse, w_hh, d_out, out_col, gates, c_prev, tanh_c,
+    d_h, d_c, d_gates,
+):  # fmt: skip
+    j, b = cuda.grid(2)
+    row_ok = b < active
+    later = row_ok and s + 1 < lengths[b]
+    t_later = _step_time(s + 1, b, lengths, reverse) if later else 0
+    recurrent = _recurrent_grad(d_gates, t_later, b, later, w_hh, j)
+    if not row_ok or j >= d_h.shape[1]:
+        return
+    _lstm_backward_point(
+        _step_time(s, b, lengths, reverse), b, j, recurrent, d_out, out_col,
+        gates, c_prev, tanh_c, d_h, d_c, d_gates,
+    )  # fmt: skip
+
+
+@cuda.jit(**_SEQUENCE_KERNEL)
+def _lstm_backward_sequence(
+    lengths, reverse, w_hh, d_out, out_col, gates, c_prev, tanh_c,
+    d_h, d_c, d_gates,
+):  # fmt: skip
+    """BPTT of :data:`SEQUENCE_ROWS` sequences in one block, the initial-state
+    gradient included."""
+    batch, hidden = d_h.shape
+    first = cuda.blockIdx.x * SEQUENCE_ROWS
+    rows = cuda.local.array(SEQUENCE_ROWS, dtype=types.int64)
+    times = cuda.local.array(SEQUENCE_ROWS, dtype=types.int64)
+    acc = cuda.local.array(SEQUENCE_ROWS, dtype=gates.dtype)
+    steps = _block_rows(lengths, rows)
+    for s in range(steps - 1, -1, -1):
+        _later_times(s, lengths, reverse, rows, times)
+        for j in range(cuda.threadIdx.x, hidden, cuda.blockDim.x):
+            _rows_recurrent_grad(d_gates, times, rows, w_hh, j, acc)
+            for r in range(SEQUENCE_ROWS):
+                b = first + r
+                if b < batch and s < lengths[b]:
+                    recurrent = acc[r] if s + 1 < lengths[b] else acc.dtype.type(0)
+                    _lstm_backward_point(
+                        _step_time(s, b, lengths, reverse), b, j, recurrent,
+                        d_out, out_col, gates, c_prev, tanh_c, d_h, d_c, d_gates,
+                    )  # fmt: skip
+        cuda.syncthreads()
+    _add_initial_state_grads(lengths, reverse, rows, w_hh, d_gates, d_h, acc, times)
 
 
 @cuda.jit(**_KERNEL)
@@ -571,46 +787,47 @@ def lstm_backward_layer(
     d_out, out_col, w_hh, gates, c_prev, tanh_c, lengths, batch_sizes, reverse,
     d_h, d_c, d_gates,
 ):  # fmt: skip
-    """BPTT through one LSTM layer and direction: one launch per step.
+    """BPTT through one LSTM layer and direction: one launch in all, or one
+    per step (see :func:`_use_sequence_kernels`).
 
     Arguments as in :func:`rnntools.kernels.cpu.lstm_backward_layer`, as
     device arrays, except ``batch_sizes``, a host int64 array.
     """
-    hidden = d_h.shape[1]
-    for s in range(gates.shape[0] - 1, -1, -1):
-        active = int(batch_sizes[s])
-        if active == 0:
-            continue
-        grid, block = _step_grid(active, hidden)
-        _lstm_backward_step[grid, block](
-            s, active, lengths, reverse, w_hh, d_out, out_col, gates, c_prev,
-            tanh_c, d_h, d_c, d_gates,
+    batch, hidden = d_h.shape
+    if _use_sequence_kernels(batch):
+        _lstm_backward_sequence[_sequence_grid(batch, hidden)](
+            lengths, reverse, w_hh, d_out, out_col, gates, c_prev, tanh_c, d_h,
+            d_c, d_gates,
         )  # fmt: skip
-    _finish_backward(lengths, reverse, w_hh, d_gates, d_h)
+    else:
+        for s in range(gates.shape[0] - 1, -1, -1):
+            active = int(batch_sizes[s])
+            if active == 0:
+                continue
+            grid, block = _step_grid(active, hidden)
+            _lstm_backward_step[grid, block](
+                s, active, lengths, reverse, w_hh, d_out, out_col, gates, c_prev,
+                tanh_c, d_h, d_c, d_gates,
+            )  # fmt: skip
+        _finish_backward(lengths, reverse, w_hh, d_gates, d_h)
     _zero_padding_of(d_gates, lengths)
 
 
 # ---------------------------------------------------------------------- GRU
 
 
-@cuda.jit(**_KERNEL)
-def _gru_forward_step(
-    s, active, lengths, reverse, w_hh_t, b_hn, h, h_next, out, out_col,
-    gates, h_prev, hn,
+@cuda.jit(**_DEVICE)
+def _gru_forward_point(
+    t, b, j, pre_r, pre_z, pre_n, b_hn, h, h_next, out, out_col, gates, h_prev, hn,
 ):  # fmt: skip
-    j, b = cuda.grid(2)
-    hidden = h.shape[1]
-    row_ok = b < active
-    acc = cuda.local.array(3, dtype=gates.dtype)
-    _gate_products(h, b, row_ok, w_hh_t, j, acc)
-    if not row_ok or j >= hidden:
-        return
+    """Unit ``j`` of sequence ``b`` at time ``t``, given the recurrent products
+    ``pre_*`` of its three gate rows (``b_hn`` not yet added)."""
     one = gates.dtype.type(1)
-    t = _step_time(s, b, lengths, reverse)
+    hidden = h.shape[1]
     row = gates[t, b]
-    r_gate = _sigmoid(acc[0] + row[j], one)
-    z_gate = _sigmoid(acc[1] + row[hidden + j], one)
-    recurrent_n = acc[2] + b_hn[j]
+    r_gate = _sigmoid(pre_r + row[j], one)
+    z_gate = _sigmoid(pre_z + row[hidden + j], one)
+    recurrent_n = pre_n + b_hn[j]
     n_gate = math.tanh(row[2 * hidden + j] + r_gate * recurrent_n)
     row[j] = r_gate
     row[hidden + j] = z_gate
@@ -623,45 +840,89 @@ def _gru_forward_step(
     out[t, b, out_col + j] = h_new
 
 
+@cuda.jit(**_KERNEL)
+def _gru_forward_step(
+    s, active, lengths, reverse, w_hh_t, b_hn, h, h_next, out, out_col,
+    gates, h_prev, hn,
+):  # fmt: skip
+    j, b = cuda.grid(2)
+    row_ok = b < active
+    acc = cuda.local.array(3, dtype=gates.dtype)
+    _gate_products(h, b, row_ok, w_hh_t, j, acc)
+    if not row_ok or j >= h.shape[1]:
+        return
+    _gru_forward_point(
+        _step_time(s, b, lengths, reverse), b, j, acc[0], acc[1], acc[2], b_hn,
+        h, h_next, out, out_col, gates, h_prev, hn,
+    )  # fmt: skip
+
+
+@cuda.jit(**_SEQUENCE_KERNEL)
+def _gru_forward_sequence(
+    lengths, reverse, w_hh_t, b_hn, h, h_other, out, out_col, gates, h_prev, hn,
+):  # fmt: skip
+    """The whole time loop of :data:`SEQUENCE_ROWS` sequences in one block."""
+    batch, hidden = h.shape
+    first = cuda.blockIdx.x * SEQUENCE_ROWS
+    rows = cuda.local.array(SEQUENCE_ROWS, dtype=types.int64)
+    acc = cuda.local.array((SEQUENCE_ROWS, 3), dtype=gates.dtype)
+    steps = _block_rows(lengths, rows)
+    for s in range(steps):
+        current = h if s % 2 == 0 else h_other
+        following = h_other if s % 2 == 0 else h
+        for j in range(cuda.threadIdx.x, hidden, cuda.blockDim.x):
+            _rows_gate_products(current, rows, w_hh_t, j, acc)
+            for r in range(SEQUENCE_ROWS):
+                b = first + r
+                if b < batch and s < lengths[b]:
+                    _gru_forward_point(
+                        _step_time(s, b, lengths, reverse), b, j,
+                        acc[r, 0], acc[r, 1], acc[r, 2], b_hn, current,
+                        following, out, out_col, gates, h_prev, hn,
+                    )  # fmt: skip
+        cuda.syncthreads()
+
+
 def gru_forward_layer(
     w_hh, b_hn, lengths, batch_sizes, reverse, h, out, out_col,
     gates, h_prev, hn,
 ):  # fmt: skip
-    """GRU time loop over one layer and direction: one launch per step.
+    """GRU time loop over one layer and direction: one launch in all, or
+    one per step (see :func:`_use_sequence_kernels`).
 
     Arguments as in :func:`rnntools.kernels.cpu.gru_forward_layer`, as device
     arrays, except ``batch_sizes``, a host int64 array.
     """
     w_hh_t = _transposed(w_hh)
     buffers = (h, cuda.device_array_like(h))
-    hidden = h.shape[1]
-    for s in range(gates.shape[0]):
-        active = int(batch_sizes[s])
-        if active == 0:
-            break
-        grid, block = _step_grid(active, hidden)
-        _gru_forward_step[grid, block](
-            s, active, lengths, reverse, w_hh_t, b_hn, buffers[s % 2],
-            buffers[(s + 1) % 2], out, out_col, gates, h_prev, hn,
+    batch, hidden = h.shape
+    if _use_sequence_kernels(batch):
+        _gru_forward_sequence[_sequence_grid(batch, hidden)](
+            lengths, reverse, w_hh_t, b_hn, h, buffers[1], out, out_col, gates,
+            h_prev, hn,
         )  # fmt: skip
+    else:
+        for s in range(gates.shape[0]):
+            active = int(batch_sizes[s])
+            if active == 0:
+                break
+            grid, block = _step_grid(active, hidden)
+            _gru_forward_step[grid, block](
+                s, active, lengths, reverse, w_hh_t, b_hn, buffers[s % 2],
+                buffers[(s + 1) % 2], out, out_col, gates, h_prev, hn,
+            )  # fmt: skip
     _take_final_state(h, buffers[1], lengths)
 
 
-@cuda.jit(**_KERNEL)
-def _gru_backward_step(
-    s, active, lengths, reverse, w_hh, d_out, out_col, gates, h_prev, hn,
-    d_h, d_gates_ih, d_gates_hh,
+@cuda.jit(**_DEVICE)
+def _gru_backward_point(
+    t, b, j, recurrent, d_out, out_col, gates, h_prev, hn, d_h, d_gates_ih,
+    d_gates_hh,
 ):  # fmt: skip
-    j, b = cuda.grid(2)
-    hidden = d_h.shape[1]
-    row_ok = b < active
-    later = row_ok and s + 1 < lengths[b]
-    t_later = _step_time(s + 1, b, lengths, reverse) if later else 0
-    recurrent = _recurrent_grad(d_gates_hh, t_later, b, later, w_hh, j)
-    if not row_ok or j >= hidden:
-        return
+    """Gate backward of unit ``j`` of sequence ``b`` at time ``t``, given the
+    recurrent gradient from the later step."""
     one = gates.dtype.type(1)
-    t = _step_time(s, b, lengths, reverse)
+    hidden = d_h.shape[1]
     row = gates[t, b]
     r_gate = row[j]
     z_gate = row[hidden + j]
@@ -683,31 +944,98 @@ def _gru_backward_step(
     d_h[b, j] = dh * z_gate
 
 
+@cuda.jit(**_KERNEL)
+def _gru_backward_step(
+    s, active, lengths, reverse, w_hh, d_out, out_col, gates, h_prev, hn,
+    d_h, d_gates_ih, d_gates_hh,
+):  # fmt: skip
+    j, b = cuda.grid(2)
+    row_ok = b < active
+    later = row_ok and s + 1 < lengths[b]
+    t_later = _step_time(s + 1, b, lengths, reverse) if later else 0
+    recurrent = _recurrent_grad(d_gates_hh, t_later, b, later, w_hh, j)
+    if not row_ok or j >= d_h.shape[1]:
+        return
+    _gru_backward_point(
+        _step_time(s, b, lengths, reverse), b, j, recurrent, d_out, out_col,
+        gates, h_prev, hn, d_h, d_gates_ih, d_gates_hh,
+    )  # fmt: skip
+
+
+@cuda.jit(**_SEQUENCE_KERNEL)
+def _gru_backward_sequence(
+    lengths, reverse, w_hh, d_out, out_col, gates, h_prev, hn, d_h, d_gates_ih,
+    d_gates_hh,
+):  # fmt: skip
+    """BPTT of :data:`SEQUENCE_ROWS` sequences in one block, the initial-state
+    gradient included."""
+    batch, hidden = d_h.shape
+    first = cuda.blockIdx.x * SEQUENCE_ROWS
+    rows = cuda.local.array(SEQUENCE_ROWS, dtype=types.int64)
+    times = cuda.local.array(SEQUENCE_ROWS, dtype=types.int64)
+    acc = cuda.local.array(SEQUENCE_ROWS, dtype=gates.dtype)
+    steps = _block_rows(lengths, rows)
+    for s in range(steps - 1, -1, -1):
+        _later_times(s, lengths, reverse, rows, times)
+        for j in range(cuda.threadIdx.x, hidden, cuda.blockDim.x):
+            _rows_recurrent_grad(d_gates_hh, times, rows, w_hh, j, acc)
+            for r in range(SEQUENCE_ROWS):
+                b = first + r
+                if b < batch and s < lengths[b]:
+                    recurrent = acc[r] if s + 1 < lengths[b] else acc.dtype.type(0)
+                    _gru_backward_point(
+                        _step_time(s, b, lengths, reverse), b, j, recurrent,
+                        d_out, out_col, gates, h_prev, hn, d_h, d_gates_ih,
+                        d_gates_hh,
+                    )  # fmt: skip
+        cuda.syncthreads()
+    _add_initial_state_grads(lengths, reverse, rows, w_hh, d_gates_hh, d_h, acc, times)
+
+
 def gru_backward_layer(
     d_out, out_col, w_hh, gates, h_prev, hn, lengths, batch_sizes, reverse,
     d_h, d_gates_ih, d_gates_hh,
 ):  # fmt: skip
-    """BPTT through one GRU layer and direction: one launch per step.
+    """BPTT through one GRU layer and direction: one launch in all, or
+    one per step (see :func:`_use_sequence_kernels`).
 
     Arguments as in :func:`rnntools.kernels.cpu.gru_backward_layer`, as device
     arrays, except ``batch_sizes``, a host int64 array.
     """
-    hidden = d_h.shape[1]
-    for s in range(gates.shape[0] - 1, -1, -1):
-        active = int(batch_sizes[s])
-        if active == 0:
-            continue
-        grid, block = _step_grid(active, hidden)
-        _gru_backward_step[grid, block](
-            s, active, lengths, reverse, w_hh, d_out, out_col, gates, h_prev,
-            hn, d_h, d_gates_ih, d_gates_hh,
+    batch, hidden = d_h.shape
+    if _use_sequence_kernels(batch):
+        _gru_backward_sequence[_sequence_grid(batch, hidden)](
+            lengths, reverse, w_hh, d_out, out_col, gates, h_prev, hn, d_h,
+            d_gates_ih, d_gates_hh,
         )  # fmt: skip
-    _finish_backward(lengths, reverse, w_hh, d_gates_hh, d_h)
+    else:
+        for s in range(gates.shape[0] - 1, -1, -1):
+            active = int(batch_sizes[s])
+            if active == 0:
+                continue
+            grid, block = _step_grid(active, hidden)
+            _gru_backward_step[grid, block](
+                s, active, lengths, reverse, w_hh, d_out, out_col, gates, h_prev,
+                hn, d_h, d_gates_ih, d_gates_hh,
+            )  # fmt: skip
+        _finish_backward(lengths, reverse, w_hh, d_gates_hh, d_h)
     _zero_padding_of(d_gates_ih, lengths)
     _zero_padding_of(d_gates_hh, lengths)
 
 
 # ---------------------------------------------------------------- Elman RNN
+
+
+@cuda.jit(**_DEVICE)
+def _rnn_forward_point(t, b, j, pre, relu, h, h_next, out, out_col, gates, h_prev):
+    """Unit ``j`` of sequence ``b`` at time ``t``, given its recurrent
+    product ``pre``."""
+    pre += gates[t, b, j]
+    act = max(pre, gates.dtype.type(0)) if relu else math.tanh(pre)
+    gates[t, b, j] = act
+    h_prev[t, b, j] = h[b, j]
+    h_next[b, j] = act
+    out[t, b, out_col + j] = act
 
 
 @cuda.jit(**_KERNEL)
@@ -716,60 +1044,81 @@ def _rnn_forward_step(
     gates, h_prev,
 ):  # fmt: skip
     j, b = cuda.grid(2)
-    hidden = h.shape[1]
     row_ok = b < active
     acc = cuda.local.array(1, dtype=gates.dtype)
     _gate_products(h, b, row_ok, w_hh_t, j, acc)
-    if not row_ok or j >= hidden:
+    if not row_ok or j >= h.shape[1]:
         return
-    t = _step_time(s, b, lengths, reverse)
-    pre = acc[0] + gates[t, b, j]
-    act = max(pre, gates.dtype.type(0)) if relu else math.tanh(pre)
-    gates[t, b, j] = act
-    h_prev[t, b, j] = h[b, j]
-    h_next[b, j] = act
-    out[t, b, out_col + j] = act
+    _rnn_forward_point(
+        _step_time(s, b, lengths, reverse), b, j, acc[0], relu, h, h_next, out,
+        out_col, gates, h_prev,
+    )  # fmt: skip
+
+
+@cuda.jit(**_SEQUENCE_KERNEL)
+def _rnn_forward_sequence(
+    lengths, reverse, w_hh_t, relu, h, h_other, out, out_col, gates, h_prev,
+):  # fmt: skip
+    """The whole time loop of :data:`SEQUENCE_ROWS` sequences in one block."""
+    batch, hidden = h.shape
+    first = cuda.blockIdx.x * SEQUENCE_ROWS
+    rows = cuda.local.array(SEQUENCE_ROWS, dtype=types.int64)
+    acc = cuda.local.array((SEQUENCE_ROWS, 1), dtype=gates.dtype)
+    steps = _block_rows(lengths, rows)
+    for s in range(steps):
+        current = h if s % 2 == 0 else h_other
+        following = h_other if s % 2 == 0 else h
+        for j in range(cuda.threadIdx.x, hidden, cuda.blockDim.x):
+            _rows_gate_products(current, rows, w_hh_t, j, acc)
+            for r in range(SEQUENCE_ROWS):
+                b = first + r
+                if b < batch and s < lengths[b]:
+                    _rnn_forward_point(
+                        _step_time(s, b, lengths, reverse), b, j, acc[r, 0],
+                        relu, current, following, out, out_col, gates, h_prev,
+                    )  # fmt: skip
+        cuda.syncthreads()
 
 
 def rnn_forward_layer(
     w_hh, relu, lengths, batch_sizes, reverse, h, out, out_col,
     gates, h_prev,
 ):  # fmt: skip
-    """Elman RNN time loop over one layer and direction: one launch per step.
+    """Elman RNN time loop over one layer and direction: one launch in all, or
+    one per step (see :func:`_use_sequence_kernels`).
 
     Arguments as in :func:`rnntools.kernels.cpu.rnn_forward_layer`, as device
     arrays, except ``batch_sizes``, a host int64 array.
     """
     w_hh_t = _transposed(w_hh)
     buffers = (h, cuda.device_array_like(h))
-    hidden = h.shape[1]
-    for s in range(gates.shape[0]):
-        active = int(batch_sizes[s])
-        if active == 0:
-            break
-        grid, block = _step_grid(active, hidden)
-        _rnn_forward_step[grid, block](
-            s, active, lengths, reverse, w_hh_t, relu, buffers[s % 2],
-            buffers[(s + 1) % 2], out, out_col, gates, h_prev,
+    batch, hidden = h.shape
+    if _use_sequence_kernels(batch):
+        _rnn_forward_sequence[_sequence_grid(batch, hidden)](
+            lengths, reverse, w_hh_t, relu, h, buffers[1], out, out_col, gates,
+            h_prev,
         )  # fmt: skip
+    else:
+        for s in range(gates.shape[0]):
+            active = int(batch_sizes[s])
+            if active == 0:
+                break
+            grid, block = _step_grid(active, hidden)
+            _rnn_forward_step[grid, block](
+                s, active, lengths, reverse, w_hh_t, relu, buffers[s % 2],
+                buffers[(s + 1) % 2], out, out_col, gates, h_prev,
+            )  # fmt: skip
     _take_final_state(h, buffers[1], lengths)
 
 
-@cuda.jit(**_KERNEL)
-def _rnn_backward_step(
-    s, active, lengths, reverse, w_hh, relu, d_out, out_col, gates, d_h, d_gates,
+@cuda.jit(**_DEVICE)
+def _rnn_backward_point(
+    t, b, j, recurrent, relu, d_out, out_col, gates, d_h, d_gates,
 ):  # fmt: skip
-    j, b = cuda.grid(2)
-    hidden = d_h.shape[1]
-    row_ok = b < active
-    later = row_ok and s + 1 < lengths[b]
-    t_later = _step_time(s + 1, b, lengths, reverse) if later else 0
-    recurrent = _recurrent_grad(d_gates, t_later, b, later, w_hh, j)
-    if not row_ok or j >= hidden:
-        return
+    """Backward of unit ``j`` of sequence ``b`` at time ``t``, given the
+    recurrent gradient from the later step."""
     zero = gates.dtype.type(0)
     one = gates.dtype.type(1)
-    t = _step_time(s, b, lengths, reverse)
     act = gates[t, b, j]
     dh = d_h[b, j] + d_out[t, b, out_col + j] + recurrent
     if relu:
@@ -779,26 +1128,77 @@ def _rnn_backward_step(
     d_h[b, j] = zero
 
 
+@cuda.jit(**_KERNEL)
+def _rnn_backward_step(
+    s, active, lengths, reverse, w_hh, relu, d_out, out_col, gates, d_h, d_gates,
+):  # fmt: skip
+    j, b = cuda.grid(2)
+    row_ok = b < active
+    later = row_ok and s + 1 < lengths[b]
+    t_later = _step_time(s + 1, b, lengths, reverse) if later else 0
+    recurrent = _recurrent_grad(d_gates, t_later, b, later, w_hh, j)
+    if not row_ok or j >= d_h.shape[1]:
+        return
+    _rnn_backward_point(
+        _step_time(s, b, lengths, reverse), b, j, recurrent, relu, d_out,
+        out_col, gates, d_h, d_gates,
+    )  # fmt: skip
+
+
+@cuda.jit(**_SEQUENCE_KERNEL)
+def _rnn_backward_sequence(
+    lengths, reverse, w_hh, relu, d_out, out_col, gates, d_h, d_gates,
+):  # fmt: skip
+    """BPTT of :data:`SEQUENCE_ROWS` sequences in one block, the initial-state
+    gradient included."""
+    batch, hidden = d_h.shape
+    first = cuda.blockIdx.x * SEQUENCE_ROWS
+    rows = cuda.local.array(SEQUENCE_ROWS, dtype=types.int64)
+    times = cuda.local.array(SEQUENCE_ROWS, dtype=types.int64)
+    acc = cuda.local.array(SEQUENCE_ROWS, dtype=gates.dtype)
+    steps = _block_rows(lengths, rows)
+    for s in range(steps - 1, -1, -1):
+        _later_times(s, lengths, reverse, rows, times)
+        for j in range(cuda.threadIdx.x, hidden, cuda.blockDim.x):
+            _rows_recurrent_grad(d_gates, times, rows, w_hh, j, acc)
+            for r in range(SEQUENCE_ROWS):
+                b = first + r
+                if b < batch and s < lengths[b]:
+                    recurrent = acc[r] if s + 1 < lengths[b] else acc.dtype.type(0)
+                    _rnn_backward_point(
+                        _step_time(s, b, lengths, reverse), b, j, recurrent,
+                        relu, d_out, out_col, gates, d_h, d_gates,
+                    )  # fmt: skip
+        cuda.syncthreads()
+    _add_initial_state_grads(lengths, reverse, rows, w_hh, d_gates, d_h, acc, times)
+
+
 def rnn_backward_layer(
     d_out, out_col, w_hh, gates, relu, lengths, batch_sizes, reverse,
     d_h, d_gates,
 ):  # fmt: skip
-    """BPTT through one Elman RNN layer and direction: one launch per step.
+    """BPTT through one Elman RNN layer and direction: one launch in all, or
+    one per step (see :func:`_use_sequence_kernels`).
 
     Arguments as in :func:`rnntools.kernels.cpu.rnn_backward_layer`, as
     device arrays, except ``batch_sizes``, a host int64 array.
     """
-    hidden = d_h.shape[1]
-    for s in range(gates.shape[0] - 1, -1, -1):
-        active = int(batch_sizes[s])
-        if active == 0:
-            continue
-        grid, block = _step_grid(active, hidden)
-        _rnn_backward_step[grid, block](
-            s, active, lengths, reverse, w_hh, relu, d_out, out_col, gates,
-            d_h, d_gates,
+    batch, hidden = d_h.shape
+    if _use_sequence_kernels(batch):
+        _rnn_backward_sequence[_sequence_grid(batch, hidden)](
+            lengths, reverse, w_hh, relu, d_out, out_col, gates, d_h, d_gates,
         )  # fmt: skip
-    _finish_backward(lengths, reverse, w_hh, d_gates, d_h)
+    else:
+        for s in range(gates.shape[0] - 1, -1, -1):
+            active = int(batch_sizes[s])
+            if active == 0:
+                continue
+            grid, block = _step_grid(active, hidden)
+            _rnn_backward_step[grid, block](
+                s, active, lengths, reverse, w_hh, relu, d_out, out_col, gates,
+                d_h, d_gates,
+            )  # fmt: skip
+        _finish_backward(lengths, reverse, w_hh, d_gates, d_h)
     _zero_padding_of(d_gates, lengths)
 
 
@@ -836,6 +1236,7 @@ def _signatures(dtype):
     i1 = types.Array(types.int64, 1, "C")
     i64, flag = types.int64, types.boolean
     step = (i64, i64, i1, flag)
+    seq = (i1, flag)
     return {
         "_fill_zero": [(f1,)],
         "_add_into": [(f1, f1)],
@@ -856,6 +1257,12 @@ def _signatures(dtype):
         "_gru_backward_step": [(*step, f2, f3, i64, f3, f3, f3, f2, f3, f3)],
         "_rnn_forward_step": [(*step, f2, flag, f2, f2, f3, i64, f3, f3)],
         "_rnn_backward_step": [(*step, f2, flag, f3, i64, f3, f2, f3)],
+        "_lstm_forward_sequence": [(*seq, f2, f2, f2, f2, f3, i64, f3, f3, f3, f3)],
+        "_lstm_backward_sequence": [(*seq, f2, f3, i64, f3, f3, f3, f2, f2, f3)],
+        "_gru_forward_sequence": [(*seq, f2, f1, f2, f2, f3, i64, f3, f3, f3)],
+        "_gru_backward_sequence": [(*seq, f2, f3, i64, f3, f3, f3, f2, f3, f3)],
+        "_rnn_forward_sequence": [(*seq, f2, flag, f2, f2, f3, i64, f3, f3)],
+        "_rnn_backward_sequence": [(*seq, f2, flag, f3, i64, f3, f2, f3)],
     }
 
 
