@@ -123,14 +123,25 @@ def test_per_step_kernels_match_cpu(cell, nonlinearity, monkeypatch):
     assert_cuda_matches_cpu(case, np.float64, FLOAT64_RTOL)
 
 
+# The tile sizes are compile-time constants of the kernels: patching them
+# re-specialises the simulator's plain Python, not a GPU's compiled (and
+# cached) kernels. On a GPU, test_shapes_beyond_the_default_tiles_match_cpu
+# covers several blocks and ragged edges at the real sizes.
+only_on_simulator = pytest.mark.skipif(
+    not numba.config.ENABLE_CUDASIM,
+    reason="patches compile-time tile sizes, which only the simulator re-reads",
+)
+
+
+@only_on_simulator
 @pytest.mark.parametrize("strategy", ["sequence", "per_step"])
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
 def test_several_tiles_and_blocks_match_cpu(cell, strategy, monkeypatch):
     """Blocks and tiles smaller than the problem. Per step: several
     shared-memory chunks per dot product, several thread blocks per step and
     per GEMM, partial edge tiles. Sequence-resident: two blocks of two
-    sequences (the second half empty) and two threads striding over five
-    hidden units. GEMMs: 2x2 threads of 2x2 outputs, several blocks and
+    sequences (the second half empty), two threads striding over five
+    hidden units, dot products in unrolled pairs plus a remainder. GEMMs: 2x2 threads of 2x2 outputs, several blocks and
     several shared-memory steps along every edge of the 12x6, 12x20 and
     20x6 products, with partial edges. (The default sizes cover these tiny
     shapes in one block.)"""
@@ -141,6 +152,7 @@ def test_several_tiles_and_blocks_match_cpu(cell, strategy, monkeypatch):
     else:
         monkeypatch.setattr(cuda_kernels, "SEQUENCE_ROWS", 2)
         monkeypatch.setattr(cuda_kernels, "SEQUENCE_THREADS", 2)
+        monkeypatch.setattr(cuda_kernels, "SEQUENCE_UNROLL", 2)
     monkeypatch.setattr(cuda_kernels, "GEMM_TILE", 2)
     monkeypatch.setattr(cuda_kernels, "GEMM_WORK", 2)
     monkeypatch.setattr(cuda_kernels, "GEMM_SPAN", 4)

@@ -61,6 +61,10 @@ GEMM_SPAN = GEMM_TILE * GEMM_WORK
 FLAT_THREADS = 256
 #: Sequences per block of the sequence-resident kernels (``*_sequence``).
 SEQUENCE_ROWS = 4
+#: Steps along the dot products that the sequence-resident kernels load at
+#: once: that many independent weight loads in flight per thread hide the
+#: memory latency that would otherwise bound each step.
+SEQUENCE_UNROLL = 8
 #: Most threads per block of the sequence-resident kernels (their launch
 #: bound: the compiler keeps their registers within what this many need).
 SEQUENCE_THREADS = 512
@@ -159,14 +163,27 @@ def _block_rows(lengths, rows):
 @cuda.jit(**_DEVICE)
 def _rows_gate_products(h, rows, w_hh_t, j, acc):
     """``acc[r, q] = sum_k h[rows[r], k] * w_hh_t[k, q * H + j]`` for the
-    block's rows ``r`` and every gate ``q``: each weight is loaded once and
-    used for all :data:`SEQUENCE_ROWS` rows."""
+    block's rows ``r`` and every gate ``q`` (at most 4): each weight is loaded
+    once and used for all :data:`SEQUENCE_ROWS` rows, and the weights of
+    :data:`SEQUENCE_UNROLL` steps along ``k`` are loaded before they are used."""
     hidden = h.shape[1]
     num_gates = acc.shape[1]
+    weights = cuda.local.array((SEQUENCE_UNROLL, 4), dtype=acc.dtype)
     for r in range(SEQUENCE_ROWS):
         for q in range(num_gates):
             acc[r, q] = 0
-    for k in range(hidden):
+    k0 = 0
+    while k0 + SEQUENCE_UNROLL <= hidden:
+        for u in range(SEQUENCE_UNROLL):
+            for q in range(num_gates):
+                weights[u, q] = w_hh_t[k0 + u, q * hidden + j]
+        for u in range(SEQUENCE_UNROLL):
+            for r in range(SEQUENCE_ROWS):
+                value = h[rows[r], k0 + u]
+                for q in range(num_gates):
+                    acc[r, q] += value * weights[u, q]
+        k0 += SEQUENCE_UNROLL
+    for k in range(k0, hidden):
         for q in range(num_gates):
             weight = w_hh_t[k, q * hidden + j]
             for r in range(SEQUENCE_ROWS):
@@ -176,10 +193,21 @@ def _rows_gate_products(h, rows, w_hh_t, j, acc):
 @cuda.jit(**_DEVICE)
 def _rows_recurrent_grad(d_gates, times, rows, w_hh, j, acc):
     """``acc[r] = sum_g d_gates[times[r], rows[r], g] * w_hh[g, j]`` for the
-    block's rows ``r``, each weight loaded once for all of them."""
+    block's rows ``r``, each weight loaded once for all of them, the weights
+    of :data:`SEQUENCE_UNROLL` steps along ``g`` before they are used."""
+    width = w_hh.shape[0]
+    weights = cuda.local.array(SEQUENCE_UNROLL, dtype=acc.dtype)
     for r in range(SEQUENCE_ROWS):
         acc[r] = 0
-    for g in range(w_hh.shape[0]):
+    g0 = 0
+    while g0 + SEQUENCE_UNROLL <= width:
+        for u in range(SEQUENCE_UNROLL):
+            weights[u] = w_hh[g0 + u, j]
+        for u in range(SEQUENCE_UNROLL):
+            for r in range(SEQUENCE_ROWS):
+                acc[r] += d_gates[times[r], rows[r], g0 + u] * weights[u]
+        g0 += SEQUENCE_UNROLL
+    for g in range(g0, width):
         weight = w_hh[g, j]
         for r in range(SEQUENCE_ROWS):
             acc[r] += d_gates[times[r], rows[r], g] * weight
