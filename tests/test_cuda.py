@@ -141,9 +141,10 @@ def test_several_tiles_and_blocks_match_cpu(cell, strategy, monkeypatch):
     shared-memory chunks per dot product, several thread blocks per step and
     per GEMM, partial edge tiles. Sequence-resident: two blocks of two
     sequences (the second half empty), two threads striding over five
-    hidden units, dot products in unrolled pairs plus a remainder. GEMMs: 2x2 threads of 2x2 outputs, several blocks and
-    several shared-memory steps along every edge of the 12x6, 12x20 and
-    20x6 products, with partial edges. (The default sizes cover these tiny
+    hidden units, dot products in unrolled pairs plus a remainder. GEMMs:
+    2x2 threads of 2x2 outputs, several blocks and several shared-memory
+    steps along every edge of the 12x6, 12x20 and 20x6 products, with
+    partial edges. (The default sizes cover these tiny
     shapes in one block.)"""
     if strategy == "per_step":
         use_per_step_kernels(monkeypatch)
