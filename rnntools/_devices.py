@@ -28,13 +28,21 @@ def on_device(value):
 @functools.cache
 def cuda_kernels():
     """:mod:`rnntools.kernels.cuda`, or a ``RuntimeError`` saying why CUDA
-    cannot be used (numba-cuda missing, or no driver or GPU)."""
+    cannot be used (numba-cuda missing or broken, or no driver or GPU)."""
     try:
         cuda = importlib.import_module("numba.cuda")
     except ImportError as exc:
         raise RuntimeError(
             "device='cuda' needs numba-cuda, which is not installed: "
             "pip install 'rnntools[cuda]' (or numba-cuda[cu12])."
+        ) from exc
+    except Exception as exc:  # an install that fails on import
+        # Seen: numba-cuda 0.30.4 under NumPy 2.5, which removed np.row_stack.
+        raise RuntimeError(
+            f"device='cuda' could not import numba.cuda ({type(exc).__name__}: "
+            f"{exc}); the installed numba-cuda may not support NumPy "
+            f"{np.__version__}. Install a numba-cuda release that does, or use "
+            "device='cpu'."
         ) from exc
     if not cuda.is_available():
         raise RuntimeError(

@@ -48,6 +48,26 @@ def test_without_numba_cuda_raises_with_install_hint(monkeypatch):
         _devices.cuda_kernels.cache_clear()
 
 
+def test_broken_numba_cuda_raises_saying_so(monkeypatch):
+    """An install that fails on import (numba-cuda 0.30.4 under NumPy 2.5
+    raises AttributeError for np.row_stack) is named, not passed through."""
+    real_import = _devices.importlib.import_module
+
+    def broken(name, *args):
+        if name == "numba.cuda":
+            raise AttributeError("module 'numpy' has no attribute 'row_stack'")
+        return real_import(name, *args)
+
+    _devices.cuda_kernels.cache_clear()
+    monkeypatch.setattr(_devices.importlib, "import_module", broken)
+    try:
+        message = r"could not import numba.cuda.*row_stack"
+        with pytest.raises(RuntimeError, match=message):
+            rnn_forward(**small_call(), device="cuda")
+    finally:
+        _devices.cuda_kernels.cache_clear()
+
+
 @needs_no_gpu
 def test_without_gpu_raises_saying_so():
     with pytest.raises(RuntimeError, match="found no usable GPU"):
