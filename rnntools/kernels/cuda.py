@@ -17,17 +17,32 @@ array) active sequences at step ``s``, and step ``s`` of sequence ``b`` at time
 Strategy:
 
 - :func:`input_projection` and :func:`layer_param_grads` are tiled
-  shared-memory GEMMs (:func:`_gemm`) over all ``T * B`` rows at once.
-- Each forward step is *one* kernel launch: thread ``(j, b)`` computes hidden
-  unit ``j`` of sequence ``b`` -- the recurrent products of its ``G`` gate rows
-  (the state row of ``b`` staged through shared memory), then the gates, the
-  cell and the new state. The state is double-buffered (threads read the whole
-  previous row of ``h``), so no grid-wide synchronisation is needed.
-- Each backward step is one launch too, the mirror image: thread ``(j, b)``
-  first finishes ``dL/dh`` of its unit with the recurrent product of the
-  *later* step's gate gradients (``d_gates[t+1] @ w_hh``, already complete),
-  then does the pointwise gate backward. One last launch
-  (:func:`_initial_state_grad`) applies the recurrent product to step 0.
+  shared-memory GEMMs (:func:`_gemm`, each thread accumulating a
+  :data:`GEMM_WORK` square of outputs in registers) over all ``T * B`` rows.
+- The time loop has two strategies, chosen by :func:`_use_sequence_kernels`:
+
+  * *sequence-resident* (``*_sequence`` kernels), while the batch fits the
+    GPU in one wave of blocks: one launch per layer and direction, in which
+    each block carries :data:`SEQUENCE_ROWS` sequences through every step
+    (``syncthreads`` between steps; sequences never interact, so blocks need
+    no grid-wide synchronisation). Its threads stride over hidden units; each
+    weight loaded is used for all the block's sequences, and the weights of
+    :data:`SEQUENCE_UNROLL` steps along a dot product are loaded before use.
+    Backward is the mirror image, the initial-state gradient included. The
+    host-side cost of a Numba launch is paid once per layer, not per step.
+  * *per step* (``*_step`` kernels), for larger batches: each forward step is
+    one launch in which thread ``(j, b)`` computes hidden unit ``j`` of
+    sequence ``b`` -- the recurrent products of its ``G`` gate rows (the
+    state row of ``b`` staged through shared memory), then the gates, the
+    cell and the new state. The state is double-buffered, so no grid-wide
+    synchronisation is needed. Each backward step is one launch too: thread
+    ``(j, b)`` first finishes ``dL/dh`` of its unit with the recurrent
+    product of the *later* step's gate gradients (``d_gates[t+1] @ w_hh``,
+    already complete), then does the pointwise gate backward; one last launch
+    (:func:`_initial_state_grad`) applies the recurrent product to step 0.
+
+  Both call the same pointwise device functions (``_lstm_forward_point``,
+  ...), so the gate arithmetic is written once.
 - Data stays on the device across the time loop and across layers; only the
   inputs and the results cross the bus (:mod:`rnntools.functional` does that).
 
