@@ -1,5 +1,6 @@
 """Every asv benchmark runs once on a tiny shape, so the suite cannot rot."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -9,6 +10,7 @@ from numba import cuda
 BENCHMARKS = Path(__file__).resolve().parents[1] / "asv_benchmarks"
 SMOKE = BENCHMARKS / "smoke.py"
 COMPARE_CUDA = BENCHMARKS / "compare_cuda.py"
+PROFILE_CUDA = BENCHMARKS / "profile_cuda.py"
 
 
 def test_every_benchmark_runs_once():
@@ -33,3 +35,18 @@ def test_compare_cuda_tiny_exits_zero():
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     if not cuda.is_available():
         assert "no usable GPU" in result.stdout
+
+
+def test_profile_cuda_tiny_runs_on_the_simulator():
+    """``profile_cuda.py --tiny`` profiles one tiny call under the CUDA
+    simulator (set for the subprocess only), so its code runs in CI."""
+    result = subprocess.run(
+        [sys.executable, str(PROFILE_CUDA), "--tiny", "--cell", "gru"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**os.environ, "NUMBA_ENABLE_CUDASIM": "1"},
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "_gru_forward_sequence" in result.stdout
+    assert "(outside the launches)" in result.stdout

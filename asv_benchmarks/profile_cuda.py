@@ -1,0 +1,150 @@
+"""Where the time of ``rnn_forward`` + ``rnn_backward(device="cuda")`` goes.
+
+Run it from the repository root on a machine with an NVIDIA GPU::
+
+    python asv_benchmarks/profile_cuda.py --cell lstm --shapes 4x100x256x256
+
+For each shape (float32, one layer, unidirectional) it prints:
+
+1. the median wall time of forward+backward, NumPy in and NumPy out;
+2. the same calls with every kernel launch of :mod:`rnntools.kernels.cuda`
+   bracketed by ``numba.cuda.synchronize()``: the time of each kernel, its
+   number of launches per forward+backward, and what is left outside the
+   launches (validation, allocation, host<->device transfers, host-side
+   transposes, Python).
+
+The synchronisation serialises the GPU with the host, so the bracketed total
+is an upper bound of the plain one; the split is what matters. Under Numba's
+CUDA simulator (``NUMBA_ENABLE_CUDASIM=1``) it runs, but its times mean
+nothing. ``--allow-no-gpu`` makes it exit with status 0 when there is no GPU
+(a smoke test in CI).
+"""
+
+import argparse
+import sys
+import time
+from collections import defaultdict
+
+import numpy as np
+from benchmarks.common import CELLS, format_shape, make_problem, parse_shape
+
+TINY_SHAPE = (2, 3, 4, 5)
+EXIT_NO_GPU = 2
+
+
+def parse_args(argv):
+    """Read the command line (``argv`` as for :func:`argparse.parse_args`)."""
+    parser = argparse.ArgumentParser(
+        description="Split rnntools device='cuda' forward+backward time by kernel."
+    )
+    parser.add_argument("--cell", default="lstm", choices=CELLS)
+    parser.add_argument(
+        "--shapes",
+        default="4x100x256x256,256x50x64x1024",
+        help="comma-separated BxTxIxH (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=5, help="timed calls (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--tiny",
+        action="store_true",
+        help=f"one call at {format_shape(TINY_SHAPE)}: a smoke test, not a timing",
+    )
+    parser.add_argument(
+        "--allow-no-gpu",
+        action="store_true",
+        help="exit with status 0 instead of 2 when no usable GPU is found",
+    )
+    args = parser.parse_args(argv)
+    if args.tiny:
+        args.shapes, args.repeats = [TINY_SHAPE], 1
+    else:
+        args.shapes = [parse_shape(text) for text in args.shapes.split(",")]
+    if args.repeats < 1:
+        parser.error("--repeats must be at least 1")
+    return args
+
+
+class _TimedKernel:
+    """Stands in for a kernel: synchronises around each launch and records."""
+
+    def __init__(self, name, kernel, cuda, seconds, launches):
+        self.name, self.kernel, self.cuda = name, kernel, cuda
+        self.seconds, self.launches = seconds, launches
+
+    def __getitem__(self, config):
+        launch = self.kernel[config]
+
+        def timed(*args):
+            self.cuda.synchronize()
+            start = time.perf_counter()
+            launch(*args)
+            self.cuda.synchronize()
+            self.seconds[self.name] += time.perf_counter() - start
+            self.launches[self.name] += 1
+
+        return timed
+
+
+def profile_shape(cell, shape, repeats, cuda):
+    """Print the wall time and the per-kernel split of one shape."""
+    from rnntools.functional import rnn_backward, rnn_forward
+    from rnntools.kernels import cuda as kernels
+
+    x, params, d_output = make_problem(cell, shape)
+
+    def forward_backward():
+        _, _, cache = rnn_forward(x, params, cell, device="cuda")
+        rnn_backward(cache, d_output)
+        cuda.synchronize()
+
+    forward_backward()  # compiles, or loads the cache
+    walls = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        forward_backward()
+        walls.append(time.perf_counter() - start)
+    print(
+        f"== {cell} {format_shape(shape)}: forward+backward median "
+        f"{1e3 * np.median(walls):.3f} ms over {repeats} calls"
+    )
+
+    seconds, launches = defaultdict(float), defaultdict(int)
+    names = list(kernels.SIGNATURES["float32"])
+    originals = {name: getattr(kernels, name) for name in names}
+    try:
+        for name, kernel in originals.items():
+            setattr(kernels, name, _TimedKernel(name, kernel, cuda, seconds, launches))
+        start = time.perf_counter()
+        for _ in range(repeats):
+            forward_backward()
+        wall = (time.perf_counter() - start) / repeats
+    finally:
+        for name, kernel in originals.items():
+            setattr(kernels, name, kernel)
+    print(f"   every launch synchronised: {1e3 * wall:.3f} ms per forward+backward")
+    for name in sorted(seconds, key=seconds.get, reverse=True):
+        print(
+            f"   {name:28s} {1e3 * seconds[name] / repeats:9.3f} ms"
+            f"  {launches[name] / repeats:6.0f} launches"
+        )
+    outside = wall - sum(seconds.values()) / repeats
+    print(f"   {'(outside the launches)':28s} {1e3 * outside:9.3f} ms")
+
+
+def main(argv=None):
+    """Run the profile; return the exit status."""
+    args = parse_args(argv)
+    from numba import cuda
+
+    if not cuda.is_available():
+        print("profile_cuda.py: no usable GPU, nothing profiled")
+        return 0 if args.allow_no_gpu else EXIT_NO_GPU
+    for shape in args.shapes:
+        profile_shape(args.cell, shape, args.repeats, cuda)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
