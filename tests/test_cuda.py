@@ -161,6 +161,23 @@ def test_several_tiles_and_blocks_match_cpu(cell, strategy, monkeypatch):
     assert_cuda_matches_cpu(case, np.float64, FLOAT64_RTOL)
 
 
+@pytest.mark.parametrize(
+    "shape",
+    [
+        {"batch_size": 1, "seq_len": 1, "input_size": 1, "hidden_size": 1},
+        {"batch_size": 5, "seq_len": 3, "input_size": 2, "hidden_size": 3},
+    ],
+    ids=["1x1x1x1", "5x3x2x3"],
+)
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_edge_shapes_match_cpu(cell, shape):
+    """One sequence of one step with one unit (one thread, rows clamped to the
+    only sequence); and five sequences, so the second block of four holds a
+    single real one."""
+    case = problem(cell, True, 1, False, **shape)
+    assert_cuda_matches_cpu(case, np.float64, FLOAT64_RTOL)
+
+
 def test_strategy_is_chosen_by_batch_size(monkeypatch):
     """Sequence-resident kernels while their blocks fit the GPU at once."""
     device = SimpleNamespace(MULTIPROCESSOR_COUNT=2)
