@@ -3,6 +3,8 @@
 import os
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 from numba import cuda
@@ -50,3 +52,33 @@ def test_profile_cuda_tiny_runs_on_the_simulator():
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "_gru_forward_sequence" in result.stdout
     assert "(outside the launches)" in result.stdout
+
+
+def _spin(seconds):
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
+
+
+def test_settle_waits_for_spinning_threads():
+    """``settle`` does not return while another thread of the process still
+    runs (as torch's OpenMP workers do after a call), and returns at once
+    when none does."""
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        from benchmarks.common import settle
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    spinner = threading.Thread(target=_spin, args=(0.15,))
+    start = time.perf_counter()
+    spinner.start()
+    settle(timeout=2.0)
+    waited = time.perf_counter() - start
+    spinner.join()
+    # The spinner runs 0.15 s; 0.1 s leaves room for a late thread start.
+    assert waited >= 0.1
+    start = time.perf_counter()
+    settle(timeout=2.0)
+    # Quiet from the first 5 ms step: far below the 2 s timeout, with room
+    # for a loaded machine.
+    assert time.perf_counter() - start < 0.5
