@@ -14,6 +14,7 @@ The pool keeps at most ``RNNTOOLS_POOL_MB`` megabytes (default 256) of idle
 buffers; ``RNNTOOLS_POOL_MB=0`` turns it off.
 """
 
+import math
 import os
 import threading
 
@@ -42,7 +43,7 @@ class BufferPool:
     def empty(self, shape, dtype):
         """An uninitialised C-contiguous array of ``shape`` (may be recycled)."""
         dtype = np.dtype(dtype)
-        size = int(np.prod(shape))
+        size = math.prod(shape)
         with self._lock:
             candidates = self._idle.get(dtype, [])
             best = None

@@ -420,7 +420,7 @@ def _split_batch(lengths, flops_per_step, max_blocks):
     affordable = total_flops // max(_MIN_FLOPS_PER_BLOCK, 1)
     blocks = int(max(1, min(max_blocks, len(lengths), affordable)))
     if lengths.min() == lengths.max():
-        bounds = np.linspace(0, len(lengths), blocks + 1).astype(int)
+        bounds = [k * len(lengths) // blocks for k in range(blocks + 1)]
         return [slice(lo, hi) for lo, hi in itertools.pairwise(bounds)]
     order = np.argsort(-lengths, kind="stable")
     return [order[k::blocks] for k in range(blocks)]
