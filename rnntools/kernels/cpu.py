@@ -29,6 +29,7 @@ from numba import njit
 
 from ._jit import KERNEL_OPTIONS
 from .activations import constants, gate_activations, sigmoid, tanh, work_size
+from .blas import matmul
 
 
 @njit(**KERNEL_OPTIONS)
@@ -54,12 +55,12 @@ def _matmul(a, b, out):
     """``out = a @ b`` for C-contiguous 2-D arrays.
 
     Small products are loops that vectorise along the rows of ``b`` (see
-    :data:`SMALL_PRODUCT`); larger ones call BLAS.
+    :data:`SMALL_PRODUCT`); larger ones call BLAS (:func:`.blas.matmul`).
     """
     rows, depth = a.shape
     cols = b.shape[1]
     if rows * depth * cols > SMALL_PRODUCT:
-        np.dot(a, b, out)
+        matmul(a, b, out)
         return
     for r in range(rows):
         out_row = out[r]
@@ -115,7 +116,7 @@ def input_projection(inp, w_ih, bias, gates):
     rows = steps * batch
     width = gates.shape[2]
     gates_2d = gates.reshape(rows, width)
-    np.dot(inp.reshape(rows, features), np.ascontiguousarray(w_ih.T), gates_2d)
+    matmul(inp.reshape(rows, features), np.ascontiguousarray(w_ih.T), gates_2d)
     for r in range(rows):
         for j in range(width):
             gates_2d[r, j] += bias[j]
@@ -234,7 +235,7 @@ def _lstm_backward_step(
             d_o[j] = dh * tc[j] * o_gate[j] * (one - o_gate[j])
             d_c_row[j] = dc * f_gate[j]
         _copy(d_gates[t, b], step_grads[b])
-    np.dot(step_grads[:active], w_hh, d_h[:active])
+    matmul(step_grads[:active], w_hh, d_h[:active])
 
 
 @njit(**KERNEL_OPTIONS)
@@ -394,7 +395,7 @@ def _gru_backward_step(
             d_n_hh[j] = d_n * r_gate[j]
             direct[j] = dh * z_gate[j]
         _copy(d_gates_hh[t, b], step_grads[b])
-    np.dot(step_grads[:active], w_hh, d_h[:active])
+    matmul(step_grads[:active], w_hh, d_h[:active])
     for b in range(active):
         for j in range(hidden):
             d_h[b, j] += d_h_direct[b, j]
@@ -526,7 +527,7 @@ def _rnn_backward_step(
                 dh = d_h_row[j] + d_out_row[j]
                 g[j] = dh * (one - act[j] * act[j])
         _copy(d_gates[t, b], g)
-    np.dot(step_grads[:active], w_hh, d_h[:active])
+    matmul(step_grads[:active], w_hh, d_h[:active])
 
 
 @njit(**KERNEL_OPTIONS)
@@ -608,7 +609,7 @@ def layer_param_grads(
     g_hh = d_gates_hh.reshape(rows, width)
     np.dot(g_ih.T, inp.reshape(rows, features), d_w_ih)
     np.dot(g_hh.T, h_prev.reshape(rows, hidden), d_w_hh)
-    np.dot(g_ih, w_ih, d_inp.reshape(rows, features))
+    matmul(g_ih, w_ih, d_inp.reshape(rows, features))
     d_b_ih[:] = 0
     d_b_hh[:] = 0
     for r in range(rows):

@@ -1,0 +1,198 @@
+"""Matrix products in blocks that OpenBLAS computes with its small-matrix kernels.
+
+Numba's ``np.dot`` calls SciPy's OpenBLAS. For single-precision products of at
+most ``100**3`` multiply-adds (``M * N * K``), that OpenBLAS (0.3.30,
+SkylakeX kernels on this AVX-512 machine) runs a kernel that packs nothing;
+above it, the general kernel packs both operands on every call. The per-step
+products of a recurrent layer are just above the line, and pay for packing
+the whole recurrent weight at every timestep. Measured on one thread,
+GFLOP/s of ``np.dot`` then of :func:`matmul`:
+
+====================  ========  ========
+M x K x N              np.dot    matmul
+====================  ========  ========
+32 x 128 x 512            73       115
+64 x 1024 x 256           86       115
+128 x 512 x 2048          87       108
+800 x 32 x 256            91       112
+12800 x 128 x 1024        95        89
+====================  ========  ========
+
+So :func:`matmul` splits a float32 product into blocks of at most
+:data:`SMALL_GEMM` multiply-adds, 64 columns wide, each one BLAS call on
+strided views (no copies). Float64 keeps one call: its small kernel gained
+little or lost (measured 44-57 GFLOP/s either way).
+
+The calls go through ``numba_xxgemm``, the C helper behind Numba's own
+``np.dot`` (it resolves SciPy's ``sgemm``/``dgemm`` when first called), so
+kernels that use it stay cacheable.
+"""
+
+import numpy as np
+from llvmlite import ir
+from numba import config, njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic, overload
+from numba.np.linalg import (
+    check_blas_return,
+    ensure_blas,
+    get_blas_kind,
+    make_constant_slot,
+)
+
+from ._jit import KERNEL_OPTIONS, OVERLOAD_OPTIONS
+
+#: Largest ``rows * cols * depth`` of one block: OpenBLAS's small-matrix
+#: kernels take products up to ``100**3`` multiply-adds.
+SMALL_GEMM = 1_000_000
+#: Columns per block (four AVX-512 vectors of float32).
+BLOCK_COLUMNS = 64
+
+_CHAR = ir.IntType(8)
+_VOID_P = ir.IntType(8).as_pointer()
+
+
+@intrinsic
+def _gemm_block(
+    typingctx, a, a_start, lda, b, b_start, ldb, out, out_start, ldc, rows, cols,
+    depth,
+):  # fmt: skip
+    """``out[block] = a[block] @ b[block]`` on row-major blocks of C arrays.
+
+    Each block starts at a flat element offset (``*_start``) of its array and
+    has a leading dimension (``ld*``, elements between rows). ``a`` is
+    ``rows x depth``, ``b`` is ``depth x cols``, ``out`` is ``rows x cols``.
+    Nothing is checked: the caller keeps every block inside its array.
+    """
+    arrays = (a, b, out)
+    if not all(
+        isinstance(array, types.Array)
+        and array.layout == "C"
+        and array.dtype in (types.float32, types.float64)
+        and array.dtype == a.dtype
+        for array in arrays
+    ):
+        return None
+    ensure_blas()
+    signature = types.void(
+        a, a_start, lda, b, b_start, ldb, out, out_start, ldc, rows, cols, depth
+    )
+
+    def codegen(context, builder, sig, args):
+        intp = context.get_value_type(types.intp)
+        values = [
+            context.cast(builder, value, value_type, types.intp)
+            if isinstance(value_type, types.Integer)
+            else value
+            for value, value_type in zip(args, sig.args, strict=True)
+        ]
+        (a_v, a_0, lda_v, b_v, b_0, ldb_v, out_v, out_0, ldc_v, m, n, k) = values
+
+        def pointer(array_type, array, start):
+            data = context.make_array(array_type)(context, builder, array).data
+            return builder.bitcast(builder.gep(data, [start]), _VOID_P)
+
+        dtype = sig.args[0].dtype
+        # Numba's helper behind np.dot (numba.np.linalg.call_xxgemm).
+        function_type = ir.FunctionType(
+            ir.IntType(32),
+            [
+                _CHAR,  # kind: "s" or "d"
+                _CHAR,  # transa
+                _CHAR,  # transb
+                intp,  # m
+                intp,  # n
+                intp,  # k
+                _VOID_P,  # alpha
+                _VOID_P,  # a
+                intp,  # lda
+                _VOID_P,  # b
+                intp,  # ldb
+                _VOID_P,  # beta
+                _VOID_P,  # c
+                intp,  # ldc
+            ],
+        )
+        function = cgutils.get_or_insert_function(
+            builder.module, function_type, "numba_xxgemm"
+        )
+        alpha = make_constant_slot(context, builder, dtype, 1.0)
+        beta = make_constant_slot(context, builder, dtype, 0.0)
+        no_transpose = ir.Constant(_CHAR, ord("n"))
+        # BLAS is column-major: out^T (cols x rows) = b^T @ a^T.
+        status = builder.call(
+            function,
+            (
+                ir.Constant(_CHAR, ord(get_blas_kind(dtype))),
+                no_transpose,
+                no_transpose,
+                n,
+                m,
+                k,
+                builder.bitcast(alpha, _VOID_P),
+                pointer(sig.args[3], b_v, b_0),
+                ldb_v,
+                pointer(sig.args[0], a_v, a_0),
+                lda_v,
+                builder.bitcast(beta, _VOID_P),
+                pointer(sig.args[6], out_v, out_0),
+                ldc_v,
+            ),
+        )
+        check_blas_return(context, builder, status)
+        return context.get_dummy_value()
+
+    return signature, codegen
+
+
+def _blocks_pay(array):
+    """Whether :func:`matmul` splits products of ``array``'s dtype (for
+    ``@njit`` code): float32 only, see the module."""
+    raise NotImplementedError("only callable from @njit code")
+
+
+@overload(_blocks_pay, jit_options=OVERLOAD_OPTIONS)
+def _blocks_pay_overload(array):
+    pays = isinstance(array, types.Array) and array.dtype == types.float32
+    return lambda array: pays
+
+
+if config.DISABLE_JIT:  # plain Python cannot call an intrinsic
+
+    def matmul(a, b, out):
+        np.dot(a, b, out)
+
+else:
+
+    @njit(**KERNEL_OPTIONS)
+    def matmul(a, b, out):
+        """``out = a @ b`` for C-contiguous 2-D arrays, in blocks for OpenBLAS's
+        small-matrix kernels where that was measured faster (see the module).
+
+        Parameters
+        ----------
+        a : ndarray of shape (M, K)
+        b : ndarray of shape (K, N)
+        out : ndarray of shape (M, N)
+            Output; must not overlap ``a`` or ``b``.
+        """
+        rows, depth = a.shape
+        cols = b.shape[1]
+        block_cols = min(cols, BLOCK_COLUMNS)
+        # Rows per block: a multiple of 16 that keeps the block small, at
+        # least 8 (the small kernels' own tile height).
+        block_rows = SMALL_GEMM // (depth * block_cols) // 16 * 16
+        if not _blocks_pay(a) or rows * cols * depth <= SMALL_GEMM or block_rows < 8:
+            np.dot(a, b, out)
+            return
+        block_rows = min(rows, block_rows)
+        for first_col in range(0, cols, block_cols):
+            width = min(block_cols, cols - first_col)
+            for first_row in range(0, rows, block_rows):
+                height = min(block_rows, rows - first_row)
+                _gemm_block(
+                    a, first_row * depth, depth,
+                    b, first_col, cols,
+                    out, first_row * cols + first_col, cols,
+                    height, width, depth,
+                )  # fmt: skip

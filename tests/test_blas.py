@@ -1,0 +1,80 @@
+"""``kernels.blas.matmul``: products split into blocks for OpenBLAS's
+small-matrix kernels equal the unsplit product, and the recurrent kernels
+that use them stay right where they do split."""
+
+import numpy as np
+import pytest
+from helpers import as_float64, assert_results_close, run_naive, run_rnntools
+from strategies import RNNProblem
+
+from rnntools.kernels.blas import SMALL_GEMM, matmul
+
+# float32 kernels against the float64 reference on the same inputs. Their
+# longest dot products have 1024 terms (lstm backward: (B, 4H) @ (4H, H)), so
+# one rounds by at most 1024 u ~ 6e-5 of the size of its terms and typically
+# by ~sqrt(1024) u ~ 2e-6; measured: at most 1.1e-6 over the three cells.
+# 1e-4 leaves that margin; a block computed from the wrong rows or columns, or
+# never written, is off by O(1).
+RTOL = 1e-4
+
+# (M, K, N): one call (below SMALL_GEMM); blocks with partial rows and
+# columns; fewer than 64 columns; one row; K too deep for any block (one call).
+
+SHAPES = [
+    (4, 8, 16),
+    (32, 128, 512),
+    (33, 130, 515),
+    (200, 600, 40),
+    (1, 1000, 1200),
+    (5, 2000, 70),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
+def test_matmul_equals_the_product(shape, dtype):
+    rows, depth, cols = shape
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((rows, depth)).astype(dtype)
+    b = rng.standard_normal((depth, cols)).astype(dtype)
+    a_before, b_before = a.copy(), b.copy()
+    out = np.full((rows, cols), np.nan, dtype)
+    matmul(a, b, out)
+    exact = a.astype(np.float64) @ b.astype(np.float64)
+    # A sum of `depth` products in any order is within depth * u * sum|terms|
+    # of the exact value (the classical gamma_K bound); a block written to
+    # the wrong place or left unwritten (NaN) is off by O(1) or more.
+    bound = depth * np.finfo(dtype).eps * (np.abs(a) @ np.abs(b)).astype(np.float64)
+    assert np.all(np.abs(out - exact) <= bound)
+    np.testing.assert_array_equal(a, a_before)
+    np.testing.assert_array_equal(b, b_before)
+
+
+def test_shapes_cover_both_paths():
+    """At least one float32 shape splits, and one does not."""
+    volumes = [rows * depth * cols for rows, depth, cols in SHAPES]
+    assert min(volumes) <= SMALL_GEMM < max(volumes)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_kernels_equal_naive_where_products_split(cell):
+    """Per-step and input products of 30 sequences x 256 hidden units are
+    split (e.g. lstm: 30 x 256 x 1024 per step, in blocks of 48 rows at most);
+    ragged, bidirectional, stacked, from an initial state."""
+    problem = RNNProblem(
+        cell=cell,
+        nonlinearity="tanh",
+        num_layers=2,
+        bidirectional=True,
+        batch_size=60,
+        seq_len=3,
+        input_size=40,
+        hidden_size=256,
+        lengths=tuple([3, 1, 2] * 20),
+        has_initial_state=True,
+        seed=1,
+    )
+    arrays = problem.make_arrays(np.float32)
+    actual = run_rnntools(problem, arrays)
+    expected = run_naive(problem, as_float64(arrays))
+    assert_results_close(actual, expected, RTOL, floor=1.0)
