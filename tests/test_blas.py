@@ -1,13 +1,13 @@
-"""``kernels.blas.matmul``: products split into blocks for OpenBLAS's
-small-matrix kernels equal the unsplit product, and the recurrent kernels
-that use them stay right where they do split."""
+"""``kernels.blas``: products split into blocks for OpenBLAS's small-matrix
+kernels equal the unsplit product, and the recurrent kernels that use them
+stay right where they do split."""
 
 import numpy as np
 import pytest
 from helpers import as_float64, assert_results_close, run_naive, run_rnntools
 from strategies import RNNProblem
 
-from rnntools.kernels.blas import SMALL_GEMM, matmul
+from rnntools.kernels.blas import MAX_TN_BYTES, SMALL_GEMM, matmul, matmul_tn
 
 # float32 kernels against the float64 reference on the same inputs. Their
 # longest dot products have 1024 terms (lstm backward: (B, 4H) @ (4H, H)), so
@@ -19,7 +19,6 @@ RTOL = 1e-4
 
 # (M, K, N): one call (below SMALL_GEMM); blocks with partial rows and
 # columns; fewer than 64 columns; one row; K too deep for any block (one call).
-
 SHAPES = [
     (4, 8, 16),
     (32, 128, 512),
@@ -28,6 +27,16 @@ SHAPES = [
     (1, 1000, 1200),
     (5, 2000, 70),
 ]
+
+
+def check_product(out, a, b, depth):
+    exact = a.astype(np.float64) @ b.astype(np.float64)
+    # A sum of `depth` products in any order is within depth * u * sum|terms|
+    # of the exact value (the classical gamma_K bound); a block written to
+    # the wrong place, summed twice or left unwritten (NaN) is off by O(1).
+    magnitude = np.abs(a).astype(np.float64) @ np.abs(b).astype(np.float64)
+    bound = depth * np.finfo(out.dtype).eps * magnitude
+    assert np.all(np.abs(out - exact) <= bound)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -40,12 +49,33 @@ def test_matmul_equals_the_product(shape, dtype):
     a_before, b_before = a.copy(), b.copy()
     out = np.full((rows, cols), np.nan, dtype)
     matmul(a, b, out)
-    exact = a.astype(np.float64) @ b.astype(np.float64)
-    # A sum of `depth` products in any order is within depth * u * sum|terms|
-    # of the exact value (the classical gamma_K bound); a block written to
-    # the wrong place or left unwritten (NaN) is off by O(1) or more.
-    bound = depth * np.finfo(dtype).eps * (np.abs(a) @ np.abs(b)).astype(np.float64)
-    assert np.all(np.abs(out - exact) <= bound)
+    check_product(out, a, b, depth)
+    np.testing.assert_array_equal(a, a_before)
+    np.testing.assert_array_equal(b, b_before)
+
+
+# (K, M, N) of a.T @ b, a of shape (K, M): one call; blocks with partial
+# rows, columns and sums; a too large to split (MAX_TN_BYTES, one call).
+TN_SHAPES = [
+    (3, 4, 5),
+    (800, 256, 32),
+    (801, 257, 33),
+    (1600, 128, 8),
+    (9000, 300, 20),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", TN_SHAPES, ids=lambda s: "x".join(map(str, s)))
+def test_matmul_tn_equals_the_product(shape, dtype):
+    depth, rows, cols = shape
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((depth, rows)).astype(dtype)
+    b = rng.standard_normal((depth, cols)).astype(dtype)
+    a_before, b_before = a.copy(), b.copy()
+    out = np.full((rows, cols), np.nan, dtype)
+    matmul_tn(a, b, out)
+    check_product(out, a.T, b, depth)
     np.testing.assert_array_equal(a, a_before)
     np.testing.assert_array_equal(b, b_before)
 
@@ -54,13 +84,19 @@ def test_shapes_cover_both_paths():
     """At least one float32 shape splits, and one does not."""
     volumes = [rows * depth * cols for rows, depth, cols in SHAPES]
     assert min(volumes) <= SMALL_GEMM < max(volumes)
+    split = [
+        depth * rows * cols > SMALL_GEMM and depth * rows * 4 <= MAX_TN_BYTES
+        for depth, rows, cols in TN_SHAPES
+    ]
+    assert any(split) and not all(split)
+    assert TN_SHAPES[-1][0] * TN_SHAPES[-1][1] * 4 > MAX_TN_BYTES
 
 
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
 def test_kernels_equal_naive_where_products_split(cell):
-    """Per-step and input products of 30 sequences x 256 hidden units are
-    split (e.g. lstm: 30 x 256 x 1024 per step, in blocks of 48 rows at most);
-    ragged, bidirectional, stacked, from an initial state."""
+    """Per-step, input and weight-gradient products of 30 sequences x 256
+    hidden units are split (e.g. lstm: 30 x 256 x 1024 per step, in blocks of
+    48 rows at most); ragged, bidirectional, stacked, from an initial state."""
     problem = RNNProblem(
         cell=cell,
         nonlinearity="tanh",

@@ -29,7 +29,7 @@ from numba import njit
 
 from ._jit import KERNEL_OPTIONS
 from .activations import constants, gate_activations, sigmoid, tanh, work_size
-from .blas import matmul
+from .blas import matmul, matmul_tn
 
 
 @njit(**KERNEL_OPTIONS)
@@ -607,8 +607,8 @@ def layer_param_grads(
     width = d_gates_ih.shape[2]
     g_ih = d_gates_ih.reshape(rows, width)
     g_hh = d_gates_hh.reshape(rows, width)
-    np.dot(g_ih.T, inp.reshape(rows, features), d_w_ih)
-    np.dot(g_hh.T, h_prev.reshape(rows, hidden), d_w_hh)
+    matmul_tn(g_ih, inp.reshape(rows, features), d_w_ih)
+    matmul_tn(g_hh, h_prev.reshape(rows, hidden), d_w_hh)
     matmul(g_ih, w_ih, d_inp.reshape(rows, features))
     d_b_ih[:] = 0
     d_b_hh[:] = 0
