@@ -47,7 +47,7 @@ kernels that use it stay cacheable.
 
 import numpy as np
 from llvmlite import ir
-from numba import config, njit, types
+from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic, overload
 from numba.np.linalg import (
@@ -200,81 +200,74 @@ def _blocks_pay_overload(array):
     return lambda array: pays
 
 
-if config.DISABLE_JIT:  # plain Python cannot call an intrinsic
+@njit(**KERNEL_OPTIONS)
+def matmul(a, b, out):
+    """``out = a @ b`` for C-contiguous 2-D arrays, in blocks for OpenBLAS's
+    small-matrix kernels where that was measured faster (see the module).
 
-    def matmul(a, b, out):
+    Parameters
+    ----------
+    a : ndarray of shape (M, K)
+    b : ndarray of shape (K, N)
+    out : ndarray of shape (M, N)
+        Output; must not overlap ``a`` or ``b``.
+    """
+    rows, depth = a.shape
+    cols = b.shape[1]
+    block_cols = min(cols, BLOCK_COLUMNS)
+    # Rows per block: a multiple of 16 that keeps the block small, at least 8
+    # (the small kernels' own tile height). A product small enough (or empty)
+    # is one call already.
+    volume = rows * cols * depth
+    block_rows = SMALL_GEMM // max(depth * block_cols, 1) // 16 * 16
+    if not _blocks_pay(a) or volume <= SMALL_GEMM or block_rows < 8:
         np.dot(a, b, out)
-
-    def matmul_tn(a, b, out):
-        np.dot(a.T, b, out)
-
-else:
-
-    @njit(**KERNEL_OPTIONS)
-    def matmul(a, b, out):
-        """``out = a @ b`` for C-contiguous 2-D arrays, in blocks for OpenBLAS's
-        small-matrix kernels where that was measured faster (see the module).
-
-        Parameters
-        ----------
-        a : ndarray of shape (M, K)
-        b : ndarray of shape (K, N)
-        out : ndarray of shape (M, N)
-            Output; must not overlap ``a`` or ``b``.
-        """
-        rows, depth = a.shape
-        cols = b.shape[1]
-        block_cols = min(cols, BLOCK_COLUMNS)
-        # Rows per block: a multiple of 16 that keeps the block small, at
-        # least 8 (the small kernels' own tile height).
-        block_rows = SMALL_GEMM // (depth * block_cols) // 16 * 16
-        if not _blocks_pay(a) or rows * cols * depth <= SMALL_GEMM or block_rows < 8:
-            np.dot(a, b, out)
-            return
-        block_rows = min(rows, block_rows)
-        for first_col in range(0, cols, block_cols):
-            width = min(block_cols, cols - first_col)
-            for first_row in range(0, rows, block_rows):
-                height = min(block_rows, rows - first_row)
-                _gemm_block(
-                    a, first_row * depth, depth, 0,
-                    b, first_col, cols,
-                    out, first_row * cols + first_col, cols,
-                    height, width, depth, 0,
-                )  # fmt: skip
-
-    @njit(**KERNEL_OPTIONS)
-    def matmul_tn(a, b, out):
-        """``out = a.T @ b`` for C-contiguous 2-D arrays, in blocks for
-        OpenBLAS's small-matrix kernels where that was measured faster.
-
-        Parameters
-        ----------
-        a : ndarray of shape (K, M)
-        b : ndarray of shape (K, N)
-        out : ndarray of shape (M, N)
-            Output; must not overlap ``a`` or ``b``.
-        """
-        depth, rows = a.shape
-        cols = b.shape[1]
-        block_rows = min(rows, TN_BLOCK_ROWS)
-        block_cols = min(cols, BLOCK_COLUMNS)
-        block_depth = SMALL_GEMM // (block_rows * block_cols)
-        if (
-            not _blocks_pay(a)
-            or rows * cols * depth <= SMALL_GEMM
-            or a.nbytes > MAX_TN_BYTES
-        ):
-            np.dot(a.T, b, out)
-            return
+        return
+    block_rows = min(rows, block_rows)
+    for first_col in range(0, cols, block_cols):
+        width = min(block_cols, cols - first_col)
         for first_row in range(0, rows, block_rows):
             height = min(block_rows, rows - first_row)
-            for first_col in range(0, cols, block_cols):
-                width = min(block_cols, cols - first_col)
-                for first in range(0, depth, block_depth):
-                    _gemm_block(
-                        a, first * rows + first_row, rows, 1,
-                        b, first * cols + first_col, cols,
-                        out, first_row * cols + first_col, cols,
-                        height, width, min(block_depth, depth - first), first,
-                    )  # fmt: skip
+            _gemm_block(
+                a, first_row * depth, depth, 0,
+                b, first_col, cols,
+                out, first_row * cols + first_col, cols,
+                height, width, depth, 0,
+            )  # fmt: skip
+
+
+@njit(**KERNEL_OPTIONS)
+def matmul_tn(a, b, out):
+    """``out = a.T @ b`` for C-contiguous 2-D arrays, in blocks for
+    OpenBLAS's small-matrix kernels where that was measured faster.
+
+    Parameters
+    ----------
+    a : ndarray of shape (K, M)
+    b : ndarray of shape (K, N)
+    out : ndarray of shape (M, N)
+        Output; must not overlap ``a`` or ``b``.
+    """
+    depth, rows = a.shape
+    cols = b.shape[1]
+    block_rows = min(rows, TN_BLOCK_ROWS)
+    block_cols = min(cols, BLOCK_COLUMNS)
+    if (
+        not _blocks_pay(a)
+        or rows * cols * depth <= SMALL_GEMM
+        or a.nbytes > MAX_TN_BYTES
+    ):
+        np.dot(a.T, b, out)
+        return
+    block_depth = SMALL_GEMM // (block_rows * block_cols)
+    for first_row in range(0, rows, block_rows):
+        height = min(block_rows, rows - first_row)
+        for first_col in range(0, cols, block_cols):
+            width = min(block_cols, cols - first_col)
+            for first in range(0, depth, block_depth):
+                _gemm_block(
+                    a, first * rows + first_row, rows, 1,
+                    b, first * cols + first_col, cols,
+                    out, first_row * cols + first_col, cols,
+                    height, width, min(block_depth, depth - first), first,
+                )  # fmt: skip
