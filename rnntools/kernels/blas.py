@@ -214,13 +214,14 @@ def matmul(a, b, out):
     """
     rows, depth = a.shape
     cols = b.shape[1]
+    if not _blocks_pay(a) or rows * cols * depth <= SMALL_GEMM:
+        np.dot(a, b, out)  # small enough (or empty) already
+        return
     block_cols = min(cols, BLOCK_COLUMNS)
     # Rows per block: a multiple of 16 that keeps the block small, at least 8
-    # (the small kernels' own tile height). A product small enough (or empty)
-    # is one call already.
-    volume = rows * cols * depth
-    block_rows = SMALL_GEMM // max(depth * block_cols, 1) // 16 * 16
-    if not _blocks_pay(a) or volume <= SMALL_GEMM or block_rows < 8:
+    # (the small kernels' own tile height).
+    block_rows = SMALL_GEMM // (depth * block_cols) // 16 * 16
+    if block_rows < 8:
         np.dot(a, b, out)
         return
     block_rows = min(rows, block_rows)
