@@ -44,7 +44,9 @@ What it does, in order:
    autograd, ``x`` included, then the backward of ``sum(output * g)``), it
    runs both libraries twice to warm up and times them in alternation: each
    sample is the mean of enough calls to last 20 ms, and the table shows the
-   median of the samples.
+   median of the samples. Before each sample it waits until the process's
+   other threads stop running (torch's OpenMP workers spin for ~10 ms after
+   a call; ``benchmarks.common.settle``), then makes one untimed call.
 5. With ``--estimator``, per cell: one training epoch of ``RNNClassifier``
    against the same network trained by an idiomatic PyTorch loop
    (``benchmarks.common.EpochComparison``): 256 sequences of 20 to 30 steps
