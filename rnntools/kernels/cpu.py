@@ -14,7 +14,8 @@ Strategy (as cuDNN and oneDNN do): one GEMM projects the inputs of all
 timesteps (:func:`input_projection`); each step is one GEMM for the recurrent
 product plus one fused pointwise pass per sequence; in backward, the weight
 gradients are one GEMM over all timesteps after the time loop
-(:func:`layer_param_grads`).
+(:func:`layer_param_grads`). Float32 products run in blocks that OpenBLAS
+computes with its small-matrix kernels (:mod:`rnntools.kernels.blas`).
 
 The kernels are serial and release the GIL (``nogil=True``): sequences never
 interact inside a layer, so :mod:`rnntools.functional` runs independent blocks
