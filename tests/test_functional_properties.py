@@ -35,7 +35,7 @@ from naive import make_params
 from strategies import RNNProblem, rnn_problems
 
 from rnntools import init_params, rnn_backward, rnn_forward
-from rnntools.kernels.activations import sigmoid, tanh
+from rnntools.kernels.activations import gate_activations, sigmoid, tanh, work_size
 
 # Same problem, computed with the batch split differently: BLAS may block the
 # GEMMs differently and the parameter gradients are summed in another order,
@@ -440,6 +440,42 @@ def test_activation_saturation_and_symmetry(dtype):
     assert np.all(sig_pos[far] == 1) and np.all(tanh_pos[far] == 1)
     assert np.all(tanh_neg[far] == -1)
     assert np.all((sig_neg >= 0) & (sig_pos <= 1) & (np.abs(tanh_pos) <= 1))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+def test_gate_activations_add_and_overwrite(dtype):
+    """``gate_activations(recurrent, gates)`` writes sigmoid or tanh of
+    ``recurrent + gates`` over ``gates``, by column, tile by tile.
+
+    37 rows of 4 x 40 columns (6 rows per 1024-element tile, the last tile
+    partial), LSTM's column pattern (tanh on the g block), arguments from 0 to
+    saturation. The sum rounds once in ``dtype`` on both sides. Sigmoid columns
+    keep the relative bound of :data:`ACTIVATION_RTOL`; tanh columns go
+    through ``2 sigmoid(2x) - 1``, so their error is absolute: that bound
+    times the size of the terms, 2.
+    """
+    hidden = 40
+    rng = np.random.default_rng(0)
+    shape = (37, 4 * hidden)
+    recurrent = (rng.standard_normal(shape) * 4).astype(dtype)
+    gates = (rng.standard_normal(shape) * 4).astype(dtype)
+    gates[::5, ::7] = 1e3 * np.sign(gates[::5, ::7])  # saturated
+    tanh_columns = np.ones(4 * hidden, dtype=dtype)
+    tanh_columns[2 * hidden : 3 * hidden] = 2
+    z = (recurrent + gates).astype(np.longdouble)
+    recurrent_before = recurrent.copy()
+    gate_activations(
+        recurrent, gates, tanh_columns, np.empty(work_size(4 * hidden), dtype)
+    )
+    np.testing.assert_array_equal(recurrent, recurrent_before)
+    is_tanh = tanh_columns == 2
+    error = np.abs(gates.astype(np.longdouble) - np.where(is_tanh, np.tanh(z), 1))
+    sig = scipy.special.expit(z[:, ~is_tanh])
+    error[:, ~is_tanh] = np.abs(gates[:, ~is_tanh] - sig) / np.maximum(
+        sig, np.finfo(dtype).tiny
+    )
+    bound = np.where(is_tanh, 2, 1) * ACTIVATION_RTOL[dtype]
+    assert np.all(error <= bound), float(np.max(error / bound))
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])

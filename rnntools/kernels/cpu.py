@@ -128,25 +128,27 @@ def input_projection(inp, w_ih, bias, gates):
 
 @njit(**KERNEL_OPTIONS)
 def _lstm_forward_step(
-    active, s, lengths, reverse, w_hh_t, h, c, pre, activated, cell_tanh,
-    tanh_columns, out, out_col, gates, h_prev, c_prev, tanh_c, work,
+    active, s, lengths, reverse, w_hh_t, h, c, pre, cell_tanh, tanh_columns,
+    out, out_col, gates, h_prev, c_prev, tanh_c, work,
 ):  # fmt: skip
     hidden = h.shape[1]
-    width = 4 * hidden
     pre = pre[:active]
-    act = activated[:active]
     _matmul(h[:active], w_hh_t, pre)
-    for b in range(active):
-        projected = gates[_step_time(s, b, lengths, reverse), b]
-        for j in range(width):
-            pre[b, j] += projected[j]
-    gate_activations(pre, act, tanh_columns, work)
+    # The activations overwrite the input projection in ``gates``: in one
+    # block where the step's sequences share a time (forwards, or equal
+    # lengths), else row by row.
+    if not reverse or lengths[0] == lengths[active - 1]:
+        t = _step_time(s, 0, lengths, reverse)
+        gate_activations(pre, gates[t, :active], tanh_columns, work)
+    else:
+        for b in range(active):
+            t = _step_time(s, b, lengths, reverse)
+            gate_activations(pre[b : b + 1], gates[t, b : b + 1], tanh_columns, work)
     for b in range(active):
         t = _step_time(s, b, lengths, reverse)
-        _copy(gates[t, b], act[b])
         _copy(h_prev[t, b], h[b])
         _copy(c_prev[t, b], c[b])
-        i_gate, f_gate, g_gate, _ = _split4(act[b], hidden)
+        i_gate, f_gate, g_gate, _ = _split4(gates[t, b], hidden)
         c_row = c[b]
         for j in range(hidden):
             c_row[j] = f_gate[j] * c_row[j] + i_gate[j] * g_gate[j]
@@ -155,7 +157,7 @@ def _lstm_forward_step(
     for b in range(active):
         t = _step_time(s, b, lengths, reverse)
         _copy(tanh_c[t, b], cell_tanh[b])
-        o_gate = act[b, 3 * hidden :]
+        o_gate = gates[t, b, 3 * hidden :]
         tc = cell_tanh[b]
         h_row = h[b]
         for j in range(hidden):
@@ -195,7 +197,6 @@ def lstm_forward_layer(
     steps, batch, width = gates.shape
     hidden = width // 4
     pre = np.empty((batch, width), dtype=gates.dtype)
-    activated = np.empty((batch, width), dtype=gates.dtype)
     cell_tanh = np.empty((batch, hidden), dtype=gates.dtype)
     work = np.empty(work_size(width), dtype=gates.dtype)
     tanh_columns = np.ones(width, dtype=gates.dtype)
@@ -206,7 +207,7 @@ def lstm_forward_layer(
         if active == 0:
             break
         _lstm_forward_step(
-            active, s, lengths, reverse, w_hh_t, h, c, pre, activated, cell_tanh,
+            active, s, lengths, reverse, w_hh_t, h, c, pre, cell_tanh,
             tanh_columns, out, out_col, gates, h_prev, c_prev, tanh_c, work,
         )  # fmt: skip
 
