@@ -7,7 +7,13 @@ import pytest
 from helpers import as_float64, assert_results_close, run_naive, run_rnntools
 from strategies import RNNProblem
 
-from rnntools.kernels.blas import MAX_TN_BYTES, SMALL_GEMM, matmul, matmul_tn
+from rnntools.kernels.blas import (
+    MAX_SPLIT_BYTES,
+    MAX_TN_BYTES,
+    SMALL_GEMM,
+    matmul,
+    matmul_tn,
+)
 
 # float32 kernels against the float64 reference on the same inputs. Their
 # longest dot products have 1024 terms (lstm backward: (B, 4H) @ (4H, H)), so
@@ -18,7 +24,8 @@ from rnntools.kernels.blas import MAX_TN_BYTES, SMALL_GEMM, matmul, matmul_tn
 RTOL = 1e-4
 
 # (M, K, N): one call (below SMALL_GEMM); blocks with partial rows and
-# columns; fewer than 64 columns; one row; K too deep for any block (one call).
+# columns; fewer than 64 columns; one row; K too deep for any block; a too
+# large to split (MAX_SPLIT_BYTES); the last two are one call each.
 SHAPES = [
     (4, 8, 16),
     (32, 128, 512),
@@ -26,6 +33,7 @@ SHAPES = [
     (200, 600, 40),
     (1, 1000, 1200),
     (5, 2000, 70),
+    (9000, 130, 20),
 ]
 
 
@@ -82,8 +90,12 @@ def test_matmul_tn_equals_the_product(shape, dtype):
 
 def test_shapes_cover_both_paths():
     """At least one float32 shape splits, and one does not."""
-    volumes = [rows * depth * cols for rows, depth, cols in SHAPES]
-    assert min(volumes) <= SMALL_GEMM < max(volumes)
+    split = [
+        rows * depth * cols > SMALL_GEMM and rows * depth * 4 <= MAX_SPLIT_BYTES
+        for rows, depth, cols in SHAPES
+    ]
+    assert any(split) and not all(split)
+    assert SHAPES[-1][0] * SHAPES[-1][1] * 4 > MAX_SPLIT_BYTES
     split = [
         depth * rows * cols > SMALL_GEMM and depth * rows * 4 <= MAX_TN_BYTES
         for depth, rows, cols in TN_SHAPES

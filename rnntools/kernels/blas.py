@@ -6,10 +6,10 @@ SkylakeX kernels on this AVX-512 machine) runs a kernel that packs nothing;
 above it, the general kernel packs both operands on every call. The per-step
 products of a recurrent layer are just above the line, and pay for packing
 the whole recurrent weight at every timestep. Measured on one thread,
-GFLOP/s of ``np.dot`` then of :func:`matmul`:
+GFLOP/s of ``np.dot`` then of the same product in blocks:
 
 ====================  ========  ========
-M x K x N              np.dot    matmul
+M x K x N              np.dot    blocks
 ====================  ========  ========
 32 x 128 x 512            73       115
 64 x 1024 x 256           86       115
@@ -20,23 +20,27 @@ M x K x N              np.dot    matmul
 
 So :func:`matmul` splits a float32 product into blocks of at most
 :data:`SMALL_GEMM` multiply-adds, 64 columns wide, each one BLAS call on
-strided views (no copies). Float64 keeps one call: its small kernel gained
-little or lost (measured 44-57 GFLOP/s either way).
+strided views (no copies). The blocks re-read ``a`` once per 64 columns of
+the result, which loses once ``a`` no longer stays in cache (the last row:
+``a`` is 6.2 MiB), hence :data:`MAX_SPLIT_BYTES`; per-step products are far
+below it. Float64 keeps one call: its small kernel gained little or lost
+(measured 44-57 GFLOP/s either way).
 
 :func:`matmul_tn` (``a.T @ b``, the weight gradients: a sum over all
 ``T * B`` rows) also splits that sum and accumulates. There the blocks re-read
 ``a`` once per 64 columns of the result, which pays while ``a`` stays in
-cache and loses once it streams from memory (``a`` is ``rows x M``):
+cache and loses once it streams from memory (``a`` is ``rows x M``; 3200 x 512
+is 6.25 MiB):
 
-=====================  ========  ============
-rows x M x N            np.dot    matmul_tn
-=====================  ========  ============
-800 x 256 x 32             71         114
-1600 x 128 x 8             29          81
-3200 x 512 x 128           77         100
-6400 x 1024 x 256          89          78
-6400 x 2048 x 512          97          74
-=====================  ========  ============
+=====================  ========  ========
+rows x M x N            np.dot    blocks
+=====================  ========  ========
+800 x 256 x 32             71       114
+1600 x 128 x 8             29        81
+3200 x 512 x 128           77       100
+6400 x 1024 x 256          89        78
+6400 x 2048 x 512          97        74
+=====================  ========  ========
 
 hence :data:`MAX_TN_BYTES`.
 
@@ -64,6 +68,8 @@ from ._jit import KERNEL_OPTIONS, OVERLOAD_OPTIONS
 SMALL_GEMM = 1_000_000
 #: Columns per block (four AVX-512 vectors of float32).
 BLOCK_COLUMNS = 64
+#: :func:`matmul` splits only while ``a`` is at most this many bytes.
+MAX_SPLIT_BYTES = 4 * 2**20
 #: :func:`matmul_tn` splits only while ``a`` is at most this many bytes.
 MAX_TN_BYTES = 8 * 2**20
 #: Rows of the result per :func:`matmul_tn` block (the summed dimension then
@@ -214,8 +220,12 @@ def matmul(a, b, out):
     """
     rows, depth = a.shape
     cols = b.shape[1]
-    if not _blocks_pay(a) or rows * cols * depth <= SMALL_GEMM:
-        np.dot(a, b, out)  # small enough (or empty) already
+    if (
+        not _blocks_pay(a)
+        or rows * cols * depth <= SMALL_GEMM  # small enough (or empty) already
+        or a.nbytes > MAX_SPLIT_BYTES
+    ):
+        np.dot(a, b, out)
         return
     block_cols = min(cols, BLOCK_COLUMNS)
     # Rows per block: a multiple of 16 that keeps the block small, at least 8
