@@ -24,13 +24,15 @@ from rnntools.kernels.blas import (
 RTOL = 1e-4
 
 # (M, K, N): one call (below SMALL_GEMM); blocks with partial rows and
-# columns; fewer than 64 columns; one row; K too deep for any block; a too
-# large to split (MAX_SPLIT_BYTES); the last two are one call each.
+# columns; fewer than 64 columns; blocks of 8 rows (deep K); one row; K too
+# deep for any block; a too large to split (MAX_SPLIT_BYTES); the last two
+# are one call each.
 SHAPES = [
     (4, 8, 16),
     (32, 128, 512),
     (33, 130, 515),
     (200, 600, 40),
+    (20, 1500, 130),
     (1, 1000, 1200),
     (5, 2000, 70),
     (9000, 130, 20),
