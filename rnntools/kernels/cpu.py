@@ -128,27 +128,32 @@ def input_projection(inp, w_ih, bias, gates):
 
 @njit(**KERNEL_OPTIONS)
 def _lstm_forward_step(
-    active, s, lengths, reverse, w_hh_t, h, c, pre, cell_tanh, tanh_columns,
-    out, out_col, gates, h_prev, c_prev, tanh_c, work,
+    active, s, lengths, reverse, w_hh_t, h, c, pre, gathered, cell_tanh,
+    tanh_columns, out, out_col, gates, h_prev, c_prev, tanh_c, work,
 ):  # fmt: skip
     hidden = h.shape[1]
     pre = pre[:active]
     _matmul(h[:active], w_hh_t, pre)
-    # The activations overwrite the input projection in ``gates``: in one
-    # block where the step's sequences share a time (forwards, or equal
-    # lengths), else row by row.
-    if not reverse or lengths[0] == lengths[active - 1]:
-        t = _step_time(s, 0, lengths, reverse)
-        gate_activations(pre, gates[t, :active], tanh_columns, work)
+    # The activations overwrite the input projection in ``gates``: in place
+    # where the step's sequences share a time (forwards, or equal lengths),
+    # else gathered into one block and scattered back, one call for the step
+    # (ragged bidirectional 32x50x32x64 forward, one thread, medians of three
+    # rounds: 2.58-2.76 ms, against 2.74-3.03 with one call per sequence).
+    uniform = not reverse or lengths[0] == lengths[active - 1]
+    if uniform:
+        step_gates = gates[_step_time(s, 0, lengths, reverse), :active]
     else:
+        step_gates = gathered[:active]
         for b in range(active):
-            t = _step_time(s, b, lengths, reverse)
-            gate_activations(pre[b : b + 1], gates[t, b : b + 1], tanh_columns, work)
+            _copy(step_gates[b], gates[_step_time(s, b, lengths, reverse), b])
+    gate_activations(pre, step_gates, tanh_columns, work)
     for b in range(active):
         t = _step_time(s, b, lengths, reverse)
+        if not uniform:
+            _copy(gates[t, b], step_gates[b])
         _copy(h_prev[t, b], h[b])
         _copy(c_prev[t, b], c[b])
-        i_gate, f_gate, g_gate, _ = _split4(gates[t, b], hidden)
+        i_gate, f_gate, g_gate, _ = _split4(step_gates[b], hidden)
         c_row = c[b]
         for j in range(hidden):
             c_row[j] = f_gate[j] * c_row[j] + i_gate[j] * g_gate[j]
@@ -157,7 +162,7 @@ def _lstm_forward_step(
     for b in range(active):
         t = _step_time(s, b, lengths, reverse)
         _copy(tanh_c[t, b], cell_tanh[b])
-        o_gate = gates[t, b, 3 * hidden :]
+        o_gate = step_gates[b, 3 * hidden :]
         tc = cell_tanh[b]
         h_row = h[b]
         for j in range(hidden):
@@ -197,6 +202,7 @@ def lstm_forward_layer(
     steps, batch, width = gates.shape
     hidden = width // 4
     pre = np.empty((batch, width), dtype=gates.dtype)
+    gathered = np.empty((batch, width), dtype=gates.dtype)
     cell_tanh = np.empty((batch, hidden), dtype=gates.dtype)
     work = np.empty(work_size(width), dtype=gates.dtype)
     tanh_columns = np.ones(width, dtype=gates.dtype)
@@ -207,7 +213,7 @@ def lstm_forward_layer(
         if active == 0:
             break
         _lstm_forward_step(
-            active, s, lengths, reverse, w_hh_t, h, c, pre, cell_tanh,
+            active, s, lengths, reverse, w_hh_t, h, c, pre, gathered, cell_tanh,
             tanh_columns, out, out_col, gates, h_prev, c_prev, tanh_c, work,
         )  # fmt: skip
 
