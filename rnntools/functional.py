@@ -865,3 +865,217 @@ def _backward_direction(
         block.inputs[layer], saved.h_prev, w_ih, d_gates_ih, d_gates_hh,
         *(grads[name] for name in names), d_inp_direction,
     )  # fmt: skip
+
+
+# ------------------------------------------------------ single-step inference
+
+
+@dataclass(frozen=True)
+class PreparedStep:
+    """Weights laid out for :func:`rnn_step`; made by :func:`prepare_step`.
+
+    Treat it as opaque and read-only; it may be shared between threads.
+    """
+
+    cell: str
+    relu: bool
+    num_layers: int
+    hidden_size: int
+    input_size: int
+    dtype: np.dtype
+    layers: tuple  # per layer: (w_ih_t, w_hh_t, fused bias, b_hn or None)
+    tanh_columns: np.ndarray  # lstm: 1 for sigmoid columns, 2 for the g gate
+    work_size: int
+
+
+def prepare_step(params, cell, *, nonlinearity="tanh", dtype=None):
+    """Validate a unidirectional stack once and lay it out for :func:`rnn_step`.
+
+    Parameters
+    ----------
+    params : dict of str to ndarray
+        PyTorch ``state_dict`` layout of a unidirectional network (as for
+        :func:`rnn_forward`); ``L``, ``H`` and ``I`` come from its shapes.
+    cell : {"rnn", "lstm", "gru"}
+    nonlinearity : {"tanh", "relu"}, default="tanh"
+        Activation of ``cell="rnn"``.
+    dtype : {None, "float32", "float64"}, default=None
+        Compute dtype; None takes the dtype of ``params['weight_hh_l0']``
+        (float64 for anything that is not float32).
+
+    Returns
+    -------
+    prepared : PreparedStep
+        The weights transposed to ``(I, G*H)`` and ``(H, G*H)``, the biases
+        fused, all C-contiguous in ``dtype``: work :func:`rnn_step` would
+        otherwise repeat at every step.
+
+    Raises
+    ------
+    TypeError, ValueError
+        On malformed parameters, and for a bidirectional network (its reverse
+        direction needs the whole sequence, which a step does not have).
+    """
+    _check_cell(cell, nonlinearity)
+    if isinstance(params, Mapping) and any(
+        isinstance(key, str) and key.endswith("_reverse") for key in params
+    ):
+        raise ValueError(
+            "rnn_step runs unidirectional networks only: params hold a reverse "
+            "direction, which needs the whole sequence (use rnn_forward)."
+        )
+    if dtype is None:
+        reference = params.get("weight_hh_l0") if isinstance(params, Mapping) else None
+        dtype = (
+            np.float32
+            if getattr(reference, "dtype", None) == np.float32
+            else np.float64
+        )
+    if np.dtype(dtype) not in (np.float32, np.float64):
+        raise TypeError(f"dtype must be float32 or float64, got {dtype!r}.")
+    dtype = np.dtype(dtype)
+    _infer_architecture(params, cell, False)
+    w_ih_shape = np.shape(params.get("weight_ih_l0"))
+    if len(w_ih_shape) != 2 or w_ih_shape[1] < 1:
+        raise ValueError(
+            "params['weight_ih_l0'] must have shape (G*H, I) with I >= 1, "
+            f"got {w_ih_shape}."
+        )
+    input_size = w_ih_shape[1]
+    checked, num_layers, hidden, resident = _check_params(
+        params, cell, False, input_size, dtype, _CPU
+    )
+    if resident:  # pragma: no cover - _CPU rejects device arrays above
+        raise TypeError("rnn_step runs on the CPU: pass NumPy arrays.")
+    layers = []
+    for layer in range(num_layers):
+        w_ih, w_hh, b_ih, b_hh = (checked[name] for name in param_names(layer))
+        bias = b_ih.copy()
+        b_hn = None
+        if cell == "gru":  # b_hn stays inside the reset product
+            bias[: 2 * hidden] += b_hh[: 2 * hidden]
+            b_hn = np.ascontiguousarray(b_hh[2 * hidden :])
+        else:
+            bias += b_hh
+        layers.append(
+            (np.ascontiguousarray(w_ih.T), np.ascontiguousarray(w_hh.T), bias, b_hn)
+        )
+    width = GATES[cell] * hidden
+    tanh_columns = np.ones(width, dtype=dtype)
+    if cell == "lstm":
+        tanh_columns[2 * hidden : 3 * hidden] = 2
+    return PreparedStep(
+        cell=cell,
+        relu=nonlinearity == "relu",
+        num_layers=num_layers,
+        hidden_size=hidden,
+        input_size=input_size,
+        dtype=dtype,
+        layers=tuple(layers),
+        tanh_columns=tanh_columns,
+        work_size=3 * max(1024, width),  # kernels.activations.work_size
+    )
+
+
+def _is_exact(state, cell, shape, dtype):
+    """Whether ``state`` is already C-contiguous arrays of ``shape`` and
+    ``dtype`` (as :func:`rnn_step` returns them): no conversion needed."""
+    parts = state if cell == "lstm" and isinstance(state, tuple) else (state,)
+    return len(parts) == (2 if cell == "lstm" else 1) and all(
+        type(part) is np.ndarray
+        and part.dtype == dtype
+        and part.shape == shape
+        and part.flags.c_contiguous
+        for part in parts
+    )
+
+
+def rnn_step(x_t, state, prepared):
+    """Advance a unidirectional stack by one timestep.
+
+    The building block of decoding (greedy, beam search, sampling) and of
+    streaming prediction: feed a sequence one step at a time, keeping the
+    returned state, and the outputs equal those of :func:`rnn_forward` over
+    the whole sequence up to rounding (the products are summed in another
+    order). Each row of the batch is computed independently and by the same
+    operations whatever the batch around it, so a row's results are
+    bit-identical alone and inside any batch.
+
+    Parameters
+    ----------
+    x_t : ndarray of shape (B, I)
+        Inputs of this step; cast to the prepared dtype.
+    state : ndarray of shape (L, B, H), tuple (h, c) of them for lstm, or None
+        The state after the previous step (zeros if None), in PyTorch's
+        ``final_state`` layout, so ``rnn_forward``'s final state continues
+        here. Never modified: reorder beams with ``state[:, index]``.
+    prepared : PreparedStep
+        From :func:`prepare_step`.
+
+    Returns
+    -------
+    output_t : ndarray of shape (B, H)
+        The last layer's new hidden state (the step's output).
+    state : ndarray of shape (L, B, H), or tuple (h, c) for lstm
+        The new state (new arrays).
+
+    Raises
+    ------
+    TypeError, ValueError
+        On a malformed input or state, naming the problem.
+    """
+    if not isinstance(prepared, PreparedStep):
+        raise TypeError(
+            "prepared must be the PreparedStep returned by prepare_step, "
+            f"got {type(prepared).__name__}."
+        )
+    dtype = prepared.dtype
+    cell = prepared.cell
+    x_t = _check_float_array(x_t, "x_t", ndim=2)
+    batch = x_t.shape[0]
+    if batch == 0:
+        raise ValueError("x_t must hold at least one row, got shape (0, ...).")
+    _check_shape(x_t, (batch, prepared.input_size), "x_t")
+    state_shape = (prepared.num_layers, batch, prepared.hidden_size)
+    if state is None:
+        parts = [np.zeros(state_shape, dtype=dtype)] * (2 if cell == "lstm" else 1)
+    elif _is_exact(state, cell, state_shape, dtype):  # the common case, fast
+        parts = list(state) if cell == "lstm" else [state]
+    else:
+        parts = _check_state(state, cell, state_shape, dtype, "state")
+    with np.errstate(over="ignore"):  # checked finite after the cast
+        x_t = np.ascontiguousarray(x_t, dtype=dtype)
+    if not cpu.all_finite(x_t, parts[0], parts[-1]):
+        _check_finite(x_t, "x_t")
+        raise ValueError("state contains NaN or infinity.")
+    new_parts = [np.empty(state_shape, dtype=dtype) for _ in parts]
+    hidden = prepared.hidden_size
+    width = GATES[cell] * hidden
+    gates = np.empty((batch, width), dtype=dtype)
+    pre = np.empty((batch, width), dtype=dtype)
+    work = np.empty(prepared.work_size, dtype=dtype)
+    if cell == "gru":
+        activated = np.empty((batch, width), dtype=dtype)
+        candidate = np.empty((batch, hidden), dtype=dtype)
+    layer_input = x_t
+    for layer, (w_ih_t, w_hh_t, bias, b_hn) in enumerate(prepared.layers):
+        h_out = new_parts[0][layer]
+        if cell == "lstm":
+            cpu.lstm_step(
+                layer_input, w_ih_t, w_hh_t, bias, prepared.tanh_columns,
+                parts[0][layer], parts[1][layer], h_out, new_parts[1][layer],
+                gates, pre, work,
+            )  # fmt: skip
+        elif cell == "gru":
+            cpu.gru_step(
+                layer_input, w_ih_t, w_hh_t, bias, b_hn, parts[0][layer], h_out,
+                gates, pre, activated, candidate, work,
+            )  # fmt: skip
+        else:
+            cpu.rnn_step(
+                layer_input, w_ih_t, w_hh_t, bias, prepared.relu, parts[0][layer],
+                h_out, gates, pre, work,
+            )  # fmt: skip
+        layer_input = h_out
+    new_state = tuple(new_parts) if cell == "lstm" else new_parts[0]
+    return layer_input.copy(), new_state

@@ -384,7 +384,7 @@ def tiny_sequences(rng, n=8):
 def params_passed_to_the_network(monkeypatch):
     """Record, for each rnn_forward call of the estimators, whether every
     parameter was already a device array."""
-    from rnntools import estimators
+    from rnntools.estimators import _base as estimators
 
     resident = []
 

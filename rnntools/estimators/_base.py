@@ -30,21 +30,17 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 
-from . import _devices
-from ._sequences import check_sequences, is_sequence_list
-from .cells import GATES, NONLINEARITIES, expected_shapes, init_params
-from .functional import rnn_backward, rnn_forward
-from .optim import AdamOptimizer, SGDOptimizer
+from .. import _devices
+from .._sequences import check_sequences, is_sequence_list
+from ..cells import GATES, NONLINEARITIES, expected_shapes, init_params
+from ..functional import rnn_backward, rnn_forward
+from ..losses import log_softmax, softmax_cross_entropy, squared_error
+from ..optim import AdamOptimizer, SGDOptimizer
 
 _HEAD_WEIGHT = "head.weight"
 _HEAD_BIAS = "head.bias"
 # Sequences predicted per call of the kernels.
 _PREDICT_BATCH = 1024
-
-
-def _log_softmax(logits):
-    shifted = logits - logits.max(axis=-1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
 
 
 _all_finite = _devices.all_finite
@@ -238,11 +234,13 @@ class _BaseRNN(BaseEstimator):
         return features @ params[_HEAD_WEIGHT].T + params[_HEAD_BIAS]
 
     def _loss_and_grads(self, X, lengths, targets, weights, class_weights, params):
-        """Loss, gradients and summed weight of one minibatch.
+        """Loss, gradients and summed weight of one minibatch: the seam
+        between the epoch loop and the model.
 
-        The loss is the weighted mean over the batch (over its steps for the
-        tagger) plus ``alpha / 2 * ||W||^2 / total_weight``, as in
-        :class:`~sklearn.neural_network.MLPClassifier`, so that an integer
+        The loss is the weighted mean of the model's data loss
+        (:meth:`_data_loss_and_grads`) plus
+        ``alpha / 2 * ||W||^2 / total_weight`` over every weight matrix, as
+        in :class:`~sklearn.neural_network.MLPClassifier`, so that an integer
         sample weight is the same as repeating the sample. A batch whose
         weights are all zero returns ``grads=None``.
 
@@ -250,6 +248,40 @@ class _BaseRNN(BaseEstimator):
         ------
         _NonFinite
             If the loss or a gradient is NaN or infinite (divergence).
+        """
+        loss, grads, total_weight = self._data_loss_and_grads(
+            X, lengths, targets, weights, class_weights, params
+        )
+        if total_weight == 0:
+            return 0.0, None, 0.0
+        if self.alpha > 0:
+            scale = self.alpha / total_weight
+            for key, value in params.items():
+                if "weight" not in key:
+                    continue
+                loss += 0.5 * scale * _devices.sum_squares(value)
+                if _devices.on_device(value):  # grads[key] is this batch's own
+                    _devices.cuda_kernels().add_scaled(grads[key], value, scale)
+                else:
+                    grads[key] = grads[key] + (scale * value).astype(value.dtype)
+        if not (np.isfinite(loss) and _all_finite(grads.values())):
+            raise _NonFinite
+        return loss, grads, total_weight
+
+    def _data_loss_and_grads(
+        self, X, lengths, targets, weights, class_weights, params
+    ):  # fmt: skip
+        """The data loss of one minibatch (no regularisation) and its
+        gradients with respect to every entry of ``params``.
+
+        One recurrent network and a linear head (:meth:`_head_loss` says
+        which loss); the language model overrides this whole method.
+
+        Returns
+        -------
+        loss : float
+        grads : dict of str to ndarray, or None when ``total_weight`` is 0
+        total_weight : float
         """
         features, cache = self._features(X, lengths, params)
         logits = self._head(features, params)
@@ -266,18 +298,6 @@ class _BaseRNN(BaseEstimator):
         grads = self._backward_features(cache, d_features)
         grads[_HEAD_WEIGHT] = flat_d_logits.T @ flat_features
         grads[_HEAD_BIAS] = flat_d_logits.sum(axis=0)
-        if self.alpha > 0:
-            scale = self.alpha / total_weight
-            for key, value in params.items():
-                if "weight" not in key:
-                    continue
-                loss += 0.5 * scale * _devices.sum_squares(value)
-                if _devices.on_device(value):  # grads[key] is this batch's own
-                    _devices.cuda_kernels().add_scaled(grads[key], value, scale)
-                else:
-                    grads[key] = grads[key] + (scale * value).astype(value.dtype)
-        if not (np.isfinite(loss) and _all_finite(grads.values())):
-            raise _NonFinite
         return loss, grads, total_weight
 
     def _predict_raw(self, X, lengths):
@@ -850,16 +870,7 @@ class RNNClassifier(ClassifierMixin, _LabelRNN):
     def _head_loss(self, logits, targets, lengths, weights, class_weights):
         if class_weights is not None:
             weights = weights * class_weights[targets]
-        total_weight = float(weights.sum())
-        if total_weight == 0:
-            return 0.0, None, 0.0
-        log_proba = _log_softmax(logits.astype(np.float64))
-        rows = np.arange(len(targets))
-        loss = float(np.dot(weights, -log_proba[rows, targets]) / total_weight)
-        d_logits = np.exp(log_proba)
-        d_logits[rows, targets] -= 1.0
-        d_logits *= (weights / total_weight)[:, None]
-        return loss, d_logits.astype(logits.dtype), total_weight
+        return softmax_cross_entropy(logits, targets, weights)
 
     def _validation_score(self, X, lengths, targets, weights):
         raw = self._predict_raw(X, lengths)
@@ -920,7 +931,7 @@ class RNNClassifier(ClassifierMixin, _LabelRNN):
         check_is_fitted(self)
         X, lengths, output_dtype = self._check_X(X, reset=False)
         raw = self._predict_raw(X, lengths).astype(np.float64)
-        return _log_softmax(raw).astype(output_dtype)
+        return log_softmax(raw).astype(output_dtype)
 
     def predict(self, X):
         """Predicted labels, shape (n,)."""
@@ -971,13 +982,7 @@ class RNNRegressor(RegressorMixin, _BaseRNN):
         return attributes["_n_targets"]
 
     def _head_loss(self, prediction, targets, lengths, weights, class_weights):
-        total_weight = float(weights.sum())
-        if total_weight == 0:
-            return 0.0, None, 0.0
-        error = prediction.astype(np.float64) - targets
-        loss = 0.5 * float(np.dot(weights, (error * error).mean(axis=1)) / total_weight)
-        d_prediction = error * (weights / total_weight)[:, None] / error.shape[1]
-        return loss, d_prediction.astype(prediction.dtype), total_weight
+        return squared_error(prediction, targets, weights)
 
     def _validation_score(self, X, lengths, targets, weights):
         return r2_score(
@@ -1072,21 +1077,7 @@ class RNNTagger(ClassifierMixin, _LabelRNN):
         step_weight = np.where(valid, weights[:, None], 0.0)
         if class_weights is not None:
             step_weight = step_weight * class_weights[label]
-        total_weight = float(step_weight.sum())
-        if total_weight == 0:
-            return 0.0, None, 0.0
-        log_proba = _log_softmax(logits.astype(np.float64))
-        picked = np.take_along_axis(log_proba, label[:, :, None], axis=2)[:, :, 0]
-        loss = float(-(step_weight * picked).sum() / total_weight)
-        d_logits = np.exp(log_proba)
-        np.put_along_axis(
-            d_logits,
-            label[:, :, None],
-            np.take_along_axis(d_logits, label[:, :, None], axis=2) - 1.0,
-            axis=2,
-        )
-        d_logits *= (step_weight / total_weight)[:, :, None]
-        return loss, d_logits.astype(logits.dtype), total_weight
+        return softmax_cross_entropy(logits, label, step_weight)
 
     def _validation_score(self, X, lengths, targets, weights):
         raw = self._predict_raw(X, lengths)
@@ -1146,7 +1137,7 @@ class RNNTagger(ClassifierMixin, _LabelRNN):
 
     @staticmethod
     def _log_proba(raw, output_dtype):
-        return _log_softmax(raw.astype(np.float64)).astype(output_dtype)
+        return log_softmax(raw.astype(np.float64)).astype(output_dtype)
 
     def predict_proba(self, X):
         """Per-step class probabilities: a list of (T_i, n_classes) arrays for a
