@@ -75,9 +75,7 @@ def embedding_backward(ids, d_out, num_embeddings):
     ids = _check_ids(ids, num_embeddings)
     d_out = np.ascontiguousarray(d_out)
     if d_out.shape[:-1] != ids.shape:
-        raise ValueError(
-            f"d_out has shape {d_out.shape}, expected {ids.shape} + (E,)."
-        )
+        raise ValueError(f"d_out has shape {d_out.shape}, expected {ids.shape} + (E,).")
     d_weight = np.zeros((num_embeddings, d_out.shape[-1]), dtype=d_out.dtype)
     cpu.embedding_scatter_add(
         ids.ravel(), d_out.reshape(ids.size, d_out.shape[-1]), d_weight

@@ -7,6 +7,7 @@ with :func:`rnntools.functional.rnn_step` (no re-running of the prefix), by
 greedy search, beam search or sampling (:mod:`rnntools.decoding`).
 """
 
+import functools
 from numbers import Integral, Real
 
 import numpy as np
@@ -332,9 +333,7 @@ n_iter_, t_
             layer_grads, d_output, _ = rnn_backward(caches[layer], d_output)
             for zero, name in zip(param_names(0), param_names(layer), strict=True):
                 grads[name] = layer_grads[zero]
-        grads[EMBEDDING] = embedding_backward(
-            X, d_output, params[EMBEDDING].shape[0]
-        )
+        grads[EMBEDDING] = embedding_backward(X, d_output, params[EMBEDDING].shape[0])
         return loss, grads, total_weight
 
     def _log_likelihood(self, inputs, targets, lengths, weights):
@@ -514,7 +513,7 @@ n_iter_, t_
             )
             before_last = (t < lengths - 1)[None, :, None]
             state = _map_state(
-                lambda new, old: np.where(before_last, new, old), new_state, state
+                functools.partial(np.where, before_last), new_state, state
             )
             ending = rows[lengths == t + 1]
             log_proba[ending] = step_log_proba[ending]
