@@ -1,0 +1,164 @@
+"""Single-step inference: :func:`prepare_step` and :func:`rnn_step`.
+
+``rnn_step`` over ``T`` steps must agree with ``rnn_forward`` over the whole
+sequence, and each row's result must be bit-identical whatever the batch
+around it (the property that makes decoding independent of the batch).
+"""
+
+import numpy as np
+import pytest
+from helpers import state_arrays
+from hypothesis import given
+from hypothesis import strategies as st
+from strategies import rnn_problems
+
+from rnntools import init_params, rnn_forward
+from rnntools.functional import PreparedStep, prepare_step, rnn_step
+
+# rnn_step sums the input and recurrent products in another order than
+# rnn_forward's BLAS calls: both are within a few ulp of the exact values,
+# and a few steps of a contracting recurrence keep them there. 1e-12 in
+# float64 (eps 2.2e-16 times sums of up to ~10 terms and ~6 steps, with
+# margin); 2e-5 in float32 (eps 1.2e-7, same reasoning).
+TOLERANCE = {np.float64: 1e-12, np.float32: 2e-5}
+
+unidirectional = rnn_problems(bidirectional=False, ragged=False)
+
+
+def run_steps(x, params, cell, nonlinearity, initial_state):
+    prepared = prepare_step(params, cell, nonlinearity=nonlinearity)
+    state, outputs = initial_state, []
+    for t in range(x.shape[1]):
+        output, state = rnn_step(x[:, t], state, prepared)
+        outputs.append(output)
+    return np.stack(outputs, axis=1), state
+
+
+@given(unidirectional, st.sampled_from([np.float32, np.float64]))
+def test_steps_equal_rnn_forward(problem, dtype):
+    arrays = problem.make_arrays(dtype)
+    kwargs = problem.forward_kwargs(arrays)
+    output, final_state, _ = rnn_forward(arrays.x, arrays.params, **kwargs)
+    stepped, state = run_steps(
+        arrays.x,
+        arrays.params,
+        problem.cell,
+        problem.nonlinearity,
+        arrays.initial_state,
+    )
+    assert stepped.dtype == dtype
+    np.testing.assert_allclose(stepped, output, rtol=0, atol=TOLERANCE[dtype])
+    for got, expected in zip(
+        state_arrays(problem.cell, state),
+        state_arrays(problem.cell, final_state),
+        strict=True,
+    ):
+        np.testing.assert_allclose(got, expected, rtol=0, atol=TOLERANCE[dtype])
+
+
+@given(
+    rnn_problems(bidirectional=False, ragged=False, max_batch=6, max_hidden=40),
+    st.sampled_from([np.float32, np.float64]),
+    st.randoms(use_true_random=False),
+)
+def test_each_row_is_bit_identical_alone_and_in_any_batch(problem, dtype, random):
+    arrays = problem.make_arrays(dtype)
+    prepared = prepare_step(arrays.params, problem.cell, nonlinearity=problem.nonlinearity)
+    batch = problem.batch_size
+    order = list(range(batch))
+    random.shuffle(order)
+    state_together = state_shuffled = None
+    for t in range(problem.seq_len):
+        out_together, state_together = rnn_step(arrays.x[:, t], state_together, prepared)
+        out_shuffled, state_shuffled = rnn_step(
+            arrays.x[order, t], state_shuffled, prepared
+        )
+        np.testing.assert_array_equal(out_shuffled, out_together[order])
+    for row in range(batch):
+        state = None
+        for t in range(problem.seq_len):
+            out_alone, state = rnn_step(arrays.x[row : row + 1, t], state, prepared)
+        np.testing.assert_array_equal(out_alone[0], out_together[row])
+
+
+def test_state_is_not_modified_and_beams_reorder_by_indexing():
+    params = init_params("lstm", 3, 4, num_layers=2, random_state=0, dtype=np.float64)
+    prepared = prepare_step(params, "lstm")
+    x = np.random.default_rng(0).standard_normal((3, 3))
+    _, state = rnn_step(x, None, prepared)
+    saved = tuple(part.copy() for part in state)
+    _, next_state = rnn_step(x, state, prepared)
+    for part, copy in zip(state, saved, strict=True):
+        np.testing.assert_array_equal(part, copy)
+    index = np.array([2, 2, 0])
+    reordered = tuple(part[:, index] for part in state)
+    out_reordered, _ = rnn_step(x[index], reordered, prepared)
+    out, _ = rnn_step(x, state, prepared)
+    np.testing.assert_array_equal(out_reordered, out[index])
+    assert next_state[0].shape == (2, 3, 4)
+
+
+def test_prepare_step_lays_out_weights_once():
+    params = init_params("gru", 5, 3, random_state=0)
+    prepared = prepare_step(params, "gru")
+    assert isinstance(prepared, PreparedStep)
+    assert prepared.dtype == np.float32
+    assert (prepared.num_layers, prepared.hidden_size, prepared.input_size) == (1, 3, 5)
+    w_ih_t, w_hh_t, bias, b_hn = prepared.layers[0]
+    np.testing.assert_array_equal(w_ih_t, params["weight_ih_l0"].T)
+    assert w_hh_t.flags.c_contiguous
+    np.testing.assert_array_equal(b_hn, params["bias_hh_l0"][6:])
+    assert prepare_step(params, "gru", dtype="float64").dtype == np.float64
+
+
+def test_float32_inputs_run_in_the_prepared_dtype():
+    params = init_params("rnn", 2, 3, random_state=0, dtype=np.float64)
+    prepared = prepare_step(params, "rnn")
+    output, state = rnn_step(np.ones((1, 2), np.float32), None, prepared)
+    assert output.dtype == state.dtype == np.float64
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "match"),
+    [
+        (lambda p, s: prepare_step(p, "lstm"), ValueError, "has shape"),
+        (lambda p, s: prepare_step(p, "cnn"), ValueError, "cell must be"),
+        (lambda p, s: prepare_step([], "gru"), TypeError, "dict"),
+        (lambda p, s: prepare_step(p, "gru", dtype="int8"), TypeError, "dtype"),
+        (lambda p, s: rnn_step(np.ones((2, 3)), None, p), TypeError, "PreparedStep"),
+        (lambda p, s: rnn_step(np.ones((2, 4)), None, s), ValueError, r"x_t has"),
+        (lambda p, s: rnn_step(np.ones(3), None, s), ValueError, "2-dimensional"),
+        (lambda p, s: rnn_step(np.ones((0, 3)), None, s), ValueError, "one row"),
+        (lambda p, s: rnn_step(np.ones((2, 3), int), None, s), TypeError, "float"),
+        (
+            lambda p, s: rnn_step(np.full((1, 3), np.nan), None, s),
+            ValueError,
+            "x_t contains NaN",
+        ),
+        (
+            lambda p, s: rnn_step(np.ones((2, 3)), np.ones((1, 3, 4)), s),
+            ValueError,
+            "state has shape",
+        ),
+        (
+            lambda p, s: rnn_step(np.ones((2, 3)), np.full((1, 2, 4), np.inf), s),
+            ValueError,
+            "state contains NaN",
+        ),
+        (
+            lambda p, s: rnn_step(np.ones((2, 3)), (np.ones((1, 2, 4)),) * 2, s),
+            TypeError,
+            "single array h",
+        ),
+    ],
+)
+def test_bad_input_is_named(call, error, match):
+    params = init_params("gru", 3, 4, random_state=0)
+    with pytest.raises(error, match=match):
+        call(params, prepare_step(params, "gru"))
+
+
+def test_bidirectional_networks_are_refused():
+    params = init_params("lstm", 3, 4, bidirectional=True, random_state=0)
+    with pytest.raises(ValueError, match="unidirectional"):
+        prepare_step(params, "lstm")
