@@ -63,13 +63,17 @@ def test_steps_equal_rnn_forward(problem, dtype):
 )
 def test_each_row_is_bit_identical_alone_and_in_any_batch(problem, dtype, random):
     arrays = problem.make_arrays(dtype)
-    prepared = prepare_step(arrays.params, problem.cell, nonlinearity=problem.nonlinearity)
+    prepared = prepare_step(
+        arrays.params, problem.cell, nonlinearity=problem.nonlinearity
+    )
     batch = problem.batch_size
     order = list(range(batch))
     random.shuffle(order)
     state_together = state_shuffled = None
     for t in range(problem.seq_len):
-        out_together, state_together = rnn_step(arrays.x[:, t], state_together, prepared)
+        out_together, state_together = rnn_step(
+            arrays.x[:, t], state_together, prepared
+        )
         out_shuffled, state_shuffled = rnn_step(
             arrays.x[order, t], state_shuffled, prepared
         )
@@ -104,7 +108,7 @@ def test_prepare_step_lays_out_weights_once():
     assert isinstance(prepared, PreparedStep)
     assert prepared.dtype == np.float32
     assert (prepared.num_layers, prepared.hidden_size, prepared.input_size) == (1, 3, 5)
-    w_ih_t, w_hh_t, bias, b_hn = prepared.layers[0]
+    w_ih_t, w_hh_t, _, b_hn = prepared.layers[0]
     np.testing.assert_array_equal(w_ih_t, params["weight_ih_l0"].T)
     assert w_hh_t.flags.c_contiguous
     np.testing.assert_array_equal(b_hn, params["bias_hh_l0"][6:])
