@@ -12,7 +12,7 @@ from numbers import Integral, Real
 
 import numpy as np
 from sklearn.base import BaseEstimator, _fit_context
-from sklearn.utils import check_random_state, gen_batches
+from sklearn.utils import check_random_state, check_scalar, gen_batches
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 
@@ -609,8 +609,8 @@ n_iter_, t_
                 "Sampling (temperature, top_k or top_p) draws one sequence per "
                 f"prompt: use beam_width=1, not {beam_width!r}."
             )
-        if not isinstance(n_best, Integral) or isinstance(n_best, bool):
-            raise TypeError(f"n_best must be an int, got {type(n_best).__name__}.")
+        check_scalar(beam_width, "beam_width", Integral, min_val=1)
+        check_scalar(n_best, "n_best", Integral, min_val=1)
         prepared = self._prepared()
         state, last, _ = self._prompt_states(X, prepared)
         forbidden = np.array([Vocabulary.PAD, Vocabulary.BOS])
