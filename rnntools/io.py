@@ -9,8 +9,12 @@ else cannot run code. A truncated, garbled or edited file is rejected with a
 ``ValueError``.
 """
 
+import contextlib
+import errno
 import hashlib
 import json
+import os
+import secrets
 
 import numpy as np
 from sklearn.preprocessing import LabelEncoder
@@ -89,8 +93,21 @@ def save_model(estimator, path):
     ----------
     estimator : RNNClassifier, RNNRegressor or RNNTagger
         A fitted estimator.
-    path : str or path-like
-        Destination; NumPy appends ``.npz`` if it has no suffix.
+    path : str, path-like or binary file object
+        Destination. A path is written exactly as given, whatever its suffix
+        (no ``.npz`` is appended), through a temporary file in the same
+        directory that then replaces it: an existing file is either left
+        intact or replaced whole, never left half-written. A file object
+        opened for binary writing (``io.BytesIO``, ``open(..., "wb")``) is
+        written at its current position and left open.
+
+    Raises
+    ------
+    IsADirectoryError
+        If ``path`` names a directory.
+    OSError
+        If the file cannot be created there (a missing directory, a parent
+        that is not a directory, no permission); the message names ``path``.
     """
     name = type(estimator).__name__
     if name not in _CLASSES or not isinstance(estimator, _CLASSES[name]):
@@ -126,7 +143,45 @@ def save_model(estimator, path):
     }
     meta["sha256"] = _digest(arrays, meta)
     arrays[_META] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
-    np.savez(path, **arrays)
+    if hasattr(path, "write"):
+        np.savez(path, **arrays)
+    else:
+        _replace_atomically(os.fspath(path), lambda stream: np.savez(stream, **arrays))
+
+
+def _replace_atomically(path, write):
+    """Call ``write(stream)`` on a new temporary file next to ``path``, then
+    rename it to ``path``; on any error, remove it and leave ``path`` as it was.
+
+    The temporary file is created with ``os.open(..., 0o666)``, so the model
+    file gets the permissions that ``open(path, "wb")`` would give a new file.
+    A symbolic link at ``path`` keeps pointing where it did; its target is
+    replaced.
+    """
+    if os.path.isdir(path) or not os.path.basename(path):
+        raise IsADirectoryError(
+            errno.EISDIR, "cannot save a model file over a directory", path
+        )
+    target = os.path.realpath(path)
+    directory, name = os.path.split(target)
+    temporary = os.path.join(directory, f".{name}.{secrets.token_hex(8)}.tmp")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    try:
+        descriptor = os.open(temporary, flags, 0o666)
+    except OSError as exc:
+        raise type(exc)(
+            exc.errno, f"cannot write a model file there ({exc.strerror})", path
+        ) from None
+    try:
+        with os.fdopen(descriptor, "wb") as stream:
+            write(stream)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
 
 
 def _invalid(path, why):
@@ -138,7 +193,9 @@ def load_model(path):
 
     Parameters
     ----------
-    path : str or path-like
+    path : str, path-like or binary file object
+        A path, read exactly as given, or a file object opened for binary
+        reading, read from its current position.
 
     Returns
     -------

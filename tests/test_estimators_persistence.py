@@ -1,12 +1,15 @@
 """Pickling, and save_model / load_model: arrays and JSON only, never pickle;
 truncated, garbled, edited or foreign files are a ValueError."""
 
+import io
 import json
 import os
 import pickle
+import re
 import struct
 import warnings
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -140,6 +143,107 @@ def test_save_load_round_trip_predicts_bit_identically(name, tmp_path):
     _assert_same_model(load_model(path), model, X)
 
 
+# ------------------------------------------------------- where files go
+@pytest.mark.parametrize("name", ["m", "m.rnn", "m.npz"])
+@pytest.mark.parametrize("kind", [str, Path])
+def test_save_writes_exactly_the_path_given(name, kind, tmp_path):
+    """No suffix is appended or required, for str and pathlib.Path alike;
+    nothing else (no temporary file) is left in the directory."""
+    model, X = MODELS["classifier-str"]
+    path = kind(tmp_path / name)
+    save_model(model, path)
+    assert os.listdir(tmp_path) == [name]
+    _assert_same_model(load_model(path), model, X)
+
+
+def test_save_to_and_load_from_binary_file_objects(tmp_path):
+    """An open binary file is written and read at its current position, and
+    left open, as np.save and joblib.dump do."""
+    model, X = MODELS["regressor-2d"]
+    buffer = io.BytesIO()
+    buffer.write(b"header")
+    save_model(model, buffer)
+    assert not buffer.closed
+    buffer.seek(len(b"header"))
+    _assert_same_model(load_model(buffer), model, X)
+    assert not buffer.closed
+
+    path = tmp_path / "model"
+    with open(path, "wb") as stream:
+        save_model(model, stream)
+    with open(path, "rb") as stream:
+        _assert_same_model(load_model(stream), model, X)
+    assert os.listdir(tmp_path) == ["model"]
+
+
+def test_save_overwrites_an_existing_file(tmp_path):
+    first, _ = MODELS["classifier-int"]
+    second, X = MODELS["tagger-int"]
+    path = tmp_path / "model.rnn"
+    save_model(first, path)
+    save_model(second, path)
+    assert os.listdir(tmp_path) == ["model.rnn"]
+    _assert_same_model(load_model(path), second, X)
+
+
+def test_save_through_a_symbolic_link_replaces_its_target(tmp_path):
+    first, _ = MODELS["classifier-int"]
+    second, X = MODELS["tagger-int"]
+    target = tmp_path / "target.rnn"
+    save_model(first, target)
+    link = tmp_path / "link.rnn"
+    link.symlink_to(target)
+    save_model(second, link)
+    assert link.is_symlink()
+    _assert_same_model(load_model(target), second, X)
+
+
+def test_save_to_a_directory_or_an_impossible_place_is_a_clear_error(tmp_path):
+    """The error names the path given; nothing is written anywhere. (A
+    read-only directory would not do: the tests may run as root.)"""
+    model, _ = MODELS["classifier-int"]
+    directory = tmp_path / "models"
+    directory.mkdir()
+    with pytest.raises(IsADirectoryError, match=re.escape(str(directory))):
+        save_model(model, directory)
+    assert os.listdir(directory) == []
+    regular_file = tmp_path / "notes.txt"
+    regular_file.write_text("keep me")
+    inside_a_file = regular_file / "model.rnn"
+    with pytest.raises(NotADirectoryError, match=re.escape(str(inside_a_file))):
+        save_model(model, inside_a_file)
+    missing = tmp_path / "missing" / "model.rnn"
+    with pytest.raises(FileNotFoundError, match=re.escape(str(missing))):
+        save_model(model, missing)
+    assert regular_file.read_text() == "keep me"
+    assert sorted(os.listdir(tmp_path)) == ["models", "notes.txt"]
+
+
+def test_a_failed_save_leaves_the_existing_file_intact(tmp_path, monkeypatch):
+    """A save that fails after writing part of the archive, or before writing
+    anything, neither touches the existing file nor leaves a temporary one."""
+    model, X = MODELS["classifier-str"]
+    path = tmp_path / "model.rnn"
+    save_model(model, path)
+    original = path.read_bytes()
+
+    def fail_midway(file, **arrays):
+        file.write(b"PK\x03\x04 the first bytes of an archive")
+        raise OSError(28, "No space left on device")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(rnntools.io.np, "savez", fail_midway)
+        with pytest.raises(OSError, match="No space left"):
+            save_model(MODELS["regressor-1d"][0], path)
+    seeded = RNNClassifier(
+        hidden_size=2, max_iter=1, random_state=np.random.RandomState(0)
+    ).fit(X, model.predict(X))
+    with pytest.raises(TypeError, match="random_state"):
+        save_model(seeded, path)
+    assert path.read_bytes() == original
+    assert os.listdir(tmp_path) == ["model.rnn"]
+
+
 def test_a_loaded_model_keeps_its_checks_and_can_train_on(tmp_path):
     model, X = MODELS["regressor-2d-input"]
     save_model(model, tmp_path / "model.npz")
@@ -248,6 +352,21 @@ def test_edited_array_fails_the_checksum(saved):
     path, _, _ = saved
 
     def edit(arrays):
+        arrays["param/head.bias"] = arrays["param/head.bias"] + 1e-3
+
+    _rewrite(path, edit)
+    with pytest.raises(ValueError, match="checksum"):
+        load_model(path)
+
+
+def test_deleted_digest_and_edited_array_fail_the_checksum(saved):
+    """Removing the sha256 entry does not switch the check off."""
+    path, _, _ = saved
+
+    def edit(arrays):
+        meta = _meta(arrays)
+        del meta["sha256"]
+        _set_meta(arrays, meta)
         arrays["param/head.bias"] = arrays["param/head.bias"] + 1e-3
 
     _rewrite(path, edit)

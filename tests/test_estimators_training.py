@@ -6,6 +6,7 @@ import warnings
 import numpy as np
 import pytest
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.metrics import accuracy_score, r2_score
 from sklearn.utils.class_weight import compute_sample_weight
 
 from rnntools import RNNClassifier, RNNRegressor, RNNTagger
@@ -90,6 +91,55 @@ def test_early_stopping_stops_n_iter_no_change_after_the_best_epoch():
     assert regressor.n_iter_ < 200
     assert regressor.n_iter_ == int(np.argmax(scores)) + 1 + 3
     assert regressor.best_loss_ is None
+
+
+@pytest.mark.parametrize(
+    ("estimator_class", "metric"),
+    [(RNNClassifier, accuracy_score), (RNNRegressor, r2_score)],
+)
+def test_validation_scores_weigh_the_held_out_sequences(
+    estimator_class, metric, monkeypatch
+):
+    """Each epoch's validation score is accuracy_score / r2_score of the
+    model's predictions on the held-out sequences, given their sample_weight.
+
+    A spy on ``_validation_score`` finds which sequences were held out (by
+    their values) and predicts them with the public ``predict`` at that epoch.
+    """
+    X, y = _problem(estimator_class, n=60)
+    sample_weight = np.random.RandomState(1).uniform(0.1, 10.0, len(X))
+    weighted, unweighted = [], []
+    validation_score = estimator_class._validation_score
+
+    def spy(estimator, X_valid, lengths, targets, weights):
+        held_out = [
+            next(
+                i
+                for i, x in enumerate(X)
+                if len(x) == length and np.array_equal(x, X_valid[row, :length])
+            )
+            for row, length in enumerate(lengths)
+        ]
+        predicted = estimator.predict([X[i] for i in held_out])
+        weighted.append(
+            metric(y[held_out], predicted, sample_weight=sample_weight[held_out])
+        )
+        unweighted.append(metric(y[held_out], predicted))
+        return validation_score(estimator, X_valid, lengths, targets, weights)
+
+    monkeypatch.setattr(estimator_class, "_validation_score", spy)
+    estimator = estimator_class(
+        hidden_size=4,
+        max_iter=6,
+        early_stopping=True,
+        validation_fraction=0.3,
+        n_iter_no_change=100,
+        dtype="float64",
+        random_state=0,
+    ).fit(X, y, sample_weight=sample_weight)
+    assert len(estimator.validation_scores_) == 6
+    np.testing.assert_allclose(estimator.validation_scores_, weighted, rtol=1e-12)
+    assert not np.allclose(weighted, unweighted), "precondition: weights matter"
 
 
 def test_tol_and_n_iter_no_change_stop_training():
