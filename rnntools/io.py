@@ -1,9 +1,10 @@
 """Save and load fitted estimators as arrays and JSON only — never pickle.
 
 A model file is a NumPy ``.npz`` archive holding the parameters, ``classes_``
+or a language model's vocabulary,
 and one JSON document (format version, estimator class, hyperparameters,
 fitted attributes and a SHA-256 digest of everything else). Loading uses
-``np.load(..., allow_pickle=False)`` and builds only the three rnntools
+``np.load(..., allow_pickle=False)`` and builds only the four rnntools
 estimator classes from a fixed table, so opening a file received from someone
 else cannot run code. A truncated, garbled or edited file is rejected with a
 ``ValueError``.
@@ -19,12 +20,18 @@ import secrets
 import numpy as np
 from sklearn.preprocessing import LabelEncoder
 
-from .estimators import RNNClassifier, RNNRegressor, RNNTagger
+from .estimators import RNNClassifier, RNNLanguageModel, RNNRegressor, RNNTagger
+from .vocabulary import Vocabulary
 
 FORMAT_NAME = "rnntools-model"
 FORMAT_VERSION = 1
 
-_CLASSES = {cls.__name__: cls for cls in (RNNClassifier, RNNRegressor, RNNTagger)}
+_CLASSES = {
+    cls.__name__: cls
+    for cls in (RNNClassifier, RNNRegressor, RNNTagger, RNNLanguageModel)
+}
+# A language model's classes_ is its vocabulary, saved as such.
+_VOCABULARY_PREFIX = "vocabulary/"
 _META = "__meta__"
 _PARAM_PREFIX = "param/"
 # Fitted attributes kept in the JSON, each with the check its value must pass.
@@ -91,7 +98,7 @@ def save_model(estimator, path):
 
     Parameters
     ----------
-    estimator : RNNClassifier, RNNRegressor or RNNTagger
+    estimator : RNNClassifier, RNNRegressor, RNNTagger or RNNLanguageModel
         A fitted estimator.
     path : str, path-like or binary file object
         Destination. A path is written exactly as given, whatever its suffix
@@ -115,7 +122,12 @@ def save_model(estimator, path):
     if not hasattr(estimator, "params_"):
         raise ValueError(f"This {name} is not fitted yet: nothing to save.")
     arrays = {_PARAM_PREFIX + k: v for k, v in estimator.params_.items()}
-    if hasattr(estimator, "classes_"):
+    vocabulary_meta = None
+    if hasattr(estimator, "vocabulary_"):
+        vocabulary_arrays, vocabulary_meta = estimator.vocabulary_.to_arrays()
+        for key, value in vocabulary_arrays.items():
+            arrays[_VOCABULARY_PREFIX + key] = value
+    elif hasattr(estimator, "classes_"):
         classes = np.asarray(estimator.classes_)
         if classes.dtype.kind == "O":
             if not all(isinstance(c, str) for c in classes):
@@ -138,9 +150,11 @@ def save_model(estimator, path):
         "estimator": name,
         "params": {k: _to_json_value(v) for k, v in estimator.get_params().items()},
         "fitted": fitted,
-        "object_classes": hasattr(estimator, "classes_")
+        "object_classes": "classes_" in arrays
         and np.asarray(estimator.classes_).dtype.kind == "O",
     }
+    if vocabulary_meta is not None:
+        meta["vocabulary"] = vocabulary_meta
     meta["sha256"] = _digest(arrays, meta)
     arrays[_META] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
     if hasattr(path, "write"):
@@ -199,7 +213,7 @@ def load_model(path):
 
     Returns
     -------
-    estimator : RNNClassifier, RNNRegressor or RNNTagger
+    estimator : RNNClassifier, RNNRegressor, RNNTagger or RNNLanguageModel
         Predicts exactly as the saved estimator did.
 
     Raises
@@ -261,7 +275,18 @@ def _build(meta, arrays):
         if name.startswith(_PARAM_PREFIX)
     }
     fitted = meta["fitted"]
-    missing = [key for key in _REQUIRED if key not in fitted]
+    required = _REQUIRED
+    if cls is RNNLanguageModel:  # reads tokens, not feature vectors
+        required = [key for key in _REQUIRED if key != "n_features_in_"]
+        estimator.vocabulary_ = Vocabulary.from_arrays(
+            {
+                name[len(_VOCABULARY_PREFIX) :]: value
+                for name, value in arrays.items()
+                if name.startswith(_VOCABULARY_PREFIX)
+            },
+            meta["vocabulary"],
+        )
+    missing = [key for key in required if key not in fitted]
     if missing:
         raise ValueError(f"fitted attributes {missing} are missing")
     for key, value in fitted.items():

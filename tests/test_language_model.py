@@ -247,3 +247,23 @@ def test_pickle_clone_and_grid_search(model):
         search.fit(corpus(40))
     assert np.isfinite(search.cv_results_["mean_test_score"]).all()
     assert search.best_estimator_.predict(["h"])
+
+
+def test_save_and_load_without_pickle(model, tmp_path):
+    from rnntools import load_model, save_model
+
+    path = tmp_path / "autocomplete.rnn"
+    save_model(model, path)
+    loaded = load_model(path)
+    prompts = ["hel", "", "the c"]
+    assert loaded.generate(prompts, beam_width=3, n_best=2) == model.generate(
+        prompts, beam_width=3, n_best=2
+    )
+    assert loaded.score(prompts) == model.score(prompts)
+    assert list(loaded.classes_) == list(model.classes_)
+    words = [["to", 7], ["be"]]
+    with pytest.raises(TypeError):
+        RNNLanguageModel(max_iter=1).fit(words)
+    numbers = quiet_fit(RNNLanguageModel(hidden_size=4, max_iter=2), [[3, 5, 3], [5]])
+    save_model(numbers, tmp_path / "numbers")
+    assert load_model(tmp_path / "numbers").predict([[3]]) == numbers.predict([[3]])
