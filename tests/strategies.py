@@ -221,3 +221,217 @@ def rnn_problems(
         has_initial_state=flag(with_initial_state),
         seed=draw(st.integers(0, 2**32 - 1)),
     )
+
+
+@dataclass(frozen=True)
+class DecodingProblem:
+    """A decoding problem on a random Markov model (``tests/test_decoding.py``).
+
+    The model's next-token distribution depends on the step, the token fed and
+    the token before it: its table of log-probabilities has shape
+    ``(max_length, V + 1, V + 1, V)``, token ``V`` standing for ``<bos>``.
+
+    Attributes
+    ----------
+    vocab_size : int
+        ``V``, eos included.
+    batch_size : int
+        ``N``.
+    eos_id : int
+        In ``[0, V)``.
+    max_length, min_length : int
+        ``0 <= min_length <= max_length``, ``max_length >= 1``.
+    beam_width, n_best : int
+        ``1 <= n_best <= beam_width``.
+    alpha : float
+        Length penalty of beam search.
+    dtype : {"float32", "float64"}
+        Dtype of the model's log-probabilities.
+    seed : int
+        Seed of the table and the first tokens.
+    """
+
+    vocab_size: int
+    batch_size: int
+    eos_id: int
+    max_length: int
+    min_length: int
+    beam_width: int
+    n_best: int
+    alpha: float
+    dtype: str
+    seed: int
+
+    def make_table(self):
+        """Normalised log-probabilities ``(max_length, V + 1, V + 1, V)``.
+
+        Log-softmax of standard normal logits times 2, drawn from
+        ``default_rng(seed)``, computed in float64 and then cast to ``dtype``.
+        """
+        rng = np.random.default_rng(self.seed)
+        shape = (
+            self.max_length,
+            self.vocab_size + 1,
+            self.vocab_size + 1,
+            self.vocab_size,
+        )
+        logits = 2.0 * rng.standard_normal(shape)
+        logits -= logits.max(axis=-1, keepdims=True)
+        log_probs = logits - np.log(np.exp(logits).sum(axis=-1, keepdims=True))
+        return log_probs.astype(self.dtype)
+
+    def make_first_tokens(self):
+        """First tokens ``(N,)`` in ``[0, V]`` (``V`` is ``<bos>``)."""
+        rng = np.random.default_rng([self.seed, 1])
+        return rng.integers(0, self.vocab_size + 1, self.batch_size)
+
+
+@st.composite
+def decoding_problems(
+    draw,
+    *,
+    min_vocab=3,
+    max_vocab=6,
+    max_batch=4,
+    max_length=6,
+    max_beam=4,
+    min_alpha=0.0,
+    max_alpha=1.0,
+    max_live_prefixes=None,
+):
+    """Small decoding problems for the property tests of ``rnntools.decoding``.
+
+    Parameters
+    ----------
+    min_vocab, max_vocab : int
+        Range of ``V``.
+    max_batch, max_length, max_beam : int
+        Upper bounds of ``N``, ``max_length`` and ``beam_width`` (the lower
+        bound is 1).
+    min_alpha, max_alpha : float
+        Range of the length penalty ``alpha``.
+    max_live_prefixes : int or None
+        When given, ``max_length`` is drawn such that ``(V - 1) ** max_length``,
+        the number of eos-free sequences of that length, is at most this: small
+        enough to enumerate, or to keep every prefix in the beam.
+
+    Returns
+    -------
+    SearchStrategy of DecodingProblem
+    """
+    vocab_size = draw(st.integers(min_vocab, max_vocab))
+    longest = max_length
+    if max_live_prefixes is not None:
+        while longest > 1 and (vocab_size - 1) ** longest > max_live_prefixes:
+            longest -= 1
+    length = draw(st.integers(1, longest))
+    beam_width = draw(st.integers(1, max_beam))
+    return DecodingProblem(
+        vocab_size=vocab_size,
+        batch_size=draw(st.integers(1, max_batch)),
+        eos_id=draw(st.integers(0, vocab_size - 1)),
+        max_length=length,
+        min_length=draw(st.integers(0, length)),
+        beam_width=beam_width,
+        n_best=draw(st.integers(1, beam_width)),
+        alpha=draw(st.floats(min_alpha, max_alpha)),
+        dtype=draw(st.sampled_from(["float64", "float32"])),
+        seed=draw(st.integers(0, 2**32 - 1)),
+    )
+
+
+@dataclass(frozen=True)
+class EstimatorProblem:
+    """A small training problem of an estimator (``test_estimators_gradients.py``).
+
+    Hypothesis draws the structure; the data (sequences, targets, sample
+    weights, class weights) come from ``default_rng(seed)`` in the test module,
+    which knows what each estimator's ``y`` looks like.
+
+    Attributes
+    ----------
+    cell : {"rnn", "lstm", "gru"}
+    num_layers : int
+    bidirectional : bool
+        Always False for the language model.
+    hidden_size : int
+    n_features : int
+        ``F`` of the sequences; the ``embedding_dim`` of a language model.
+    lengths : tuple of int
+        Length of every sequence (characters of a language model's ``str``);
+        ragged: the first is the longest, the second shorter.
+    n_outputs : int
+        Classes (classifier, tagger), targets ``k`` (regressor; 1 means a 1-D
+        ``y``) or letters of the alphabet (language model).
+    alpha : float
+        L2 penalty, 0 or positive.
+    class_weight : {None, "balanced", "dict"}
+        ``"dict"`` asks the test for a random dict of class weights.
+    zero_weight_index : int
+        The sequence whose sample weight is 0 (the others are random, > 0).
+    seed : int
+    """
+
+    cell: str
+    num_layers: int
+    bidirectional: bool
+    hidden_size: int
+    n_features: int
+    lengths: tuple[int, ...]
+    n_outputs: int
+    alpha: float
+    class_weight: str | None
+    zero_weight_index: int
+    seed: int
+
+
+@st.composite
+def estimator_problems(
+    draw,
+    *,
+    bidirectional=None,
+    class_weights=(None,),
+    min_outputs=1,
+    max_outputs=3,
+    max_layers=2,
+    max_hidden=4,
+    max_features=3,
+    max_batch=4,
+    max_seq_len=5,
+):
+    """Small, ragged, weighted estimator problems for gradient checks.
+
+    Parameters
+    ----------
+    bidirectional : bool or None
+        Fixed, or drawn when None.
+    class_weights : sequence of {None, "balanced", "dict"}
+        Class-weight kinds to draw from.
+    min_outputs, max_outputs : int
+        Range of ``n_outputs``.
+    max_layers, max_hidden, max_features : int
+        Upper bounds of ``num_layers``, ``hidden_size``, ``n_features``.
+    max_batch, max_seq_len : int
+        Upper bounds of the number of sequences (at least 2) and of their
+        length (the longest is at least 2, so that the batch is ragged).
+
+    Returns
+    -------
+    SearchStrategy of EstimatorProblem
+    """
+    longest = draw(st.integers(2, max_seq_len))
+    others = draw(st.lists(st.integers(1, longest), max_size=max_batch - 2))
+    lengths = (longest, draw(st.integers(1, longest - 1)), *others)
+    return EstimatorProblem(
+        cell=draw(st.sampled_from(CELLS)),
+        num_layers=draw(st.integers(1, max_layers)),
+        bidirectional=draw(st.booleans()) if bidirectional is None else bidirectional,
+        hidden_size=draw(st.integers(1, max_hidden)),
+        n_features=draw(st.integers(1, max_features)),
+        lengths=lengths,
+        n_outputs=draw(st.integers(min_outputs, max_outputs)),
+        alpha=draw(st.one_of(st.just(0.0), st.floats(0.01, 10.0))),
+        class_weight=draw(st.sampled_from(class_weights)),
+        zero_weight_index=draw(st.integers(0, len(lengths) - 1)),
+        seed=draw(st.integers(0, 2**32 - 1)),
+    )
