@@ -505,3 +505,33 @@ def test_loading_never_unpickles(tmp_path, monkeypatch):
             load_model(path)
     assert not os.path.exists(marker)
     assert calls == [False, False]
+
+
+OLD_FILES = Path(__file__).parent / "data"
+
+
+@pytest.mark.parametrize("name", ["classifier", "regressor", "tagger"])
+@pytest.mark.parametrize("kind", ["npz", "pkl"])
+def test_files_written_before_the_estimators_package_still_load(name, kind):
+    """Model files and pickles written by rnntools at c5a1466, when the
+    estimators lived in one module ``rnntools/estimators.py``, load and
+    predict what they predicted then (written by the script in
+    ``tests/data/README.md``)."""
+    with np.load(OLD_FILES / "inputs-predictions-c5a1466.npz") as data:
+        X = [data[f"arr_{i}"] for i in range(30)]
+        expected = data[f"pred_{name}"]
+    path = OLD_FILES / f"{name}-c5a1466.{kind}"
+    if kind == "npz":
+        model = load_model(path)
+    else:
+        with open(path, "rb") as file:
+            model = pickle.load(file)  # our own test file: trusted
+    predicted = model.predict(X)
+    if name == "tagger":
+        predicted = np.concatenate(predicted)
+    if name == "regressor":
+        # float32 recomputation; another BLAS may round differently (1e-7
+        # relative per product, a few products deep).
+        np.testing.assert_allclose(predicted, expected, rtol=1e-5, atol=1e-6)
+    else:
+        np.testing.assert_array_equal(predicted, expected)
