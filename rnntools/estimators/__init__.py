@@ -1,11 +1,13 @@
-"""scikit-learn estimators: one recurrent network each, trained by the epoch
-loop of :mod:`rnntools.estimators._base`.
+"""scikit-learn estimators, one file each, all trained by the epoch loop of
+:mod:`rnntools.estimators._base`.
 
 Sequence readers: :class:`RNNClassifier`, :class:`RNNRegressor`,
 :class:`RNNTagger`. Sequence writer: :class:`RNNLanguageModel`.
 """
 
-from ._base import RNNClassifier, RNNRegressor, RNNTagger
+from .classifier import RNNClassifier
 from .language_model import RNNLanguageModel
+from .regressor import RNNRegressor
+from .tagger import RNNTagger
 
 __all__ = ["RNNClassifier", "RNNLanguageModel", "RNNRegressor", "RNNTagger"]
