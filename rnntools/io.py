@@ -1,13 +1,15 @@
 """Save and load fitted estimators as arrays and JSON only — never pickle.
 
-A model file is a NumPy ``.npz`` archive holding the parameters, ``classes_``
-or a language model's vocabulary,
-and one JSON document (format version, estimator class, hyperparameters,
-fitted attributes and a SHA-256 digest of everything else). Loading uses
-``np.load(..., allow_pickle=False)`` and builds only the four rnntools
-estimator classes from a fixed table, so opening a file received from someone
-else cannot run code. A truncated, garbled or edited file is rejected with a
-``ValueError``.
+A model file is a NumPy ``.npz`` archive holding arrays and one JSON
+document: the format's header (format name and version, estimator class,
+hyperparameters), the estimator's own arrays and JSON (parameters, fitted
+attributes, ``classes_`` or a vocabulary: each estimator hands over and takes
+back its state through ``_to_model_file`` / ``_from_model_file``), and a
+SHA-256 digest of everything else. This module keeps only the format and its
+safety checks: loading uses ``np.load(..., allow_pickle=False)`` and builds
+only the rnntools estimator classes of a fixed table, so opening a file
+received from someone else cannot run code. A truncated, garbled or edited
+file is rejected with a ``ValueError``.
 """
 
 import contextlib
@@ -18,10 +20,9 @@ import os
 import secrets
 
 import numpy as np
-from sklearn.preprocessing import LabelEncoder
 
+from ._json import from_json_value, to_json_value
 from .estimators import RNNClassifier, RNNLanguageModel, RNNRegressor, RNNTagger
-from .vocabulary import Vocabulary
 
 FORMAT_NAME = "rnntools-model"
 FORMAT_VERSION = 1
@@ -30,57 +31,10 @@ _CLASSES = {
     cls.__name__: cls
     for cls in (RNNClassifier, RNNRegressor, RNNTagger, RNNLanguageModel)
 }
-# A language model's classes_ is its vocabulary, saved as such.
-_VOCABULARY_PREFIX = "vocabulary/"
 _META = "__meta__"
-_PARAM_PREFIX = "param/"
-# Fitted attributes kept in the JSON, each with the check its value must pass.
-_FITTED_SCALARS = {
-    "n_features_in_": lambda v: _is_int(v) and v >= 1,
-    "n_iter_": lambda v: _is_int(v) and v >= 0,
-    "t_": lambda v: _is_int(v) and v >= 0,
-    "best_loss_": lambda v: v is None or _is_number(v),
-    "best_validation_score_": lambda v: v is None or _is_number(v),
-    "_y_ndim": lambda v: v in (1, 2) and _is_int(v),
-    "_n_targets": lambda v: _is_int(v) and v >= 1,
-    "_train_steps": lambda v: v is None or (_is_int(v) and v >= 1),
-}
-_FITTED_LISTS = ("loss_curve_", "validation_scores_")
-_REQUIRED = ("n_features_in_", "n_iter_", "t_", "loss_curve_")
-
-
-def _is_int(value):
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value):
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _to_json_value(value):
-    """Plain JSON for a hyperparameter or fitted scalar, or raise."""
-    if value is None or isinstance(value, (bool, str)):
-        return value
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        return float(value)
-    if isinstance(value, dict):  # class_weight: labels may not be strings
-        return {
-            "__pairs__": [
-                [_to_json_value(k), _to_json_value(v)] for k, v in value.items()
-            ]
-        }
-    raise TypeError(
-        f"cannot save {type(value).__name__} {value!r} as JSON; for example, pass "
-        "random_state as an int or None rather than a RandomState instance."
-    )
-
-
-def _from_json_value(value):
-    if isinstance(value, dict) and set(value) == {"__pairs__"}:
-        return {k: v for k, v in value["__pairs__"]}
-    return value
+# The keys of the JSON document that belong to the format; the estimator's
+# own document (fitted attributes, classes, vocabulary) fills the rest.
+_HEADER = ("format", "version", "estimator", "params", "sha256")
 
 
 def _digest(arrays, meta_without_digest):
@@ -121,40 +75,14 @@ def save_model(estimator, path):
         raise TypeError(f"save_model saves rnntools estimators, not {name}.")
     if not hasattr(estimator, "params_"):
         raise ValueError(f"This {name} is not fitted yet: nothing to save.")
-    arrays = {_PARAM_PREFIX + k: v for k, v in estimator.params_.items()}
-    vocabulary_meta = None
-    if hasattr(estimator, "vocabulary_"):
-        vocabulary_arrays, vocabulary_meta = estimator.vocabulary_.to_arrays()
-        for key, value in vocabulary_arrays.items():
-            arrays[_VOCABULARY_PREFIX + key] = value
-    elif hasattr(estimator, "classes_"):
-        classes = np.asarray(estimator.classes_)
-        if classes.dtype.kind == "O":
-            if not all(isinstance(c, str) for c in classes):
-                raise TypeError(
-                    "classes_ of mixed types cannot be saved without pickle."
-                )
-            classes = classes.astype(str)
-        arrays["classes_"] = classes
-    fitted = {
-        key: _to_json_value(getattr(estimator, key))
-        for key in _FITTED_SCALARS
-        if hasattr(estimator, key)
-    }
-    for key in _FITTED_LISTS:
-        value = getattr(estimator, key, None)
-        fitted[key] = None if value is None else [float(v) for v in value]
+    arrays, document = estimator._to_model_file()
     meta = {
         "format": FORMAT_NAME,
         "version": FORMAT_VERSION,
         "estimator": name,
-        "params": {k: _to_json_value(v) for k, v in estimator.get_params().items()},
-        "fitted": fitted,
-        "object_classes": "classes_" in arrays
-        and np.asarray(estimator.classes_).dtype.kind == "O",
+        "params": {k: to_json_value(v) for k, v in estimator.get_params().items()},
+        **document,
     }
-    if vocabulary_meta is not None:
-        meta["vocabulary"] = vocabulary_meta
     meta["sha256"] = _digest(arrays, meta)
     arrays[_META] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
     if hasattr(path, "write"):
@@ -266,55 +194,10 @@ def _build(meta, arrays):
     cls = _CLASSES.get(meta.get("estimator"))
     if cls is None:
         raise ValueError(f"unknown estimator {meta.get('estimator')!r}")
-    params = {k: _from_json_value(v) for k, v in meta["params"].items()}
+    params = {k: from_json_value(v) for k, v in meta["params"].items()}
     estimator = cls(**params)
     estimator._validate_params()
-    estimator.params_ = {
-        name[len(_PARAM_PREFIX) :]: value
-        for name, value in arrays.items()
-        if name.startswith(_PARAM_PREFIX)
-    }
-    fitted = meta["fitted"]
-    required = _REQUIRED
-    if cls is RNNLanguageModel:  # reads tokens, not feature vectors
-        required = [key for key in _REQUIRED if key != "n_features_in_"]
-        estimator.vocabulary_ = Vocabulary.from_arrays(
-            {
-                name[len(_VOCABULARY_PREFIX) :]: value
-                for name, value in arrays.items()
-                if name.startswith(_VOCABULARY_PREFIX)
-            },
-            meta["vocabulary"],
-        )
-    missing = [key for key in required if key not in fitted]
-    if missing:
-        raise ValueError(f"fitted attributes {missing} are missing")
-    for key, value in fitted.items():
-        if key in _FITTED_SCALARS:
-            if not _FITTED_SCALARS[key](value):
-                raise ValueError(f"{key}={value!r} is not valid")
-        elif key in _FITTED_LISTS:
-            if value is not None and not (
-                isinstance(value, list) and all(_is_number(v) for v in value)
-            ):
-                raise ValueError(f"{key} must be a list of numbers")
-        else:
-            raise ValueError(f"unknown fitted attribute {key!r}")
-        setattr(estimator, key, value)
-    if "classes_" in arrays:
-        classes = arrays["classes_"]
-        if (
-            classes.ndim != 1
-            or classes.dtype.kind not in "biufU"
-            or not np.array_equal(np.unique(classes), classes)
-        ):
-            raise ValueError("classes_ must be a sorted 1-D array of unique labels")
-        estimator.classes_ = (
-            classes.astype(object) if meta.get("object_classes") else classes
-        )
-        estimator._label_encoder = LabelEncoder()
-        estimator._label_encoder.classes_ = estimator.classes_
-    elif hasattr(estimator, "class_weight"):
-        raise ValueError("classes_ is missing")
-    estimator._check_loaded_params()
+    estimator._from_model_file(
+        arrays, {key: value for key, value in meta.items() if key not in _HEADER}
+    )
     return estimator

@@ -33,11 +33,14 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_sample_weight
 
 from .. import _devices
+from .._json import is_int, is_number, to_json_value
 from .._sequences import check_sequences
 from ..cells import GATES, NONLINEARITIES, expected_shapes, init_params
 from ..functional import rnn_backward, rnn_forward
 from ..optim import AdamOptimizer, SGDOptimizer
 
+#: Prefix of the parameter arrays in a model file.
+PARAM_PREFIX = "param/"
 _HEAD_WEIGHT = "head.weight"
 _HEAD_BIAS = "head.bias"
 # Sequences predicted per call of the kernels.
@@ -313,9 +316,76 @@ class _BaseRNN(BaseEstimator):
             return np.concatenate(outputs)
         return outputs
 
-    def _check_loaded_params(self):
-        """Validate ``params_`` set from outside ``fit`` (:func:`load_model`)."""
-        self._check_nonlinearity()
+    # ---------------------------------------------------------- model files
+    #: Fitted scalars a model file keeps in its JSON, each with its check.
+    _FITTED_SCALARS = {
+        "n_features_in_": lambda v: is_int(v) and v >= 1,
+        "n_iter_": lambda v: is_int(v) and v >= 0,
+        "t_": lambda v: is_int(v) and v >= 0,
+        "best_loss_": lambda v: v is None or is_number(v),
+        "best_validation_score_": lambda v: v is None or is_number(v),
+        "_train_steps": lambda v: v is None or (is_int(v) and v >= 1),
+    }
+    #: Fitted lists of numbers (or None) a model file keeps in its JSON.
+    _FITTED_LISTS = ("loss_curve_", "validation_scores_")
+    #: Fitted attributes every model file must have.
+    _REQUIRED_FITTED = ("n_features_in_", "n_iter_", "t_", "loss_curve_")
+
+    def _to_model_file(self):
+        """The fitted state as arrays and JSON, for :func:`rnntools.save_model`.
+
+        Returns
+        -------
+        arrays : dict of str to ndarray
+            ``param/<key>`` for every entry of ``params_``, and whatever else
+            the estimator needs.
+        document : dict
+            JSON-able; ``document["fitted"]`` holds the fitted scalars.
+        """
+        arrays = {PARAM_PREFIX + key: value for key, value in self.params_.items()}
+        fitted = {
+            key: to_json_value(getattr(self, key))
+            for key in self._FITTED_SCALARS
+            if hasattr(self, key)
+        }
+        for key in self._FITTED_LISTS:
+            value = getattr(self, key, None)
+            fitted[key] = None if value is None else [float(v) for v in value]
+        return arrays, {"fitted": fitted}
+
+    def _from_model_file(self, arrays, document):
+        """Set the fitted state from a verified model file.
+
+        Raises
+        ------
+        ValueError, KeyError, TypeError
+            On anything missing or inconsistent.
+        """
+        self.params_ = {
+            name[len(PARAM_PREFIX) :]: value
+            for name, value in arrays.items()
+            if name.startswith(PARAM_PREFIX)
+        }
+        fitted = document["fitted"]
+        missing = [key for key in self._REQUIRED_FITTED if key not in fitted]
+        if missing:
+            raise ValueError(f"fitted attributes {missing} are missing")
+        for key, value in fitted.items():
+            if key in self._FITTED_SCALARS:
+                if not self._FITTED_SCALARS[key](value):
+                    raise ValueError(f"{key}={value!r} is not valid")
+            elif key in self._FITTED_LISTS:
+                if value is not None and not (
+                    isinstance(value, list) and all(is_number(v) for v in value)
+                ):
+                    raise ValueError(f"{key} must be a list of numbers")
+            else:
+                raise ValueError(f"unknown fitted attribute {key!r}")
+            setattr(self, key, value)
+        self._check_loaded_params()
+
+    def _expected_param_shapes(self):
+        """Key → shape of every entry ``params_`` must have."""
         fan_in = self.hidden_size * (2 if self.bidirectional else 1)
         expected = expected_shapes(
             self.cell,
@@ -327,6 +397,12 @@ class _BaseRNN(BaseEstimator):
         n_outputs = self._n_outputs(self.__dict__)
         expected[_HEAD_WEIGHT] = (n_outputs, fan_in)
         expected[_HEAD_BIAS] = (n_outputs,)
+        return expected
+
+    def _check_loaded_params(self):
+        """Validate ``params_`` set from outside ``fit`` (:func:`load_model`)."""
+        self._check_nonlinearity()
+        expected = self._expected_param_shapes()
         if set(self.params_) != set(expected):
             raise ValueError(
                 f"params_ has keys {sorted(self.params_)}, expected {sorted(expected)}."
@@ -701,6 +777,36 @@ class _LabelRNN(_BaseRNN):
 
     def _n_outputs(self, attributes):
         return len(attributes["classes_"])
+
+    def _to_model_file(self):
+        arrays, document = super()._to_model_file()
+        classes = np.asarray(self.classes_)
+        document["object_classes"] = classes.dtype.kind == "O"
+        if document["object_classes"]:
+            if not all(isinstance(c, str) for c in classes):
+                raise TypeError(
+                    "classes_ of mixed types cannot be saved without pickle."
+                )
+            classes = classes.astype(str)
+        arrays["classes_"] = classes
+        return arrays, document
+
+    def _from_model_file(self, arrays, document):
+        if "classes_" not in arrays:
+            raise ValueError("classes_ is missing")
+        classes = arrays["classes_"]
+        if (
+            classes.ndim != 1
+            or classes.dtype.kind not in "biufU"
+            or not np.array_equal(np.unique(classes), classes)
+        ):
+            raise ValueError("classes_ must be a sorted 1-D array of unique labels")
+        self.classes_ = (
+            classes.astype(object) if document.get("object_classes") else classes
+        )
+        self._label_encoder = LabelEncoder()
+        self._label_encoder.classes_ = self.classes_
+        super()._from_model_file(arrays, document)
 
     def _label_encoder_for(self, labels, first_call, classes):
         """The fitted encoder: new on the first call, else the model's own."""

@@ -34,6 +34,8 @@ EMBEDDING = "embedding.weight"
 HEAD_WEIGHT = "head.weight"
 HEAD_BIAS = "head.bias"
 
+# Prefix of the vocabulary's arrays in a model file.
+_VOCABULARY_PREFIX = "vocabulary/"
 _SHARED_CONSTRAINTS = {
     key: value
     for key, value in _BaseRNN._parameter_constraints.items()
@@ -673,10 +675,28 @@ n_iter_, t_
         tokens = self.vocabulary_.decode_one(ids)
         return "".join(tokens) if as_text else tokens
 
-    # ---------------------------------------------------------- persistence
-    def _check_loaded_params(self):
-        """Validate ``params_`` set from outside ``fit`` (:func:`load_model`)."""
-        self._check_nonlinearity()
+    # ---------------------------------------------------------- model files
+    _REQUIRED_FITTED = ("n_iter_", "t_", "loss_curve_")
+
+    def _to_model_file(self):
+        arrays, document = super()._to_model_file()
+        vocabulary_arrays, document["vocabulary"] = self.vocabulary_.to_arrays()
+        for key, value in vocabulary_arrays.items():
+            arrays[_VOCABULARY_PREFIX + key] = value
+        return arrays, document
+
+    def _from_model_file(self, arrays, document):
+        self.vocabulary_ = Vocabulary.from_arrays(
+            {
+                name[len(_VOCABULARY_PREFIX) :]: value
+                for name, value in arrays.items()
+                if name.startswith(_VOCABULARY_PREFIX)
+            },
+            document["vocabulary"],
+        )
+        super()._from_model_file(arrays, document)
+
+    def _expected_param_shapes(self):
         size = len(self.vocabulary_)
         expected = {EMBEDDING: (size, self.embedding_dim)}
         expected.update(
@@ -686,24 +706,11 @@ n_iter_, t_
         )
         expected[HEAD_WEIGHT] = (size, self.hidden_size)
         expected[HEAD_BIAS] = (size,)
-        if set(self.params_) != set(expected):
-            raise ValueError(
-                f"params_ has keys {sorted(self.params_)}, expected {sorted(expected)}."
-            )
-        dtype = self._compute_dtype()
-        for key, shape in expected.items():
-            value = self.params_[key]
-            if value.shape != shape or value.dtype != dtype:
-                raise ValueError(
-                    f"params_[{key!r}] has shape {value.shape} and dtype "
-                    f"{value.dtype}, expected {shape} and {dtype}."
-                )
-            if not np.isfinite(value).all():
-                raise ValueError(f"params_[{key!r}] contains NaN or infinity.")
+        return expected
+
+    def _check_loaded_params(self):
+        super()._check_loaded_params()
         self.classes_ = np.array(self.vocabulary_.tokens_, dtype=object)
-        self._optimizer = self._make_optimizer(self.params_)
-        self._rng = check_random_state(self.random_state)
-        self._no_improvement_count = 0
 
     def __sklearn_tags__(self):
         tags = BaseEstimator.__sklearn_tags__(self)

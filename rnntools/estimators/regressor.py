@@ -5,6 +5,7 @@ from sklearn.base import RegressorMixin, _fit_context
 from sklearn.metrics import r2_score
 from sklearn.utils.validation import check_is_fitted
 
+from .._json import is_int
 from ..losses import squared_error
 from ._base import _BaseRNN
 
@@ -16,6 +17,12 @@ class RNNRegressor(RegressorMixin, _BaseRNN):
     mean squared error. Parameters and attributes are those of
     :class:`RNNClassifier` without ``class_weight`` and ``classes_``.
     """
+
+    _FITTED_SCALARS = {
+        **_BaseRNN._FITTED_SCALARS,
+        "_y_ndim": lambda v: v in (1, 2) and is_int(v),
+        "_n_targets": lambda v: is_int(v) and v >= 1,
+    }
 
     def _encode_targets(self, y, lengths, first_call, classes=None):
         y = np.asarray(y)
