@@ -357,12 +357,12 @@ def beam_search(
         log_probs, state = _call_step(step, tokens, state, vocab_size, eos_id, t)
         _check_no_nan(log_probs, t)
         vocab_size = log_probs.shape[1]
-        if t < min_length:
-            log_probs[:, eos_id] = -np.inf
         candidates = beam_sums[:, :, None] + log_probs.reshape(
             rows.size, beam_width, vocab_size
         )
         eos_sums = candidates[:, :, eos_id].copy()
+        if t < min_length:
+            eos_sums[:] = -np.inf
         candidates[:, :, eos_id] = -np.inf
         candidates = candidates.reshape(rows.size, beam_width * vocab_size)
         best = _top_k_stable(candidates, beam_width)
@@ -377,11 +377,8 @@ def beam_search(
         )
         eos_penalty = _wu_penalty(t + 1, alpha)
         for r, row in enumerate(rows):
-            for beam in np.argsort(-eos_sums[r], kind="stable"):
-                if finished[r, beam]:
-                    pools[row].append(
-                        (eos_sums[r, beam] / eos_penalty, histories[r, beam])
-                    )
+            for beam in np.flatnonzero(finished[r]):
+                pools[row].append((eos_sums[r, beam] / eos_penalty, histories[r, beam]))
         histories = np.concatenate(
             [np.take_along_axis(histories, parents[:, :, None], 1), tokens[:, :, None]],
             axis=2,
@@ -480,7 +477,8 @@ def _decode_row_by_row(
 def _call_step(step, tokens, state, vocab_size, eos_id, t):
     """Call ``step`` and check its output.
 
-    Returns ``log_probs`` as a float64 copy ``(len(tokens), V)`` and the new
+    Returns ``log_probs`` as float64 ``(len(tokens), V)`` (not a copy when
+    ``step`` returned float64: the caller must not write to it) and the new
     state. ``vocab_size`` is ``V`` of the earlier steps (None at the first).
     """
     output = step(tokens, state)
@@ -512,7 +510,7 @@ def _call_step(step, tokens, state, vocab_size, eos_id, t):
             f"eos_id={eos_id} is not a token of the vocabulary of size "
             f"{log_probs.shape[1]} of step's output log_probs."
         )
-    return log_probs.astype(np.float64), state
+    return log_probs.astype(np.float64, copy=False), state
 
 
 def _check_no_nan(log_probs, t):
@@ -541,17 +539,23 @@ def _top_k_stable(values, k):
     ``argsort(-values)[:, :k]`` would give, in ``O(C)`` per row rather than
     ``O(C log C)``. ``values`` holds no NaN.
     """
-    n_rows, n_columns = values.shape
-    if k >= n_columns:
+    if k >= values.shape[1]:
         return np.argsort(-values, axis=1, kind="stable")
-    kth_largest = -np.partition(-values, k - 1, axis=1)[:, k - 1 : k]
-    above = values > kth_largest
-    tied = values == kth_largest
-    tied_needed = k - above.sum(axis=1, keepdims=True)
-    keep = above | (tied & (np.cumsum(tied, axis=1) <= tied_needed))
-    kept = np.nonzero(keep)[1].reshape(n_rows, k)  # increasing index per row
-    order = np.argsort(-np.take_along_axis(values, kept, axis=1), axis=1, kind="stable")
-    return np.take_along_axis(kept, order, axis=1)
+    top = np.argpartition(-values, k - 1, axis=1)[:, :k]
+    kth_largest = np.take_along_axis(values, top, axis=1).min(axis=1, keepdims=True)
+    # argpartition takes any of the values tied with the k-th largest: where
+    # more than k values reach it, keep the tied ones of lowest index.
+    tied_rows = np.flatnonzero((values >= kth_largest).sum(axis=1) > k)
+    if tied_rows.size:
+        rows, kth_tied = values[tied_rows], kth_largest[tied_rows]
+        above = rows > kth_tied
+        tied = rows == kth_tied
+        tied_needed = k - above.sum(axis=1, keepdims=True)
+        keep = above | (tied & (np.cumsum(tied, axis=1) <= tied_needed))
+        top[tied_rows] = np.nonzero(keep)[1].reshape(tied_rows.size, k)
+    top.sort(axis=1)  # by index, so that the stable sort breaks ties by index
+    order = np.argsort(-np.take_along_axis(values, top, axis=1), axis=1, kind="stable")
+    return np.take_along_axis(top, order, axis=1)
 
 
 def _nucleus(weights, top_p):

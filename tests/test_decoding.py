@@ -17,7 +17,13 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 from strategies import DecodingProblem, decoding_problems
 
-from rnntools.decoding import beam_search, greedy_search, length_penalty, sample
+from rnntools.decoding import (
+    _top_k_stable,
+    beam_search,
+    greedy_search,
+    length_penalty,
+    sample,
+)
 
 
 class MarkovModel:
@@ -260,7 +266,7 @@ def test_greedy_rows_do_not_depend_on_the_batch(problem, data):
 @pytest.mark.parametrize(
     ("counters", "expected", "n_steps"),
     [
-        # Both rows emit eos (id 0) at once: one step.
+        # Both rows emit eos (id 1) at once: one step.
         ([0, 0], [[], []], 1),
         # Row 1 starts on token 2 and never ends; row 0 ends at once, and is
         # fed eos until the cut.
@@ -268,14 +274,14 @@ def test_greedy_rows_do_not_depend_on_the_batch(problem, data):
     ],
 )
 def test_greedy_runs_until_every_row_has_ended(counters, expected, n_steps):
-    model = scripted([[0.6, 0.3, 0.1]] + [[0.1, 0.2, 0.7]] * 3)
+    model = scripted([[0.3, 0.6, 0.1]] + [[0.2, 0.1, 0.7]] * 3)
     sequences, _ = greedy_search(
-        model.step, np.array(counters), [5, 6], eos_id=0, max_length=3
+        model.step, np.array(counters), [5, 6], eos_id=1, max_length=3
     )
     assert_same_sequences(sequences, expected)
     assert len(model.fed) == n_steps
     for tokens in model.fed[1:]:
-        assert tokens[0] == 0
+        assert tokens[0] == 1
 
 
 def test_greedy_min_length_forbids_eos():
@@ -376,18 +382,24 @@ def test_wide_beam_finds_the_best_sequences(problem):
 
 
 @pytest.mark.parametrize(
-    ("alpha", "best", "n_steps"),
+    ("first_step", "beam_width", "alpha", "best", "n_steps"),
     [
         # Without a penalty, eos at once (log 0.5) beats [1, eos] and no live
-        # beam can do better: the search stops after one step.
-        (0.0, [], 1),
+        # beam can do better: the search stops after one step. With one beam,
+        # eos is finished only as it ties with token 1 and has a lower id.
+        ([0.5, 0.5, 0.0], 1, 0.0, [], 1),
+        ([0.5, 0.5, 0.0], 2, 0.0, [], 1),
         # With alpha=1, [1, eos] scores (log 0.5 + log 0.999) / (7/6) > log 0.5;
         # the bound must let the search go on to find it.
-        (1.0, [1], 2),
+        ([0.5, 0.5, 0.0], 2, 1.0, [1], 2),
+        # With alpha=-1 the penalty falls with length: [1, eos] scores
+        # (log 0.5 + log 0.999) * 7/6 > log 0.3, which a bound at max_length,
+        # log 0.5 * 15/6 < log 0.3, would miss.
+        ([0.3, 0.5, 0.2], 2, -1.0, [1], 2),
     ],
 )
-def test_beam_early_stop(alpha, best, n_steps):
-    model = scripted([[0.5, 0.5, 0.0]] + [[0.999, 0.0005, 0.0005]] * 9)
+def test_beam_early_stop(first_step, beam_width, alpha, best, n_steps):
+    model = scripted([first_step] + [[0.999, 0.0005, 0.0005]] * 9)
     results = beam_search(
         model.step,
         model.reorder,
@@ -395,11 +407,28 @@ def test_beam_early_stop(alpha, best, n_steps):
         [0],
         eos_id=0,
         max_length=10,
-        beam_width=1,
+        beam_width=beam_width,
         length_penalty=alpha,
     )
     assert_same_sequences([tokens for tokens, _ in results[0]], [best])
     assert len(model.step_rows) == n_steps
+
+
+def test_beam_stops_only_when_no_live_beam_beats_the_n_best_th():
+    # After step 1 the pool holds [] (0.4) and [1] (0.6 * 0.3 = 0.18), and the
+    # live [1, 1] (0.36) can still beat the 2nd best: it ends at 0.3564.
+    model = scripted([[0.4, 0.6, 0.0], [0.3, 0.6, 0.1], [0.99, 0.005, 0.005]])
+    results = beam_search(
+        model.step,
+        model.reorder,
+        np.zeros(1, dtype=np.int64),
+        [0],
+        eos_id=0,
+        max_length=3,
+        beam_width=2,
+        n_best=2,
+    )
+    assert_same_sequences([tokens for tokens, _ in results[0]], [[], [1, 1]])
 
 
 def test_beam_feeds_every_beam_and_drops_rows_that_are_done():
@@ -533,7 +562,6 @@ def test_sample_rows_do_not_depend_on_the_batch(problem, data):
     np.testing.assert_array_equal(alone[0], sequences[0])
     assert alone_scores[0] == scores[0]
 
-    row = data.draw(st.integers(0, problem.batch_size - 1))
     others = data.draw(
         st.lists(
             st.integers(0, problem.vocab_size),
@@ -541,13 +569,14 @@ def test_sample_rows_do_not_depend_on_the_batch(problem, data):
             max_size=problem.batch_size,
         )
     )
-    changed = np.array(others)
-    changed[row] = first_tokens[row]
-    changed_sequences, changed_scores = run_sample(
-        model, changed, problem, random_state=7
-    )
-    np.testing.assert_array_equal(changed_sequences[row], sequences[row])
-    assert changed_scores[row] == scores[row]
+    for row in range(problem.batch_size):
+        changed = np.array(others)
+        changed[row] = first_tokens[row]
+        changed_sequences, changed_scores = run_sample(
+            model, changed, problem, random_state=7
+        )
+        np.testing.assert_array_equal(changed_sequences[row], sequences[row])
+        assert changed_scores[row] == scores[row]
 
 
 UNEVEN = [0.1, 0.4, 0.2, 0.3]
@@ -582,6 +611,9 @@ def renormalised(probabilities, kept):
         # Ties at the cut go to the lowest ids.
         (UNIFORM, {"top_k": 2}, renormalised(UNIFORM, [0, 1])),
         (UNIFORM, {"top_p": 0.3}, renormalised(UNIFORM, [0, 1])),
+        # Reaching top_p exactly is enough (the masses are exact here).
+        (UNIFORM, {"top_p": 0.5}, renormalised(UNIFORM, [0, 1])),
+        ([1 / 40] * 40, {"top_k": 5}, renormalised([1 / 40] * 40, range(5))),
     ],
 )
 def test_sample_draws_from_the_filtered_distribution(probabilities, kwargs, expected):
@@ -603,6 +635,35 @@ def test_sample_draws_from_the_filtered_distribution(probabilities, kwargs, expe
     # Five binomial standard deviations; tokens outside the filter: exactly 0.
     tolerance = 5 * np.sqrt(expected * (1 - expected) / n_rows)
     assert np.all(np.abs(frequencies - expected) <= tolerance), frequencies
+
+
+class FixedUniforms(np.random.RandomState):
+    """A RandomState whose every uniform variate is ``value``."""
+
+    def __init__(self, value):
+        super().__init__(0)
+        self.value = value
+
+    def random(self, size=None):
+        return np.full(size, self.value)
+
+
+@pytest.mark.parametrize(
+    ("uniform", "expected"), [(0.0, 2), (0.5, 3), (np.nextafter(1.0, 0.0), 3)]
+)
+def test_sample_inverts_the_cumulative_distribution(uniform, expected):
+    # Tokens 0, 1 and 4 have probability 0: never drawn, even at u = 0 or u
+    # just below 1.
+    model = scripted([[0.0, 0.0, 0.5, 0.5, 0.0]])
+    sequences, _ = sample(
+        model.step,
+        np.zeros(1, dtype=np.int64),
+        [0],
+        eos_id=0,
+        max_length=1,
+        random_state=FixedUniforms(uniform),
+    )
+    assert_same_sequences(sequences, [[expected]])
 
 
 def test_sample_accepts_a_random_state_instance():
@@ -642,6 +703,23 @@ def test_sample_seeds_change_the_draws():
         for seed in (0, 1)
     ]
     assert [list(tokens) for tokens in draws[0]] != [list(t) for t in draws[1]]
+
+
+@given(
+    values=st.lists(
+        st.lists(st.sampled_from([-np.inf, -2.0, -1.0, 0.0]), min_size=40, max_size=40),
+        min_size=1,
+        max_size=3,
+    ),
+    k=st.integers(1, 41),
+)
+def test_top_k_stable_is_a_stable_argsort(values, k):
+    # Few distinct values: ties everywhere, -inf included. Rows long enough
+    # for numpy's partition and sort to leave insertion sort, which is stable.
+    values = np.array(values)
+    np.testing.assert_array_equal(
+        _top_k_stable(values, k), np.argsort(-values, axis=1, kind="stable")[:, :k]
+    )
 
 
 # errors ---------------------------------------------------------------------
