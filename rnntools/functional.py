@@ -883,9 +883,15 @@ class PreparedStep:
     hidden_size: int
     input_size: int
     dtype: np.dtype
-    layers: tuple  # per layer: (w_ih_t, w_hh_t, fused bias, b_hn or None)
-    tanh_columns: np.ndarray  # lstm: 1 for sigmoid columns, 2 for the g gate
-    work_size: int
+    w_ih0_t: np.ndarray  # (I, G*H): the first layer's weight_ih.T
+    w_ih_rest_t: np.ndarray  # (L-1, H, G*H): the other layers' weight_ih.T
+    w_hh_t: np.ndarray  # (L, H, G*H)
+    bias: np.ndarray  # (L, G*H): bias_ih + bias_hh (gru: not the n block)
+    b_hn: np.ndarray  # (L, H): the gru's n block of bias_hh (zeros otherwise)
+    tanh_columns: np.ndarray  # (G*H,): lstm: 1 for sigmoid, 2 for the g gate
+
+
+_CELL_CODES = {"rnn": cpu.RNN_CELL, "lstm": cpu.LSTM_CELL, "gru": cpu.GRU_CELL}
 
 
 def prepare_step(params, cell, *, nonlinearity="tanh", dtype=None):
@@ -947,20 +953,17 @@ def prepare_step(params, cell, *, nonlinearity="tanh", dtype=None):
     )
     if resident:  # pragma: no cover - _CPU rejects device arrays above
         raise TypeError("rnn_step runs on the CPU: pass NumPy arrays.")
-    layers = []
-    for layer in range(num_layers):
-        w_ih, w_hh, b_ih, b_hh = (checked[name] for name in param_names(layer))
-        bias = b_ih.copy()
-        b_hn = None
-        if cell == "gru":  # b_hn stays inside the reset product
-            bias[: 2 * hidden] += b_hh[: 2 * hidden]
-            b_hn = np.ascontiguousarray(b_hh[2 * hidden :])
-        else:
-            bias += b_hh
-        layers.append(
-            (np.ascontiguousarray(w_ih.T), np.ascontiguousarray(w_hh.T), bias, b_hn)
-        )
+    weight = [checked[f"weight_{kind}_l{layer}"] for layer in range(num_layers)
+              for kind in ("ih", "hh")]  # fmt: skip
+    bias = np.stack([checked[f"bias_ih_l{k}"] for k in range(num_layers)])
+    b_hh = np.stack([checked[f"bias_hh_l{k}"] for k in range(num_layers)])
     width = GATES[cell] * hidden
+    b_hn = np.zeros((num_layers, hidden), dtype=dtype)
+    if cell == "gru":  # b_hn stays inside the reset product
+        bias[:, : 2 * hidden] += b_hh[:, : 2 * hidden]
+        b_hn[:] = b_hh[:, 2 * hidden :]
+    else:
+        bias += b_hh
     tanh_columns = np.ones(width, dtype=dtype)
     if cell == "lstm":
         tanh_columns[2 * hidden : 3 * hidden] = 2
@@ -971,9 +974,16 @@ def prepare_step(params, cell, *, nonlinearity="tanh", dtype=None):
         hidden_size=hidden,
         input_size=input_size,
         dtype=dtype,
-        layers=tuple(layers),
+        w_ih0_t=np.ascontiguousarray(weight[0].T),
+        w_ih_rest_t=np.ascontiguousarray(
+            np.array([w.T for w in weight[2::2]], dtype=dtype).reshape(
+                num_layers - 1, hidden, width
+            )
+        ),
+        w_hh_t=np.ascontiguousarray(np.array([w.T for w in weight[1::2]])),
+        bias=bias,
+        b_hn=b_hn,
         tanh_columns=tanh_columns,
-        work_size=3 * max(1024, width),  # kernels.activations.work_size
     )
 
 
@@ -1043,39 +1053,16 @@ def rnn_step(x_t, state, prepared):
         parts = list(state) if cell == "lstm" else [state]
     else:
         parts = _check_state(state, cell, state_shape, dtype, "state")
-    with np.errstate(over="ignore"):  # checked finite after the cast
+    with np.errstate(over="ignore"):  # checked finite in the kernel
         x_t = np.ascontiguousarray(x_t, dtype=dtype)
-    if not cpu.all_finite(x_t, parts[0], parts[-1]):
+    new_parts = [np.empty(state_shape, dtype=dtype) for _ in parts]
+    finite = cpu.stack_step(
+        _CELL_CODES[cell], prepared.relu, x_t, prepared.w_ih0_t,
+        prepared.w_ih_rest_t, prepared.w_hh_t, prepared.bias, prepared.b_hn,
+        prepared.tanh_columns, parts[0], parts[-1], new_parts[0], new_parts[-1],
+    )  # fmt: skip
+    if not finite:
         _check_finite(x_t, "x_t")
         raise ValueError("state contains NaN or infinity.")
-    new_parts = [np.empty(state_shape, dtype=dtype) for _ in parts]
-    hidden = prepared.hidden_size
-    width = GATES[cell] * hidden
-    gates = np.empty((batch, width), dtype=dtype)
-    pre = np.empty((batch, width), dtype=dtype)
-    work = np.empty(prepared.work_size, dtype=dtype)
-    if cell == "gru":
-        activated = np.empty((batch, width), dtype=dtype)
-        candidate = np.empty((batch, hidden), dtype=dtype)
-    layer_input = x_t
-    for layer, (w_ih_t, w_hh_t, bias, b_hn) in enumerate(prepared.layers):
-        h_out = new_parts[0][layer]
-        if cell == "lstm":
-            cpu.lstm_step(
-                layer_input, w_ih_t, w_hh_t, bias, prepared.tanh_columns,
-                parts[0][layer], parts[1][layer], h_out, new_parts[1][layer],
-                gates, pre, work,
-            )  # fmt: skip
-        elif cell == "gru":
-            cpu.gru_step(
-                layer_input, w_ih_t, w_hh_t, bias, b_hn, parts[0][layer], h_out,
-                gates, pre, activated, candidate, work,
-            )  # fmt: skip
-        else:
-            cpu.rnn_step(
-                layer_input, w_ih_t, w_hh_t, bias, prepared.relu, parts[0][layer],
-                h_out, gates, pre, work,
-            )  # fmt: skip
-        layer_input = h_out
     new_state = tuple(new_parts) if cell == "lstm" else new_parts[0]
-    return layer_input.copy(), new_state
+    return new_parts[0][-1].copy(), new_state

@@ -108,10 +108,13 @@ def test_prepare_step_lays_out_weights_once():
     assert isinstance(prepared, PreparedStep)
     assert prepared.dtype == np.float32
     assert (prepared.num_layers, prepared.hidden_size, prepared.input_size) == (1, 3, 5)
-    w_ih_t, w_hh_t, _, b_hn = prepared.layers[0]
-    np.testing.assert_array_equal(w_ih_t, params["weight_ih_l0"].T)
-    assert w_hh_t.flags.c_contiguous
-    np.testing.assert_array_equal(b_hn, params["bias_hh_l0"][6:])
+    np.testing.assert_array_equal(prepared.w_ih0_t, params["weight_ih_l0"].T)
+    np.testing.assert_array_equal(prepared.w_hh_t[0], params["weight_hh_l0"].T)
+    assert prepared.w_hh_t.flags.c_contiguous
+    assert prepared.w_ih_rest_t.shape == (0, 3, 9)
+    np.testing.assert_array_equal(prepared.b_hn[0], params["bias_hh_l0"][6:])
+    expected = params["bias_ih_l0"] + np.r_[params["bias_hh_l0"][:6], 0, 0, 0]
+    np.testing.assert_array_equal(prepared.bias[0], expected)
     assert prepare_step(params, "gru", dtype="float64").dtype == np.float64
 
 

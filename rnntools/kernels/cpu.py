@@ -668,17 +668,6 @@ def row_matmul(a, b, out):
 
 
 @njit(**KERNEL_OPTIONS)
-def all_finite(x, h, c):
-    """Whether the C-contiguous arrays ``x``, ``h`` and ``c`` are all finite
-    (one call where NumPy needs two ufuncs per array: a step's validation)."""
-    for array in (x.ravel(), h.ravel(), c.ravel()):
-        for value in array:
-            if not np.isfinite(value):
-                return False
-    return True
-
-
-@njit(**KERNEL_OPTIONS)
 def _step_input(x, w_ih_t, bias, gates):
     """``gates = x @ w_ih_t + bias`` row by row (as :func:`input_projection`)."""
     row_matmul(x, w_ih_t, gates)
@@ -809,6 +798,85 @@ def rnn_step(x, w_ih_t, w_hh_t, bias, relu, h, h_out, gates, pre, work):
                 h_out[b, j] = max(pre[b, j], zero)
     else:
         tanh(pre.reshape(batch * hidden), h_out.reshape(batch * hidden), work)
+
+
+#: ``cell`` codes of :func:`stack_step`.
+RNN_CELL, LSTM_CELL, GRU_CELL = 0, 1, 2
+
+
+@njit(**KERNEL_OPTIONS)
+def _finite(array):
+    for value in array.ravel():
+        if not np.isfinite(value):
+            return False
+    return True
+
+
+@njit(**KERNEL_OPTIONS)
+def stack_step(cell, relu, x, w_ih0_t, w_ih_rest_t, w_hh_t, bias, b_hn,
+               tanh_columns, h, c, h_out, c_out):  # fmt: skip
+    """One timestep of a unidirectional stack of ``L`` layers, in one call.
+
+    Parameters
+    ----------
+    cell : int
+        :data:`RNN_CELL`, :data:`LSTM_CELL` or :data:`GRU_CELL`.
+    relu : bool
+        ReLU instead of tanh (rnn cell only).
+    x : ndarray of shape (B, I)
+    w_ih0_t : ndarray of shape (I, G*H)
+        The first layer's ``weight_ih.T``.
+    w_ih_rest_t : ndarray of shape (L - 1, H, G*H)
+        The other layers' ``weight_ih.T``.
+    w_hh_t : ndarray of shape (L, H, G*H)
+    bias : ndarray of shape (L, G*H)
+        Fused biases (as in :func:`lstm_step`, :func:`gru_step`,
+        :func:`rnn_step`).
+    b_hn : ndarray of shape (L, H)
+        The GRU's ``n`` block of ``bias_hh`` (unused by the other cells).
+    tanh_columns : ndarray of shape (G*H,)
+        LSTM only (see :func:`lstm_step`).
+    h, c : ndarray of shape (L, B, H)
+        The state (``c`` is read by the LSTM only); read only.
+    h_out, c_out : ndarray of shape (L, B, H)
+        Out: the next state (``c_out`` written by the LSTM only).
+
+    Returns
+    -------
+    finite : bool
+        Whether ``x``, ``h`` and ``c`` were all finite; when False the outputs
+        are meaningless and the caller raises.
+    """
+    if not (_finite(x) and _finite(h) and _finite(c)):
+        return False
+    batch = x.shape[0]
+    hidden = h.shape[2]
+    width = w_hh_t.shape[2]
+    gates = np.empty((batch, width), dtype=h.dtype)
+    pre = np.empty((batch, width), dtype=h.dtype)
+    work = np.empty(work_size(width), dtype=h.dtype)
+    activated = np.empty((batch, width), dtype=h.dtype)
+    candidate = np.empty((batch, hidden), dtype=h.dtype)
+    layer_input = x
+    for layer in range(h.shape[0]):
+        w_ih_t = w_ih0_t if layer == 0 else w_ih_rest_t[layer - 1]
+        if cell == LSTM_CELL:
+            lstm_step(
+                layer_input, w_ih_t, w_hh_t[layer], bias[layer], tanh_columns,
+                h[layer], c[layer], h_out[layer], c_out[layer], gates, pre, work,
+            )  # fmt: skip
+        elif cell == GRU_CELL:
+            gru_step(
+                layer_input, w_ih_t, w_hh_t[layer], bias[layer], b_hn[layer],
+                h[layer], h_out[layer], gates, pre, activated, candidate, work,
+            )  # fmt: skip
+        else:
+            rnn_step(
+                layer_input, w_ih_t, w_hh_t[layer], bias[layer], relu, h[layer],
+                h_out[layer], gates, pre, work,
+            )  # fmt: skip
+        layer_input = h_out[layer]
+    return True
 
 
 # --------------------------------------------------------------- embeddings
