@@ -347,6 +347,7 @@ def beam_search(
     n_rows = first_tokens.shape[0]
     rows = np.arange(n_rows)  # original index of each row still searching
     pools = [[] for _ in range(n_rows)]  # per row, (score, tokens) found so far
+    nth_best = np.full(n_rows, -np.inf)  # per row, the n_best-th score in its pool
     state = reorder(state, np.repeat(rows, beam_width))
     tokens = np.repeat(first_tokens, beam_width)
     beam_sums = np.full((n_rows, beam_width), -np.inf)
@@ -376,9 +377,11 @@ def beam_search(
             (eos_sums > last_sum) | ((eos_sums == last_sum) & (eos_index < last_index))
         )
         eos_penalty = _wu_penalty(t + 1, alpha)
-        for r, row in enumerate(rows):
-            for beam in np.flatnonzero(finished[r]):
-                pools[row].append((eos_sums[r, beam] / eos_penalty, histories[r, beam]))
+        for r, beam in zip(*np.nonzero(finished), strict=True):
+            _add_to_pool(
+                pools, nth_best, n_best, rows[r],
+                eos_sums[r, beam] / eos_penalty, histories[r, beam],
+            )  # fmt: skip
         histories = np.concatenate(
             [np.take_along_axis(histories, parents[:, :, None], 1), tokens[:, :, None]],
             axis=2,
@@ -407,11 +410,8 @@ def beam_search(
         best_final = beam_sums[:, 0] / max(
             _wu_penalty(t + 2, alpha), _wu_penalty(max_length, alpha)
         )
-        searching = ~dead
-        for r, row in enumerate(rows):
-            if searching[r] and len(pools[row]) >= n_best:
-                scores = sorted((score for score, _ in pools[row]), reverse=True)
-                searching[r] = best_final[r] > scores[n_best - 1]
+        # nth_best is -inf until a row holds n_best finished hypotheses.
+        searching = ~dead & (best_final > nth_best[rows])
         if not searching.any():
             break
         index = np.arange(rows.size)[:, None] * beam_width + parents
@@ -428,6 +428,15 @@ def beam_search(
         ]
         for pool in pools
     ]
+
+
+def _add_to_pool(pools, nth_best, n_best, row, score, tokens):
+    """Add a finished hypothesis to ``row``'s pool and update the row's
+    ``n_best``-th best score (``-inf`` while the pool holds fewer)."""
+    pool = pools[row]
+    pool.append((score, tokens))
+    if len(pool) >= n_best:
+        nth_best[row] = sorted((s for s, _ in pool), reverse=True)[n_best - 1]
 
 
 def _decode_row_by_row(
