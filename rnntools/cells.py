@@ -1,7 +1,6 @@
 """Per-cell facts: gate counts, PyTorch parameter names and initialisers."""
 
 import numpy as np
-from sklearn.utils import check_random_state
 
 #: Number of gate blocks stacked in ``weight_ih`` / ``weight_hh`` per cell.
 GATES = {"rnn": 1, "lstm": 4, "gru": 3}
@@ -125,6 +124,8 @@ def init_params(
         raise TypeError(f"dtype must be float32 or float64, got {dtype}.")
     if scheme not in ("pytorch", "keras"):
         raise ValueError(f"scheme must be 'pytorch' or 'keras', got {scheme!r}.")
+
+    from sklearn.utils import check_random_state  # not at import: see __init__
 
     rng = check_random_state(random_state)
     shapes = expected_shapes(cell, input_size, hidden_size, num_layers, bidirectional)
