@@ -1,15 +1,33 @@
-"""rnntools: recurrent neural networks (RNN, LSTM, GRU) on Numba kernels."""
+"""rnntools: recurrent neural networks (RNN, LSTM, GRU) on Numba kernels.
+
+The functional API (:mod:`rnntools.functional`) needs NumPy and Numba only;
+the scikit-learn estimators, the preprocessing and the model files are
+imported on first use (``rnntools.RNNClassifier`` imports scikit-learn then),
+so ``import rnntools.functional`` stays quick.
+"""
+
+import importlib
 
 from .cells import init_params
-from .estimators import RNNClassifier, RNNLanguageModel, RNNRegressor, RNNTagger
 from .functional import rnn_backward, rnn_forward
-from .io import load_model, save_model
+
+# Public name -> the module that defines it, imported on first access.
+_LAZY = {
+    "RNNClassifier": ".estimators",
+    "RNNLanguageModel": ".estimators",
+    "RNNRegressor": ".estimators",
+    "RNNTagger": ".estimators",
+    "SequenceScaler": ".preprocessing",
+    "load_model": ".io",
+    "save_model": ".io",
+}
 
 __all__ = [
     "RNNClassifier",
     "RNNLanguageModel",
     "RNNRegressor",
     "RNNTagger",
+    "SequenceScaler",
     "init_params",
     "load_model",
     "rnn_backward",
@@ -17,3 +35,15 @@ __all__ = [
     "save_model",
 ]
 __version__ = "0.1.0"
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value  # later lookups skip this function
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))

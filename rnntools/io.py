@@ -72,7 +72,12 @@ def save_model(estimator, path):
     """
     name = type(estimator).__name__
     if name not in _CLASSES or not isinstance(estimator, _CLASSES[name]):
-        raise TypeError(f"save_model saves rnntools estimators, not {name}.")
+        raise TypeError(
+            f"save_model saves rnntools estimators, not {name}. A Pipeline (with "
+            "a SequenceScaler, say) or any other estimator cannot be written "
+            "without pickle: use pickle or joblib.dump, and load such files only "
+            "from sources you trust."
+        )
     if not hasattr(estimator, "params_"):
         raise ValueError(f"This {name} is not fitted yet: nothing to save.")
     arrays, document = estimator._to_model_file()
