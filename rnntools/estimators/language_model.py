@@ -17,9 +17,9 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 
 from .. import decoding
-from ..cells import GATES, NONLINEARITIES, expected_shapes, init_params, param_names
-from ..functional import prepare_step, rnn_backward, rnn_forward, rnn_step
-from ..kernels import cpu
+from ..cells import GATES, NONLINEARITIES, expected_shapes, init_params
+from ..functional import prepare_step, rnn_step
+from ..kernels.row_invariant import row_invariant_matmul
 from ..layers import (
     embedding_backward,
     embedding_forward,
@@ -115,7 +115,6 @@ n_iter_, t_
     _parameter_constraints: dict = {
         **_SHARED_CONSTRAINTS,
         "embedding_dim": [Interval(Integral, 1, None, closed="left")],
-        "dropout": [Interval(Real, 0, 1, closed="left")],
         "max_length": [Interval(Integral, 1, None, closed="left")],
         "beam_width": [Interval(Integral, 1, None, closed="left")],
         "length_penalty": [Interval(Real, None, None, closed="neither")],
@@ -264,17 +263,6 @@ n_iter_, t_
         self.loss_curve_ = []
         self._reset_stopping()
 
-    def _layer_params(self, params, layer):
-        """One layer's parameters under layer-0 names, for ``rnn_forward``."""
-        return {
-            zero: params[name]
-            for zero, name in zip(param_names(0), param_names(layer), strict=True)
-        }
-
-    def _dropout_mask(self, shape, dtype):
-        keep = 1.0 - self.dropout
-        return ((self._rng.random_sample(shape) < keep) / keep).astype(dtype)
-
     def _forward(self, inputs, lengths, params, training):
         """Embedding → layers (dropout between them) → dropout → features.
 
@@ -282,29 +270,17 @@ n_iter_, t_
         -------
         features : ndarray of shape (B, T, H)
             Input of the output layer, 0 at padded steps.
-        caches : list of ForwardCache
-            One per layer.
-        masks : list of ndarray or None
-            The dropout mask applied after each layer (None without dropout).
+        cache : _LayerCaches
+            The recurrent layers' (:meth:`_BaseRNN._network_forward`).
+        mask : ndarray or None
+            The dropout mask of the features (None without dropout).
         """
-        layer_input = embedding_forward(inputs, params[EMBEDDING])
-        caches, masks = [], []
-        for layer in range(self.num_layers):
-            output, _, cache = rnn_forward(
-                layer_input,
-                self._layer_params(params, layer),
-                self.cell,
-                nonlinearity=self.nonlinearity,
-                lengths=lengths,
-            )
-            mask = None
-            if training and self.dropout > 0:
-                mask = self._dropout_mask(output.shape, output.dtype)
-                output *= mask
-            caches.append(cache)
-            masks.append(mask)
-            layer_input = output
-        return layer_input, caches, masks
+        embedded = embedding_forward(inputs, params[EMBEDDING])
+        output, _, cache = self._network_forward(
+            embedded, lengths, params, training, layer_by_layer=True
+        )
+        features, mask = self._drop(output, training)
+        return features, cache, mask
 
     def _data_loss_and_grads(
         self, X, lengths, targets, weights, class_weights, params
@@ -316,7 +292,7 @@ n_iter_, t_
         step_weights = np.where(
             np.arange(steps) < lengths[:, None], weights[:, None], 0.0
         )
-        features, caches, masks = self._forward(X, lengths, params, training=True)
+        features, cache, mask = self._forward(X, lengths, params, training=True)
         logits = linear_forward(features, params[HEAD_WEIGHT], params[HEAD_BIAS])
         loss, d_logits, total_weight = softmax_cross_entropy(
             logits, targets, step_weights
@@ -325,17 +301,15 @@ n_iter_, t_
             return 0.0, None, 0.0
         if not np.isfinite(loss):
             raise _NonFinite
-        d_output, d_head_weight, d_head_bias = linear_backward(
+        d_features, d_head_weight, d_head_bias = linear_backward(
             features, params[HEAD_WEIGHT], d_logits
         )
-        grads = {HEAD_WEIGHT: d_head_weight, HEAD_BIAS: d_head_bias}
-        for layer in reversed(range(self.num_layers)):
-            if masks[layer] is not None:
-                d_output *= masks[layer]
-            layer_grads, d_output, _ = rnn_backward(caches[layer], d_output)
-            for zero, name in zip(param_names(0), param_names(layer), strict=True):
-                grads[name] = layer_grads[zero]
-        grads[EMBEDDING] = embedding_backward(X, d_output, params[EMBEDDING].shape[0])
+        if mask is not None:
+            d_features = d_features * mask
+        grads, d_embedded = self._network_backward(cache, d_features)
+        grads[HEAD_WEIGHT] = d_head_weight
+        grads[HEAD_BIAS] = d_head_bias
+        grads[EMBEDDING] = embedding_backward(X, d_embedded, params[EMBEDDING].shape[0])
         return loss, grads, total_weight
 
     def _log_likelihood(self, inputs, targets, lengths, weights):
@@ -485,7 +459,7 @@ n_iter_, t_
         step, embedding, head_weight_t, head_bias = prepared
         output, state = rnn_step(embedding_forward(tokens, embedding), state, step)
         logits = np.empty((len(tokens), head_weight_t.shape[1]), dtype=output.dtype)
-        cpu.row_matmul(output, head_weight_t, logits)  # batch-invariant product
+        row_invariant_matmul(output, head_weight_t, logits)
         logits += head_bias
         return log_softmax(logits), state
 

@@ -14,8 +14,13 @@ Strategy (as cuDNN and oneDNN do): one GEMM projects the inputs of all
 timesteps (:func:`input_projection`); each step is one GEMM for the recurrent
 product plus one fused pointwise pass per sequence; in backward, the weight
 gradients are one GEMM over all timesteps after the time loop
-(:func:`layer_param_grads`). Float32 products run in blocks that OpenBLAS
-computes with its small-matrix kernels (:mod:`rnntools.kernels.blas`).
+(:func:`layer_param_grads`). The forward products (input projection and
+recurrent steps) run on :func:`.row_invariant.row_invariant_matmul`, whose
+rows come out bit-identical whatever the batch around them (so a sequence's
+outputs do not depend on the batch, the position or the thread count) and
+which outruns BLAS at these shapes; the backward products, summed over the
+batch anyway, run on BLAS, float32 in blocks that OpenBLAS computes with its
+small-matrix kernels (:mod:`rnntools.kernels.blas`).
 
 The kernels are serial and release the GIL (``nogil=True``): sequences never
 interact inside a layer, so :mod:`rnntools.functional` runs independent blocks
@@ -31,6 +36,7 @@ from numba import njit
 from ._jit import KERNEL_OPTIONS
 from .activations import constants, gate_activations, sigmoid, tanh, work_size
 from .blas import matmul, matmul_tn
+from .row_invariant import row_invariant_matmul
 
 
 @njit(**KERNEL_OPTIONS)
@@ -39,39 +45,6 @@ def _copy(destination, source):
     slice assignment was measured 5x slower on rows of 64 numbers."""
     for j in range(source.shape[0]):
         destination[j] = source[j]
-
-
-#: Products with at most this many multiply-adds run as plain loops in
-#: :func:`_matmul`: below it a BLAS call's fixed cost (argument checks,
-#: dispatch, packing) outweighs the arithmetic. Forward layer per step, two
-#: runs each: B=1, H=4 (64): 0.44 us as a loop, 0.49-0.50 through BLAS;
-#: B=2, H=8 (512): 0.55-0.65 as a loop, 0.48-0.53 through BLAS; B=4, H=32:
-#: BLAS 1.3 us, loop 1.8-2.4. The backward product ``(B, G*H) @ (G*H, H)``
-#: keeps BLAS: its inner loop runs over only ``H`` columns.
-SMALL_PRODUCT = 256
-
-
-@njit(**KERNEL_OPTIONS)
-def _matmul(a, b, out):
-    """``out = a @ b`` for C-contiguous 2-D arrays.
-
-    Small products are loops that vectorise along the rows of ``b`` (see
-    :data:`SMALL_PRODUCT`); larger ones call BLAS (:func:`.blas.matmul`).
-    """
-    rows, depth = a.shape
-    cols = b.shape[1]
-    if rows * depth * cols > SMALL_PRODUCT:
-        matmul(a, b, out)
-        return
-    for r in range(rows):
-        out_row = out[r]
-        for j in range(cols):
-            out_row[j] = 0
-        for k in range(depth):
-            value = a[r, k]
-            b_row = b[k]
-            for j in range(cols):
-                out_row[j] += value * b_row[j]
 
 
 @njit(**KERNEL_OPTIONS)
@@ -117,7 +90,9 @@ def input_projection(inp, w_ih, bias, gates):
     rows = steps * batch
     width = gates.shape[2]
     gates_2d = gates.reshape(rows, width)
-    matmul(inp.reshape(rows, features), np.ascontiguousarray(w_ih.T), gates_2d)
+    row_invariant_matmul(
+        inp.reshape(rows, features), np.ascontiguousarray(w_ih.T), gates_2d
+    )
     for r in range(rows):
         for j in range(width):
             gates_2d[r, j] += bias[j]
@@ -133,7 +108,7 @@ def _lstm_forward_step(
 ):  # fmt: skip
     hidden = h.shape[1]
     pre = pre[:active]
-    _matmul(h[:active], w_hh_t, pre)
+    row_invariant_matmul(h[:active], w_hh_t, pre)
     # The activations overwrite the input projection in ``gates``: in place
     # where the step's sequences share a time (forwards, or equal lengths),
     # else gathered into one block and scattered back, one call for the step
@@ -297,7 +272,7 @@ def _gru_forward_step(
     act = activated[:active]
     candidate = candidate[:active]
     new_gate = new_gate[:active]
-    _matmul(h[:active], w_hh_t, pre)
+    row_invariant_matmul(h[:active], w_hh_t, pre)
     for b in range(active):
         projected = gates[_step_time(s, b, lengths, reverse), b]
         for j in range(2 * hidden):
@@ -458,7 +433,7 @@ def _rnn_forward_step(
     hidden = h.shape[1]
     pre = pre[:active]
     act = activated[:active]
-    _matmul(h[:active], w_hh_t, pre)
+    row_invariant_matmul(h[:active], w_hh_t, pre)
     for b in range(active):
         projected = gates[_step_time(s, b, lengths, reverse), b]
         for j in range(hidden):
@@ -628,49 +603,17 @@ def layer_param_grads(
 
 # ------------------------------------------------------ single-step inference
 # One timestep of one layer for a batch of independent rows (decoding,
-# streaming). Every product runs through :func:`row_matmul`, so each row's
-# result is the same bits whatever the batch around it: a beam or a prompt
-# decodes identically alone and in any batch. The arithmetic mirrors the
-# layer loops above (input product, then bias, then the recurrent product
-# added inside the activations), so results agree with them to rounding.
-
-
-@njit(**KERNEL_OPTIONS)
-def row_matmul(a, b, out):
-    """``out = a @ b``, every row by the same operations in the same order.
-
-    Each ``out[r, j]`` is the sum over ``k`` in increasing order (fused
-    multiply-adds, vectorised along ``j``), so it depends on row ``a[r]``
-    alone, never on how many rows ``a`` has or where ``r`` is: the property
-    BLAS does not give (its kernels change with the number of rows). At one
-    row it is as fast as BLAS (1 x 128 x 512 float32: 2.6 us against 2.4);
-    at 100 rows it is about 3x slower, the price of batch invariance.
-
-    Parameters
-    ----------
-    a : ndarray of shape (M, K)
-    b : ndarray of shape (K, N)
-        C-contiguous.
-    out : ndarray of shape (M, N)
-        Output, C-contiguous.
-    """
-    rows, depth = a.shape
-    cols = b.shape[1]
-    for r in range(rows):
-        out_row = out[r]
-        for j in range(cols):
-            out_row[j] = 0
-        for k in range(depth):
-            value = a[r, k]
-            b_row = b[k]
-            for j in range(cols):
-                out_row[j] += value * b_row[j]
+# streaming). The arithmetic is the layer loops' own, operation for
+# operation (row-invariant input product, then bias, then the row-invariant
+# recurrent product added inside the activations), so a step gives the bits
+# of the layer loops, and each row's result is the same whatever the batch
+# around it: a beam or a prompt decodes identically alone and in any batch.
 
 
 @njit(**KERNEL_OPTIONS)
 def _step_input(x, w_ih_t, bias, gates):
     """``gates = x @ w_ih_t + bias`` row by row (as :func:`input_projection`)."""
-    row_matmul(x, w_ih_t, gates)
+    row_invariant_matmul(x, w_ih_t, gates)
     for b in range(gates.shape[0]):
         for j in range(gates.shape[1]):
             gates[b, j] += bias[j]
@@ -703,7 +646,7 @@ def lstm_step(x, w_ih_t, w_hh_t, bias, tanh_columns, h, c, h_out, c_out, gates,
     """
     batch, hidden = h.shape
     _step_input(x, w_ih_t, bias, gates)
-    row_matmul(h, w_hh_t, pre)
+    row_invariant_matmul(h, w_hh_t, pre)
     gate_activations(pre, gates, tanh_columns, work)
     for b in range(batch):
         i_gate, f_gate, g_gate, _ = _split4(gates[b], hidden)
@@ -745,7 +688,7 @@ def gru_step(x, w_ih_t, w_hh_t, bias, b_hn, h, h_out, gates, pre, activated,
     batch, hidden = h.shape
     width = 3 * hidden
     _step_input(x, w_ih_t, bias, gates)
-    row_matmul(h, w_hh_t, pre)
+    row_invariant_matmul(h, w_hh_t, pre)
     for b in range(batch):
         for j in range(2 * hidden):
             pre[b, j] += gates[b, j]
@@ -788,7 +731,7 @@ def rnn_step(x, w_ih_t, w_hh_t, bias, relu, h, h_out, gates, pre, work):
     zero, _, _ = constants(gates)
     batch, hidden = h.shape
     _step_input(x, w_ih_t, bias, gates)
-    row_matmul(h, w_hh_t, pre)
+    row_invariant_matmul(h, w_hh_t, pre)
     for b in range(batch):
         for j in range(hidden):
             pre[b, j] += gates[b, j]

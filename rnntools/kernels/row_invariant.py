@@ -1,0 +1,352 @@
+"""Row-invariant matrix products in register tiles: :func:`row_invariant_matmul`.
+
+:func:`row_invariant_matmul` computes the same bits as a plain row-by-row
+loop (:func:`_row_by_row`; every
+``out[r, j]`` is ``acc = 0; acc = fma(a[r, k], b[k, j], acc)`` for ``k`` in
+increasing order, then stored), but in register tiles: a tile of
+``TILE_ROWS`` rows by ``TILE_VECTORS`` AVX-512 vectors of columns keeps its
+24 sums in ``zmm`` registers for the whole ``k`` loop, where ``_row_by_row``
+loads and stores its row of sums at every ``k`` and streams all of ``b`` once
+per row. The tiles are LLVM IR written by :func:`_make_tile` (vector phi
+nodes and explicit ``llvm.fma`` calls): Numba has no way to keep an array of
+accumulators in registers, and the explicit calls fix the operations whatever
+the fast-math flags. Measured on one thread of this AVX-512 machine (Zen 5),
+GFLOP/s, best of 31 interleaved runs (the machine is shared and noisy; see
+``asv_benchmarks/bench_row_invariant.py``), float32 then float64 (``matmul``
+is :func:`.blas.matmul`, ``row by row`` is :func:`_row_by_row`):
+
+=====================  ===========  ============  ================
+M x K x N               matmul       row by row    row_invariant_matmul
+=====================  ===========  ============  ================
+1 x 32 x 128             45 / 29      34 / 27        74 / 47
+1 x 128 x 512            64 / 34      66 / 33        63 / 33
+4 x 32 x 128             22 / 20      35 / 24       210 / 119
+32 x 128 x 512           77 / 52      61 / 22       239 / 115
+100 x 128 x 512         103 / 58      57 / 39       254 / 123
+500 x 128 x 512         103 / 60      65 / 24       256 / 115
+1600 x 32 x 256         105 / 57      84 / 30       262 / 111
+12800 x 128 x 1024       56 / 51      30 / 19       122 / 105
+=====================  ===========  ============  ================
+
+The 12800 x 128 x 1024 product writes 52 MB of ``out`` and is bound by memory.
+
+Why every path gives the same bits: each output element is one chain of fused
+multiply-adds from zero over ``k`` ascending, in every tile shape (6 rows,
+fewer rows at the bottom of ``a``, 1 to 2 rows with wider tiles, single
+vectors and single columns at the right edge) and in :func:`_row_by_row`
+(whose ``out_row[j] = 0; out_row[j] += value * b_row[j]`` LLVM contracts to
+the same FMA, vector and scalar alike under ``fastmath={"contract"}``). An FMA
+rounds once, and lanes never mix (no horizontal sums, no reassociation), so
+the result of ``out[r, j]`` depends on ``a[r]`` and ``b[:, j]`` only: not on
+``M``, not on the row's position, not on which tile computed it.
+"""
+
+from llvmlite import ir
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic, overload
+
+from ._jit import KERNEL_OPTIONS, OVERLOAD_OPTIONS
+
+#: Bytes of one SIMD vector (AVX-512).
+VECTOR_BYTES = 64
+#: Rows of ``a`` per register tile.
+TILE_ROWS = 6
+#: Vectors of columns per register tile: 6 x 4 sums in 24 of the 32 ``zmm``
+#: registers, 4 for the row of ``b``, one for the broadcast ``a[r, k]``.
+#: 64 columns of float32, 32 of float64.
+TILE_VECTORS = 4
+#: Vectors of columns per tile for the last one or two rows (a batch of one
+#: or two rows: decoding): 8 independent sums per row instead of 4, enough to
+#: cover the FMA latency.
+WIDE_VECTORS = 8
+#: A single row streams ``b`` row by row (as :func:`_row_by_row`) once ``b``
+#: exceeds this many bytes: the tiles read ``b`` in column panels, rows ``N``
+#: apart, which at one row of ``a`` waits on L2 (measured at 1 x 128 x 512:
+#: float64 30 GFLOP/s streaming against 22 in tiles, float32 even; at
+#: 1 x 32 x 128, ``b`` in L1, tiles win 47 to 27).
+STREAM_BYTES = 64 * 1024
+#: Rows of ``a`` per block are chosen so that the block (``rows x K``) takes
+#: at most this many bytes and stays in L2 while every column panel of ``b``
+#: passes over it.
+BLOCK_BYTES = 256 * 1024
+
+
+def _make_tile(row_counts, vectors, scalar=False):
+    """Build an intrinsic that computes one register tile of ``a @ b``.
+
+    The intrinsic, ``tile(a, a_start, lda, b, b_start, ldb, out, out_start,
+    ldc, depth, rows)``, sets the ``rows x (vectors * lanes)`` block of
+    ``out`` that starts at flat element ``out_start`` (rows ``ldc`` elements
+    apart) to the product of the ``rows x depth`` block of ``a`` at
+    ``a_start`` (rows ``lda`` apart) and the ``depth x (vectors * lanes)``
+    block of ``b`` at ``b_start`` (rows ``ldb`` apart). ``lanes`` is
+    ``VECTOR_BYTES // itemsize`` (16 float32, 8 float64), or 1 with
+    ``scalar``. ``rows`` (runtime) must be one of ``row_counts``: the IR holds
+    one loop per count (anything else writes nothing). Nothing is checked:
+    the caller keeps every block inside its array.
+
+    Each tile loop keeps its ``rows x vectors`` sums in vector phi nodes
+    (registers) from zero; at each ``k`` (ascending) it loads the ``vectors``
+    vectors of row ``k`` of ``b`` and, for each row ``i``, broadcasts
+    ``a[i, k]`` and applies ``llvm.fma(a[i, k], b[k, j], sum)``; after the
+    last ``k`` it stores the sums. The calls are plain ``llvm.fma``: LLVM
+    neither splits nor reorders them, whatever the fast-math flags around.
+    """
+
+    @intrinsic
+    def tile(typingctx, a, a_start, lda, b, b_start, ldb, out, out_start, ldc,
+             depth, rows):  # fmt: skip
+        arrays = (a, b, out)
+        if not all(
+            isinstance(array, types.Array)
+            and array.layout == "C"
+            and array.dtype in (types.float32, types.float64)
+            and array.dtype == a.dtype
+            for array in arrays
+        ):
+            return None
+        signature = types.void(
+            a, a_start, lda, b, b_start, ldb, out, out_start, ldc, depth, rows
+        )
+
+        def codegen(context, builder, sig, args):
+            intp = context.get_value_type(types.intp)
+            values = [
+                context.cast(builder, value, value_type, types.intp)
+                if isinstance(value_type, types.Integer)
+                else value
+                for value, value_type in zip(args, sig.args, strict=True)
+            ]
+            (a_v, a_0, lda_v, b_v, b_0, ldb_v, out_v, out_0, ldc_v, depth_v,
+             rows_v) = values  # fmt: skip
+            element = context.get_value_type(sig.args[0].dtype)
+            size = context.get_abi_sizeof(element)
+            lanes = 1 if scalar else VECTOR_BYTES // size
+            vector = element if scalar else ir.VectorType(element, lanes)
+            name = "f32" if size == 4 else "f64"
+            if not scalar:
+                name = f"v{lanes}{name}"
+            fma = cgutils.get_or_insert_function(
+                builder.module,
+                ir.FunctionType(vector, [vector] * 3),
+                "llvm.fma." + name,
+            )
+
+            def start(array_type, array, offset):
+                data = context.make_array(array_type)(context, builder, array).data
+                return builder.gep(data, [offset])
+
+            def at(base, offset):
+                pointer = builder.gep(base, [offset])
+                return (
+                    pointer if scalar else builder.bitcast(pointer, vector.as_pointer())
+                )
+
+            def constant(value):
+                return ir.Constant(intp, value)
+
+            a_p = start(sig.args[0], a_v, a_0)
+            b_p = start(sig.args[3], b_v, b_0)
+            out_p = start(sig.args[6], out_v, out_0)
+            zero = ir.Constant(vector, None)
+            broadcast = ir.Constant(ir.VectorType(ir.IntType(32), lanes), [0] * lanes)
+
+            after = builder.append_basic_block("tile.after")
+            switch = builder.switch(rows_v, after)
+            for count in row_counts:
+                entry = builder.append_basic_block(f"tile.rows{count}")
+                switch.add_case(constant(count), entry)
+                builder.position_at_end(entry)
+                loop = builder.append_basic_block(f"tile.rows{count}.loop")
+                done = builder.append_basic_block(f"tile.rows{count}.done")
+                builder.cbranch(
+                    builder.icmp_signed(">", depth_v, constant(0)), loop, done
+                )
+
+                builder.position_at_end(loop)
+                k = builder.phi(intp)
+                sums = [
+                    [builder.phi(vector) for _ in range(vectors)] for _ in range(count)
+                ]
+                b_row = builder.gep(b_p, [builder.mul(k, ldb_v)])
+                b_k = [
+                    builder.load(at(b_row, constant(v * lanes)), align=size)
+                    for v in range(vectors)
+                ]
+                updated = []
+                for i in range(count):
+                    a_ik = builder.load(
+                        builder.gep(
+                            a_p, [builder.add(builder.mul(constant(i), lda_v), k)]
+                        ),
+                        align=size,
+                    )
+                    if not scalar:
+                        a_ik = builder.insert_element(
+                            ir.Constant(vector, ir.Undefined),
+                            a_ik,
+                            ir.Constant(ir.IntType(32), 0),
+                        )
+                        a_ik = builder.shuffle_vector(
+                            a_ik, ir.Constant(vector, ir.Undefined), broadcast
+                        )
+                    updated.append(
+                        [
+                            builder.call(fma, [a_ik, b_k[v], sums[i][v]])
+                            for v in range(vectors)
+                        ]
+                    )
+                next_k = builder.add(k, constant(1))
+                builder.cbranch(builder.icmp_signed("<", next_k, depth_v), loop, done)
+                k.add_incoming(constant(0), entry)
+                k.add_incoming(next_k, loop)
+                for i in range(count):
+                    for v in range(vectors):
+                        sums[i][v].add_incoming(zero, entry)
+                        sums[i][v].add_incoming(updated[i][v], loop)
+
+                builder.position_at_end(done)
+                results = []
+                for i in range(count):
+                    for v in range(vectors):
+                        result = builder.phi(vector)
+                        result.add_incoming(zero, entry)
+                        result.add_incoming(updated[i][v], loop)
+                        results.append(result)
+                for i in range(count):
+                    out_row = builder.gep(out_p, [builder.mul(constant(i), ldc_v)])
+                    for v in range(vectors):
+                        builder.store(
+                            results[i * vectors + v],
+                            at(out_row, constant(v * lanes)),
+                            align=size,
+                        )
+                builder.branch(after)
+            builder.position_at_end(after)
+            return context.get_dummy_value()
+
+        return signature, codegen
+
+    return tile
+
+
+#: ``TILE_ROWS x TILE_VECTORS`` vectors, and fewer rows for the bottom of ``a``.
+_tile = _make_tile(range(1, TILE_ROWS + 1), TILE_VECTORS)
+#: One or two rows by ``WIDE_VECTORS`` vectors (batches of one or two rows).
+_wide_tile = _make_tile((1, 2), WIDE_VECTORS)
+#: Up to ``TILE_ROWS`` rows by one vector, then by one column: the right edge.
+_vector_tile = _make_tile(range(1, TILE_ROWS + 1), 1)
+_column_tile = _make_tile(range(1, TILE_ROWS + 1), 1, scalar=True)
+
+
+def _lanes(array):
+    """Elements of ``array``'s dtype per SIMD vector (for ``@njit`` code)."""
+    raise NotImplementedError("only callable from @njit code")
+
+
+@overload(_lanes, jit_options=OVERLOAD_OPTIONS)
+def _lanes_overload(array):
+    lanes = VECTOR_BYTES // (array.dtype.bitwidth // 8)
+    return lambda array: lanes
+
+
+@njit(**KERNEL_OPTIONS)
+def _right_edge(a, b, out, first_row, rows, first_col):
+    """Columns ``first_col:`` of rows ``first_row:first_row + rows``
+    (``rows <= TILE_ROWS``) of ``out = a @ b``: one vector, then one column
+    at a time (same operations as every tile)."""
+    depth = a.shape[1]
+    cols = b.shape[1]
+    lanes = _lanes(a)
+    a_start = first_row * depth
+    vector_end = cols - (cols - first_col) % lanes
+    for col in range(first_col, vector_end, lanes):
+        _vector_tile(a, a_start, depth, b, col, cols,
+                     out, first_row * cols + col, cols, depth, rows)  # fmt: skip
+    for col in range(vector_end, cols):
+        _column_tile(a, a_start, depth, b, col, cols,
+                     out, first_row * cols + col, cols, depth, rows)  # fmt: skip
+
+
+@njit(**KERNEL_OPTIONS)
+def _row_by_row(a, b, out):
+    """``out = a @ b`` as a plain loop, row by row:
+    ``out[r] = 0``, then ``out[r] += a[r, k] * b[k]`` for ``k`` ascending,
+    which ``fastmath={"contract"}`` turns into one FMA per element and ``k``."""
+    for r in range(a.shape[0]):
+        out_row = out[r]
+        for j in range(b.shape[1]):
+            out_row[j] = 0
+        for k in range(a.shape[1]):
+            value = a[r, k]
+            b_row = b[k]
+            for j in range(b.shape[1]):
+                out_row[j] += value * b_row[j]
+
+
+@njit(**KERNEL_OPTIONS)
+def row_invariant_matmul(a, b, out):
+    """``out = a @ b`` in register tiles, bit for bit as :func:`_row_by_row`.
+
+    Every ``out[r, j]`` is ``fma(a[r, K-1], b[K-1, j], ... fma(a[r, 0],
+    b[0, j], 0))``: one chain of fused multiply-adds from zero, ``k``
+    ascending, rounded once per step. Which tile computes an element (and so
+    ``M`` and the row's position) changes how the chains are interleaved,
+    never the chain: ``out[r]`` depends on ``a[r]`` and ``b`` alone, the same
+    bits as :func:`_row_by_row`, which it can replace. (BLAS does not give
+    this: its results change with ``M``.)
+
+    Rows go by blocks of :data:`BLOCK_BYTES` of ``a``; in each block, column
+    panels of ``TILE_VECTORS`` vectors of ``b`` (read in place, rows ``N``
+    apart), each swept by tiles of :data:`TILE_ROWS` rows. The last
+    ``M % TILE_ROWS`` rows: a single row with ``b`` over :data:`STREAM_BYTES`
+    streams ``b`` as :func:`_row_by_row`; otherwise one or two rows take
+    :data:`WIDE_VECTORS`-vector tiles, more take the same tiles with fewer
+    rows. Columns past the last full panel go one vector, then one column at
+    a time.
+
+    Parameters
+    ----------
+    a : ndarray of shape (M, K)
+    b : ndarray of shape (K, N)
+        Same dtype (float32 or float64), C-contiguous.
+    out : ndarray of shape (M, N)
+        Output, C-contiguous; must not overlap ``a`` or ``b``.
+    """
+    rows, depth = a.shape
+    cols = b.shape[1]
+    if rows == 1 and b.nbytes > STREAM_BYTES:
+        _row_by_row(a, b, out)
+        return
+    lanes = _lanes(a)
+    width = TILE_VECTORS * lanes
+    full_cols = cols - cols % width
+    full_rows = rows - rows % TILE_ROWS
+    block = BLOCK_BYTES // max(1, depth * a.itemsize) // TILE_ROWS * TILE_ROWS
+    block = max(TILE_ROWS, block)
+    for first in range(0, full_rows, block):
+        last = min(full_rows, first + block)
+        for col in range(0, full_cols, width):
+            for row in range(first, last, TILE_ROWS):
+                _tile(a, row * depth, depth, b, col, cols,
+                      out, row * cols + col, cols, depth, TILE_ROWS)  # fmt: skip
+        if full_cols < cols:
+            for row in range(first, last, TILE_ROWS):
+                _right_edge(a, b, out, row, TILE_ROWS, full_cols)
+    tail = rows - full_rows
+    if tail == 0:
+        return
+    a_start = full_rows * depth
+    if tail <= 2:
+        wide = WIDE_VECTORS * lanes
+        done = cols - cols % wide
+        for col in range(0, done, wide):
+            _wide_tile(a, a_start, depth, b, col, cols,
+                       out, full_rows * cols + col, cols, depth, tail)  # fmt: skip
+    else:
+        done = full_cols
+        for col in range(0, done, width):
+            _tile(a, a_start, depth, b, col, cols,
+                  out, full_rows * cols + col, cols, depth, tail)  # fmt: skip
+    _right_edge(a, b, out, full_rows, tail, done)

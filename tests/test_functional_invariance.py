@@ -1,0 +1,83 @@
+"""Bitwise batch invariance of :func:`rnn_forward`.
+
+A sequence's outputs and final state are the same bits whether it runs alone,
+inside any batch, at any position, and on one thread or several: the forward
+products are row-invariant (``kernels/row_invariant.py``) and everything else
+is elementwise per sequence. ``np.array_equal``, no tolerance.
+"""
+
+import contextlib
+import os
+
+import numpy as np
+from helpers import state_arrays
+from hypothesis import given
+from hypothesis import strategies as st
+from strategies import rnn_problems
+
+from rnntools import functional, rnn_forward
+
+
+@contextlib.contextmanager
+def several_blocks_on_two_threads():
+    """Split every batch into blocks on two threads, however small."""
+    saved = functional._MIN_FLOPS_PER_BLOCK, os.environ.get("RNNTOOLS_NUM_THREADS")
+    functional._MIN_FLOPS_PER_BLOCK = 0
+    os.environ["RNNTOOLS_NUM_THREADS"] = "2"
+    try:
+        yield
+    finally:
+        functional._MIN_FLOPS_PER_BLOCK = saved[0]
+        if saved[1] is None:
+            del os.environ["RNNTOOLS_NUM_THREADS"]
+        else:
+            os.environ["RNNTOOLS_NUM_THREADS"] = saved[1]
+
+
+def forward(arrays, kwargs, rows):
+    """``rnn_forward`` of the sequences ``rows`` (in that order)."""
+    lengths = None if arrays.lengths is None else arrays.lengths[rows]
+    initial = kwargs["initial_state"]
+    if initial is not None:
+        initial = (
+            tuple(part[:, rows] for part in initial)
+            if isinstance(initial, tuple)
+            else initial[:, rows]
+        )
+    output, final_state, _ = rnn_forward(
+        arrays.x[rows],
+        arrays.params,
+        kwargs["cell"],
+        nonlinearity=kwargs["nonlinearity"],
+        bidirectional=kwargs["bidirectional"],
+        lengths=lengths,
+        initial_state=initial,
+    )
+    return output, state_arrays(kwargs["cell"], final_state)
+
+
+@given(
+    rnn_problems(max_batch=6, max_hidden=20, max_input=8),
+    st.sampled_from([np.float32, np.float64]),
+    st.randoms(use_true_random=False),
+)
+def test_each_sequence_is_bit_identical_alone_in_any_batch_and_thread_count(
+    problem, dtype, random
+):
+    arrays = problem.make_arrays(dtype)
+    kwargs = problem.forward_kwargs(arrays)
+    batch = problem.batch_size
+    everything = np.arange(batch)
+    output, final = forward(arrays, kwargs, everything)
+    shuffled = everything.copy()
+    random.shuffle(shuffled)
+    with several_blocks_on_two_threads():
+        output_shuffled, final_shuffled = forward(arrays, kwargs, shuffled)
+    np.testing.assert_array_equal(output_shuffled, output[shuffled])
+    for got, expected in zip(final_shuffled, final, strict=True):
+        np.testing.assert_array_equal(got, expected[:, shuffled])
+    for row in range(batch):
+        output_alone, final_alone = forward(arrays, kwargs, np.array([row]))
+        np.testing.assert_array_equal(output_alone[0], output[row])
+        for got, expected in zip(final_alone, final, strict=True):
+            np.testing.assert_array_equal(got[:, 0], expected[:, row])
