@@ -1,0 +1,75 @@
+"""``row_invariant_matmul``: every row's bits independent of the batch.
+
+Each ``out[r, j]`` must be the one chain of fused multiply-adds from zero over
+``k`` ascending, whichever register tile computes it: the same bits as the
+plain row-by-row loop, for every ``M`` (every tile shape and remainder), any
+row order, and both dtypes.
+"""
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from rnntools.kernels.row_invariant import _row_by_row, row_invariant_matmul
+
+# (K, N): tile-sized, ragged right edges (partial vectors and single
+# columns), a single column, and an empty depth.
+DEPTHS_AND_WIDTHS = [(32, 128), (64, 256), (33, 77), (5, 200), (1, 17), (0, 40),
+                     (17, 16), (3, 1), (128, 100), (300, 136)]  # fmt: skip
+
+
+def product(kernel, a, b):
+    out = np.full((a.shape[0], b.shape[1]), np.nan, a.dtype)
+    kernel(a, b, out)
+    return out
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(("depth", "width"), DEPTHS_AND_WIDTHS)
+def test_every_row_count_gives_the_row_by_row_bits(dtype, depth, width):
+    rng = np.random.default_rng(depth * 1000 + width)
+    a = rng.standard_normal((40, depth)).astype(dtype)
+    b = rng.standard_normal((depth, width)).astype(dtype)
+    reference = product(_row_by_row, a, b)
+    for rows in [*range(1, 14), 18, 25, 40]:
+        np.testing.assert_array_equal(
+            product(row_invariant_matmul, a[:rows], b), reference[:rows]
+        )
+    # float64 BLAS as a sanity bound on the values themselves: K products of
+    # numbers ~1 carry a rounding error of about K * eps relative.
+    eps = np.finfo(dtype).eps
+    np.testing.assert_allclose(
+        reference, a.astype(np.float64) @ b, rtol=0, atol=10 * max(depth, 1) * eps * 4
+    )
+
+
+@given(
+    st.integers(1, 60),
+    st.integers(1, 40),
+    st.integers(1, 150),
+    st.sampled_from([np.float32, np.float64]),
+    st.randoms(use_true_random=False),
+)
+def test_rows_follow_their_data_in_any_order(rows, depth, width, dtype, random):
+    rng = np.random.default_rng(rows * depth * width)
+    a = rng.standard_normal((rows, depth)).astype(dtype)
+    b = rng.standard_normal((depth, width)).astype(dtype)
+    out = product(row_invariant_matmul, a, b)
+    order = list(range(rows))
+    random.shuffle(order)
+    np.testing.assert_array_equal(
+        product(row_invariant_matmul, a[order], b), out[order]
+    )
+    row = random.randrange(rows)
+    np.testing.assert_array_equal(
+        product(row_invariant_matmul, a[row : row + 1], b)[0], out[row]
+    )
+
+
+def test_special_values_propagate_as_in_the_loop():
+    a = np.array([[np.inf, 1.0], [0.0, -0.0], [np.nan, 2.0], [1e-310, 1.0]])
+    b = np.array([[1.0, -1.0, 0.0], [2.0, 3.0, 1e-310]])
+    np.testing.assert_array_equal(
+        product(row_invariant_matmul, a, b), product(_row_by_row, a, b)
+    )
