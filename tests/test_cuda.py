@@ -408,6 +408,9 @@ TRAINING_SETTINGS = {
         "early_stopping": True,
         "validation_fraction": 0.25,
     },
+    # Dropout runs the layers one rnn_forward at a time, with device-resident
+    # parameters and the same masks (drawn on the host) as on the CPU.
+    "dropout": {"dropout": 0.3, "num_layers": 2, "bidirectional": True},
 }
 
 

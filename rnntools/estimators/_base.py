@@ -19,8 +19,10 @@ more often a transposed or wrong table than a set of longer sequences. Longer
 or shorter sequences are predicted from a 3-D array or a list.
 """
 
+import inspect
 import time
 import warnings
+from dataclasses import dataclass
 from numbers import Integral, Real
 
 import numpy as np
@@ -35,8 +37,15 @@ from sklearn.utils.validation import _check_sample_weight
 from .. import _devices
 from .._json import is_int, is_number, to_json_value
 from .._sequences import check_sequences
-from ..cells import GATES, NONLINEARITIES, expected_shapes, init_params
-from ..functional import rnn_backward, rnn_forward
+from ..cells import (
+    GATES,
+    NONLINEARITIES,
+    direction_suffixes,
+    expected_shapes,
+    init_params,
+    param_names,
+)
+from ..functional import ForwardCache, rnn_backward, rnn_forward
 from ..optim import AdamOptimizer, SGDOptimizer
 
 #: Prefix of the parameter arrays in a model file.
@@ -54,6 +63,32 @@ class _NonFinite(ArithmeticError):
     """The loss or a gradient of a minibatch is NaN or infinite."""
 
 
+def _layer_names(layer, bidirectional):
+    """``(layer-0 name, layer name)`` of every parameter of one layer."""
+    return [
+        pair
+        for suffix in direction_suffixes(bidirectional)
+        for pair in zip(param_names(0, suffix), param_names(layer, suffix), strict=True)
+    ]
+
+
+@dataclass
+class _LayerCaches:
+    """What :meth:`_BaseRNN._network_backward` needs from a network run one
+    layer at a time by :meth:`_BaseRNN._network_forward`."""
+
+    caches: list  # one ForwardCache per layer, parameters under layer-0 names
+    masks: list  # per layer above the first: the dropout mask of its input, or None
+
+    @property
+    def batch(self):
+        return self.caches[-1].batch
+
+    @property
+    def steps(self):
+        return self.caches[-1].steps
+
+
 class _BaseRNN(BaseEstimator):
     """Shared parameters, training loop and prediction of the RNN estimators."""
 
@@ -63,6 +98,7 @@ class _BaseRNN(BaseEstimator):
         "num_layers": [Interval(Integral, 1, None, closed="left")],
         "bidirectional": ["boolean"],
         "nonlinearity": [StrOptions(set(NONLINEARITIES))],
+        "dropout": [Interval(Real, 0, 1, closed="left")],
         "solver": [StrOptions({"adam", "sgd"})],
         "momentum": [Interval(Real, 0, 1, closed="both")],
         "nesterovs_momentum": ["boolean"],
@@ -91,6 +127,7 @@ class _BaseRNN(BaseEstimator):
         bidirectional=False,
         *,
         nonlinearity="tanh",
+        dropout=0.0,
         solver="adam",
         momentum=0.9,
         nesterovs_momentum=True,
@@ -115,6 +152,7 @@ class _BaseRNN(BaseEstimator):
         self.num_layers = num_layers
         self.bidirectional = bidirectional
         self.nonlinearity = nonlinearity
+        self.dropout = dropout
         self.solver = solver
         self.momentum = momentum
         self.nesterovs_momentum = nesterovs_momentum
@@ -170,6 +208,18 @@ class _BaseRNN(BaseEstimator):
     def __sklearn_is_fitted__(self):
         return hasattr(self, "params_")
 
+    def __setstate__(self, state):
+        """Unpickle; a hyperparameter added after the pickle was written
+        (``dropout``, for instance) takes its default value."""
+        defaults = {
+            name: parameter.default
+            for name, parameter in inspect.signature(
+                type(self).__init__
+            ).parameters.items()
+            if parameter.default is not inspect.Parameter.empty
+        }
+        super().__setstate__({**defaults, **state})
+
     # ----------------------------------------------------------------- model
     def _rnn_params(self, params=None):
         params = self.params_ if params is None else params
@@ -194,28 +244,166 @@ class _BaseRNN(BaseEstimator):
         params[_HEAD_BIAS] = np.zeros(n_outputs, dtype=dtype)
         return params
 
-    def _features(self, X, lengths, params):
-        """Run the network; return the head's input and the forward cache."""
-        output, final_state, cache = rnn_forward(
-            X,
-            self._rnn_params(params),
-            self.cell,
-            nonlinearity=self.nonlinearity,
-            bidirectional=self.bidirectional,
-            lengths=lengths,
-            device=self.device,
-        )
-        if self._per_step:
-            return output, cache
-        h_n = final_state[0] if self.cell == "lstm" else final_state
+    def _dropout_mask(self, shape, dtype):
+        """An inverted-dropout mask: 0 with probability ``dropout``, else
+        ``1 / (1 - dropout)``, one draw from the estimator's random stream
+        per element."""
+        keep = 1.0 - self.dropout
+        return ((self._rng.random_sample(shape) < keep) / keep).astype(dtype)
+
+    def _drop(self, values, training):
+        """Inverted dropout of ``values`` while training with ``dropout > 0``.
+
+        Returns
+        -------
+        dropped : ndarray
+            ``values * mask``, or ``values`` itself when no dropout applies
+            (then nothing is drawn from the random stream, so a model with
+            ``dropout=0`` trains exactly as it did before dropout existed).
+        mask : ndarray or None
+            The mask (:meth:`_dropout_mask`), for the backward pass.
+        """
+        if not (training and self.dropout > 0):
+            return values, None
+        mask = self._dropout_mask(values.shape, values.dtype)
+        return values * mask, mask
+
+    def _network_forward(self, x, lengths, params, training, layer_by_layer=False):
+        """Run the recurrent layers, with dropout between them while training.
+
+        Parameters
+        ----------
+        x : ndarray of shape (B, T, I)
+        lengths : int ndarray of shape (B,)
+        params : dict of str to ndarray
+            The model's parameters; the recurrent ones (:meth:`_rnn_params`)
+            are used.
+        training : bool
+            Whether dropout applies.
+        layer_by_layer : bool, default=False
+            Run the layers one at a time even without dropout (the language
+            model does, which keeps its results bit for bit what they were).
+
+        Returns
+        -------
+        output : ndarray of shape (B, T, D*H)
+        final_state : ndarray of shape (L*D, B, H), or tuple (h_n, c_n) for lstm
+        cache : ForwardCache or _LayerCaches
+            Input of :meth:`_network_backward`.
+
+        Notes
+        -----
+        Without dropout the stack is one :func:`rnn_forward` call. With it, as
+        in ``torch.nn.LSTM(dropout=p)``, the input of every layer above the
+        first (the previous layer's output, both directions) is multiplied by
+        its own mask (:meth:`_drop`, one draw per element and step), so each
+        layer is its own :func:`rnn_forward` call; with ``device="cuda"`` the
+        parameters stay on the device and each layer's output and gradient
+        pass through the host, where the mask is applied.
+        """
+        rnn_params = self._rnn_params(params)
+        options = {
+            "nonlinearity": self.nonlinearity,
+            "bidirectional": self.bidirectional,
+            "lengths": lengths,
+            "device": self.device,
+        }
+        if not (layer_by_layer or (training and self.dropout > 0)):
+            return rnn_forward(x, rnn_params, self.cell, **options)
+        caches, masks, finals = [], [], []
+        layer_input = x
+        for layer in range(self.num_layers):
+            if layer > 0:
+                layer_input, mask = self._drop(layer_input, training)
+                masks.append(mask)
+            layer_params = {
+                zero: rnn_params[name]
+                for zero, name in _layer_names(layer, self.bidirectional)
+            }
+            layer_input, final_state, cache = rnn_forward(
+                layer_input, layer_params, self.cell, **options
+            )
+            caches.append(cache)
+            finals.append(final_state)
+        if self.cell == "lstm":
+            final_state = tuple(
+                np.concatenate(parts) for parts in zip(*finals, strict=True)
+            )
+        else:
+            final_state = np.concatenate(finals)
+        return layer_input, final_state, _LayerCaches(caches, masks)
+
+    def _network_backward(self, cache, d_output, d_final_state=None):
+        """Backpropagation through :meth:`_network_forward`.
+
+        Parameters
+        ----------
+        cache : ForwardCache or _LayerCaches
+        d_output : ndarray of shape (B, T, D*H)
+        d_final_state : ndarray of shape (L*D, B, H), or tuple for lstm, optional
+
+        Returns
+        -------
+        grads : dict of str to ndarray
+            Gradients of the recurrent parameters (device arrays where the
+            parameters were device arrays).
+        d_x : ndarray of shape (B, T, I)
+        """
+        if isinstance(cache, ForwardCache):
+            grads, d_x, _ = rnn_backward(cache, d_output, d_final_state)
+            return grads, d_x
         num_dirs = 2 if self.bidirectional else 1
-        last = h_n[(self.num_layers - 1) * num_dirs :]  # (D, B, H)
-        return np.concatenate(list(last), axis=1), cache
+        grads = {}
+        for layer in reversed(range(len(cache.caches))):
+            d_final_layer = None
+            if d_final_state is not None:
+                rows = slice(layer * num_dirs, (layer + 1) * num_dirs)
+                if isinstance(d_final_state, tuple):
+                    d_final_layer = tuple(part[rows] for part in d_final_state)
+                else:
+                    d_final_layer = d_final_state[rows]
+            layer_grads, d_output, _ = rnn_backward(
+                cache.caches[layer], d_output, d_final_layer
+            )
+            for zero, name in _layer_names(layer, self.bidirectional):
+                grads[name] = layer_grads[zero]
+            if layer > 0 and cache.masks[layer - 1] is not None:
+                d_output = d_output * cache.masks[layer - 1]
+        return grads, d_output
+
+    def _features(self, X, lengths, params, training=False):
+        """Run the network; return the head's input and what
+        :meth:`_backward_features` needs.
+
+        The head reads the last layer's output at every step (``_per_step``)
+        or its final hidden state, both directions concatenated. While
+        ``training`` with ``dropout > 0``, dropout applies between the layers
+        and to these features.
+
+        Returns
+        -------
+        features : ndarray of shape (B, D*H), or (B, T, D*H) per step
+        cache : tuple
+            The network's cache and the features' dropout mask (or None).
+        """
+        output, final_state, cache = self._network_forward(X, lengths, params, training)
+        if self._per_step:
+            features = output
+        else:
+            h_n = final_state[0] if self.cell == "lstm" else final_state
+            num_dirs = 2 if self.bidirectional else 1
+            last = h_n[(self.num_layers - 1) * num_dirs :]  # (D, B, H)
+            features = np.concatenate(list(last), axis=1)
+        features, mask = self._drop(features, training)
+        return features, (cache, mask)
 
     def _backward_features(self, cache, d_features):
         """Gradients of the RNN parameters from the gradient of the features."""
+        cache, mask = cache
+        if mask is not None:
+            d_features = d_features * mask
         if self._per_step:
-            grads, _, _ = rnn_backward(cache, d_features)
+            grads, _ = self._network_backward(cache, d_features)
             return grads
         num_dirs = 2 if self.bidirectional else 1
         hidden = self.hidden_size
@@ -231,7 +419,7 @@ class _BaseRNN(BaseEstimator):
         d_output = np.zeros(
             (cache.batch, cache.steps, num_dirs * hidden), dtype=d_features.dtype
         )
-        grads, _, _ = rnn_backward(cache, d_output, d_final)
+        grads, _ = self._network_backward(cache, d_output, d_final)
         return grads
 
     def _head(self, features, params):
@@ -287,7 +475,7 @@ class _BaseRNN(BaseEstimator):
         grads : dict of str to ndarray, or None when ``total_weight`` is 0
         total_weight : float
         """
-        features, cache = self._features(X, lengths, params)
+        features, cache = self._features(X, lengths, params, training=True)
         logits = self._head(features, params)
         loss, d_logits, total_weight = self._head_loss(
             logits, targets, lengths, weights, class_weights
@@ -728,6 +916,7 @@ class _LabelRNN(_BaseRNN):
         bidirectional=False,
         *,
         nonlinearity="tanh",
+        dropout=0.0,
         solver="adam",
         momentum=0.9,
         nesterovs_momentum=True,
@@ -754,6 +943,7 @@ class _LabelRNN(_BaseRNN):
             num_layers=num_layers,
             bidirectional=bidirectional,
             nonlinearity=nonlinearity,
+            dropout=dropout,
             solver=solver,
             momentum=momentum,
             nesterovs_momentum=nesterovs_momentum,

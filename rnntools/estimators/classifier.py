@@ -27,6 +27,15 @@ class RNNClassifier(ClassifierMixin, _LabelRNN):
     bidirectional : bool, default=False
     nonlinearity : {"tanh", "relu"}, default="tanh"
         Activation of the Elman cell; ``"relu"`` needs ``cell="rnn"``.
+    dropout : float in [0, 1), default=0.0
+        Inverted dropout during ``fit`` only: on the input of every recurrent
+        layer above the first (PyTorch's ``nn.LSTM(dropout=...)``) and on the
+        features entering the output layer (the last layer's final hidden
+        state, both directions when bidirectional; for
+        :class:`RNNTagger` its output at every step). Masks are drawn from
+        ``random_state``; ``dropout=0`` draws none. Between layers it runs
+        each layer separately, which with ``device="cuda"`` takes each
+        layer's output through the host.
     solver : {"adam", "sgd"}, default="adam"
     momentum : float, default=0.9
         SGD momentum.
