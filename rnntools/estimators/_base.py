@@ -63,6 +63,16 @@ class _NonFinite(ArithmeticError):
     """The loss or a gradient of a minibatch is NaN or infinite."""
 
 
+def _state_rows(state, layer, num_dirs):
+    """One layer's rows of a state ``(L*D, B, H)`` (or LSTM pair), or None."""
+    if state is None:
+        return None
+    rows = slice(layer * num_dirs, (layer + 1) * num_dirs)
+    if isinstance(state, tuple):
+        return tuple(part[rows] for part in state)
+    return state[rows]
+
+
 def _layer_names(layer, bidirectional):
     """``(layer-0 name, layer name)`` of every parameter of one layer."""
     return [
@@ -79,6 +89,7 @@ class _LayerCaches:
 
     caches: list  # one ForwardCache per layer, parameters under layer-0 names
     masks: list  # per layer above the first: the dropout mask of its input, or None
+    bidirectional: bool
 
     @property
     def batch(self):
@@ -268,7 +279,10 @@ class _BaseRNN(BaseEstimator):
         mask = self._dropout_mask(values.shape, values.dtype)
         return values * mask, mask
 
-    def _network_forward(self, x, lengths, params, training, layer_by_layer=False):
+    def _network_forward(
+        self, x, lengths, params, training, layer_by_layer=False, *,
+        rnn_params=None, bidirectional=None, initial_state=None,
+    ):  # fmt: skip
         """Run the recurrent layers, with dropout between them while training.
 
         Parameters
@@ -277,12 +291,19 @@ class _BaseRNN(BaseEstimator):
         lengths : int ndarray of shape (B,)
         params : dict of str to ndarray
             The model's parameters; the recurrent ones (:meth:`_rnn_params`)
-            are used.
+            are used unless ``rnn_params`` is given.
         training : bool
             Whether dropout applies.
         layer_by_layer : bool, default=False
             Run the layers one at a time even without dropout (the language
             model does, which keeps its results bit for bit what they were).
+        rnn_params : dict of str to ndarray, default=None
+            A network of the model other than :meth:`_rnn_params` (the encoder
+            or the decoder of a translation model), in PyTorch's layout.
+        bidirectional : bool, default=None
+            Whether that network is bidirectional (default: the estimator's).
+        initial_state : ndarray of shape (L*D, B, H), or tuple for lstm
+            Zeros if None.
 
         Returns
         -------
@@ -301,27 +322,38 @@ class _BaseRNN(BaseEstimator):
         parameters stay on the device and each layer's output and gradient
         pass through the host, where the mask is applied.
         """
-        rnn_params = self._rnn_params(params)
+        if rnn_params is None:
+            rnn_params = self._rnn_params(params)
+        if bidirectional is None:
+            bidirectional = self.bidirectional
         options = {
             "nonlinearity": self.nonlinearity,
-            "bidirectional": self.bidirectional,
+            "bidirectional": bidirectional,
             "lengths": lengths,
             "device": self.device,
         }
         if not (layer_by_layer or (training and self.dropout > 0)):
-            return rnn_forward(x, rnn_params, self.cell, **options)
+            return rnn_forward(
+                x, rnn_params, self.cell, initial_state=initial_state, **options
+            )
+        num_dirs = 2 if bidirectional else 1
+        num_layers = len(rnn_params) // (4 * num_dirs)
         caches, masks, finals = [], [], []
         layer_input = x
-        for layer in range(self.num_layers):
+        for layer in range(num_layers):
             if layer > 0:
                 layer_input, mask = self._drop(layer_input, training)
                 masks.append(mask)
             layer_params = {
                 zero: rnn_params[name]
-                for zero, name in _layer_names(layer, self.bidirectional)
+                for zero, name in _layer_names(layer, bidirectional)
             }
             layer_input, final_state, cache = rnn_forward(
-                layer_input, layer_params, self.cell, **options
+                layer_input,
+                layer_params,
+                self.cell,
+                initial_state=_state_rows(initial_state, layer, num_dirs),
+                **options,
             )
             caches.append(cache)
             finals.append(final_state)
@@ -331,7 +363,7 @@ class _BaseRNN(BaseEstimator):
             )
         else:
             final_state = np.concatenate(finals)
-        return layer_input, final_state, _LayerCaches(caches, masks)
+        return layer_input, final_state, _LayerCaches(caches, masks, bidirectional)
 
     def _network_backward(self, cache, d_output, d_final_state=None):
         """Backpropagation through :meth:`_network_forward`.
@@ -348,28 +380,32 @@ class _BaseRNN(BaseEstimator):
             Gradients of the recurrent parameters (device arrays where the
             parameters were device arrays).
         d_x : ndarray of shape (B, T, I)
+        d_initial_state : ndarray of shape (L*D, B, H), or tuple for lstm
         """
         if isinstance(cache, ForwardCache):
-            grads, d_x, _ = rnn_backward(cache, d_output, d_final_state)
-            return grads, d_x
-        num_dirs = 2 if self.bidirectional else 1
+            return rnn_backward(cache, d_output, d_final_state)
+        num_dirs = 2 if cache.bidirectional else 1
         grads = {}
+        d_initial = []
         for layer in reversed(range(len(cache.caches))):
-            d_final_layer = None
-            if d_final_state is not None:
-                rows = slice(layer * num_dirs, (layer + 1) * num_dirs)
-                if isinstance(d_final_state, tuple):
-                    d_final_layer = tuple(part[rows] for part in d_final_state)
-                else:
-                    d_final_layer = d_final_state[rows]
-            layer_grads, d_output, _ = rnn_backward(
-                cache.caches[layer], d_output, d_final_layer
+            layer_grads, d_output, d_layer_initial = rnn_backward(
+                cache.caches[layer],
+                d_output,
+                _state_rows(d_final_state, layer, num_dirs),
             )
-            for zero, name in _layer_names(layer, self.bidirectional):
+            d_initial.append(d_layer_initial)
+            for zero, name in _layer_names(layer, cache.bidirectional):
                 grads[name] = layer_grads[zero]
             if layer > 0 and cache.masks[layer - 1] is not None:
                 d_output = d_output * cache.masks[layer - 1]
-        return grads, d_output
+        d_initial.reverse()
+        if isinstance(d_initial[0], tuple):
+            d_initial_state = tuple(
+                np.concatenate(parts) for parts in zip(*d_initial, strict=True)
+            )
+        else:
+            d_initial_state = np.concatenate(d_initial)
+        return grads, d_output, d_initial_state
 
     def _features(self, X, lengths, params, training=False):
         """Run the network; return the head's input and what
@@ -403,7 +439,7 @@ class _BaseRNN(BaseEstimator):
         if mask is not None:
             d_features = d_features * mask
         if self._per_step:
-            grads, _ = self._network_backward(cache, d_features)
+            grads, _, _ = self._network_backward(cache, d_features)
             return grads
         num_dirs = 2 if self.bidirectional else 1
         hidden = self.hidden_size
@@ -419,7 +455,7 @@ class _BaseRNN(BaseEstimator):
         d_output = np.zeros(
             (cache.batch, cache.steps, num_dirs * hidden), dtype=d_features.dtype
         )
-        grads, _ = self._network_backward(cache, d_output, d_final)
+        grads, _, _ = self._network_backward(cache, d_output, d_final)
         return grads
 
     def _head(self, features, params):

@@ -306,7 +306,7 @@ n_iter_, t_
         )
         if mask is not None:
             d_features = d_features * mask
-        grads, d_embedded = self._network_backward(cache, d_features)
+        grads, d_embedded, _ = self._network_backward(cache, d_features)
         grads[HEAD_WEIGHT] = d_head_weight
         grads[HEAD_BIAS] = d_head_bias
         grads[EMBEDDING] = embedding_backward(X, d_embedded, params[EMBEDDING].shape[0])
