@@ -309,6 +309,8 @@ def torch_loss(torch, estimator, arguments, params, masks):
     """The estimator's loss in PyTorch with the given masks, and the
     parameters (tensors) it was computed from."""
     X, lengths, targets, weights, _ = arguments
+    if isinstance(estimator, RNNLanguageModel):
+        X = X.inputs  # the decoder inputs <bos> t_1 ... t_n
     weights = torch.from_numpy(weights)
     valid = torch.arange(X.shape[1])[None, :] < torch.from_numpy(lengths)[:, None]
     between, feature_mask = masks[:-1], torch.from_numpy(masks[-1])

@@ -338,7 +338,8 @@ TORCH_WEIGHTS = [1.0, 0.0, 2.5, 0.5, 1.5]
 
 def torch_loss_and_grads(torch, cell, num_layers, arguments, params):
     """Loss and gradients of the same model in PyTorch (float64, autograd)."""
-    inputs, lengths, targets, weights, _ = arguments
+    pairs, lengths, targets, weights, _ = arguments
+    inputs = pairs.inputs  # the decoder inputs <bos> t_1 ... t_n
     vocabulary_size, embedding_dim = params["embedding.weight"].shape
     hidden_size = params["head.weight"].shape[1]
     embedding = torch.nn.Embedding(vocabulary_size, embedding_dim).double()

@@ -822,6 +822,64 @@ def stack_step(cell, relu, x, w_ih0_t, w_ih_rest_t, w_hh_t, bias, b_hn,
     return True
 
 
+@njit(**KERNEL_OPTIONS)
+def attention_step(query, decoder_output, memory, memory_lengths, rows, combined,
+                   weights):  # fmt: skip
+    """One decoding step of Luong attention, row by row (batch-invariant).
+
+    For every row ``n`` with source ``r = rows[n]``: scores
+    ``query[n] . memory[r, s]`` over the source's ``memory_lengths[r]``
+    positions, their softmax (0 beyond the length), and
+    ``combined[n] = [sum_s weights[n, s] memory[r, s]; decoder_output[n]]``,
+    the input of the output combination ``tanh(W_c combined)``. Every sum runs
+    in a fixed order within its row.
+
+    Parameters
+    ----------
+    query : ndarray of shape (N, H_mem)
+        ``decoder_output @ weight_a`` ("general"), or the output ("dot").
+    decoder_output : ndarray of shape (N, H)
+    memory : ndarray of shape (R, S, H_mem)
+        Encoder outputs of every source.
+    memory_lengths : int64 ndarray of shape (R,)
+        In ``[1, S]``.
+    rows : int64 ndarray of shape (N,)
+        Source of each row, in ``[0, R)``.
+    combined : ndarray of shape (N, H_mem + H)
+        Out.
+    weights : ndarray of shape (N, S)
+        Out: the attention weights.
+    """
+    zero, _, _ = constants(weights)
+    memory_size = memory.shape[2]
+    for n in range(query.shape[0]):
+        source = memory[rows[n]]
+        length = memory_lengths[rows[n]]
+        scores = weights[n]
+        best = -np.inf
+        for s in range(length):
+            total = zero
+            for k in range(memory_size):
+                total += query[n, k] * source[s, k]
+            scores[s] = total
+            best = max(best, total)
+        norm = zero
+        for s in range(length):
+            scores[s] = np.exp(scores[s] - best)
+            norm += scores[s]
+        for s in range(length):
+            scores[s] /= norm
+        for s in range(length, scores.shape[0]):
+            scores[s] = 0
+        context = combined[n, :memory_size]
+        for k in range(memory_size):
+            context[k] = 0
+        for s in range(length):
+            for k in range(memory_size):
+                context[k] += scores[s] * source[s, k]
+        _copy(combined[n, memory_size:], decoder_output[n])
+
+
 # --------------------------------------------------------------- embeddings
 
 
