@@ -13,9 +13,11 @@ from .functional import rnn_backward, rnn_forward
 
 # Public name -> the module that defines it, imported on first access.
 _LAZY = {
+    "RNNCaptioner": ".estimators",
     "RNNClassifier": ".estimators",
     "RNNLanguageModel": ".estimators",
     "RNNRegressor": ".estimators",
+    "RNNSeq2Seq": ".estimators",
     "RNNTagger": ".estimators",
     "SequenceScaler": ".preprocessing",
     "load_model": ".io",
@@ -23,9 +25,11 @@ _LAZY = {
 }
 
 __all__ = [
+    "RNNCaptioner",
     "RNNClassifier",
     "RNNLanguageModel",
     "RNNRegressor",
+    "RNNSeq2Seq",
     "RNNTagger",
     "SequenceScaler",
     "init_params",

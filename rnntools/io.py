@@ -22,14 +22,28 @@ import secrets
 import numpy as np
 
 from ._json import from_json_value, to_json_value
-from .estimators import RNNClassifier, RNNLanguageModel, RNNRegressor, RNNTagger
+from .estimators import (
+    RNNCaptioner,
+    RNNClassifier,
+    RNNLanguageModel,
+    RNNRegressor,
+    RNNSeq2Seq,
+    RNNTagger,
+)
 
 FORMAT_NAME = "rnntools-model"
 FORMAT_VERSION = 1
 
 _CLASSES = {
     cls.__name__: cls
-    for cls in (RNNClassifier, RNNRegressor, RNNTagger, RNNLanguageModel)
+    for cls in (
+        RNNClassifier,
+        RNNRegressor,
+        RNNTagger,
+        RNNLanguageModel,
+        RNNSeq2Seq,
+        RNNCaptioner,
+    )
 }
 _META = "__meta__"
 # The keys of the JSON document that belong to the format; the estimator's

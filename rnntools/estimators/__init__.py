@@ -2,12 +2,22 @@
 :mod:`rnntools.estimators._base`.
 
 Sequence readers: :class:`RNNClassifier`, :class:`RNNRegressor`,
-:class:`RNNTagger`. Sequence writer: :class:`RNNLanguageModel`.
+:class:`RNNTagger`. Sequence writers: :class:`RNNLanguageModel`, :class:`RNNSeq2Seq`,
+:class:`RNNCaptioner`.
 """
 
+from .captioner import RNNCaptioner
 from .classifier import RNNClassifier
 from .language_model import RNNLanguageModel
 from .regressor import RNNRegressor
+from .seq2seq import RNNSeq2Seq
 from .tagger import RNNTagger
 
-__all__ = ["RNNClassifier", "RNNLanguageModel", "RNNRegressor", "RNNTagger"]
+__all__ = [
+    "RNNCaptioner",
+    "RNNClassifier",
+    "RNNLanguageModel",
+    "RNNRegressor",
+    "RNNSeq2Seq",
+    "RNNTagger",
+]

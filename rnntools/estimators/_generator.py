@@ -148,8 +148,15 @@ def bridge_forward(inputs, weight, bias, num_layers):
     Returns
     -------
     state : ndarray of shape (L, B, H)
+        ``state[l, b]`` is the ``l``-th block of ``H`` outputs of row ``b``.
     """
-    out = np.tanh(linear_forward(inputs, weight, bias))
+    out = np.empty((len(inputs), len(bias)), dtype=inputs.dtype)
+    # Row-invariant: a sequence's decoding starts from the same bits alone
+    # and in any batch.
+    row_invariant_matmul(
+        np.ascontiguousarray(inputs), np.ascontiguousarray(weight.T), out
+    )
+    out = np.tanh(out + bias)
     return np.ascontiguousarray(
         out.reshape(len(inputs), num_layers, -1).transpose(1, 0, 2)
     )
@@ -338,7 +345,9 @@ class _GeneratorRNN(_BaseRNN):
         """How ``pairs`` condition the decoder: a :class:`_Condition`."""
         return _Condition()
 
-    def _condition_backward(self, condition, d_initial_state, d_memory, d_merge):
+    def _condition_backward(
+        self, condition, params, d_initial_state, d_memory, d_merge
+    ):
         """Gradients of the conditioning's parameters (a dict)."""
         return {}
 
@@ -446,7 +455,9 @@ class _GeneratorRNN(_BaseRNN):
         )
         grads[HEAD_WEIGHT] = d_head_weight
         grads[HEAD_BIAS] = d_head_bias
-        grads.update(self._condition_backward(condition, d_initial, d_memory, d_merge))
+        grads.update(
+            self._condition_backward(condition, params, d_initial, d_memory, d_merge)
+        )
         return loss, grads, total_weight
 
     def _log_likelihood(self, pairs, targets, lengths, weights):
@@ -770,6 +781,8 @@ class _GeneratorRNN(_BaseRNN):
     def _to_model_file(self):
         arrays, document = super()._to_model_file()
         for attribute, prefix in self._VOCABULARIES.items():
+            if not hasattr(self, attribute):  # a source of features: none
+                continue
             vocabulary_arrays, meta = getattr(self, attribute).to_arrays()
             document[prefix.rstrip("/")] = meta
             for key, value in vocabulary_arrays.items():
@@ -778,6 +791,8 @@ class _GeneratorRNN(_BaseRNN):
 
     def _from_model_file(self, arrays, document):
         for attribute, prefix in self._VOCABULARIES.items():
+            if attribute != "vocabulary_" and prefix.rstrip("/") not in document:
+                continue
             vocabulary = Vocabulary.from_arrays(
                 {
                     name[len(prefix) :]: value
@@ -804,3 +819,102 @@ class _GeneratorRNN(_BaseRNN):
 def state_where(mask, new, old):
     """Rows of ``new`` where ``mask`` (shape ``(1, B, 1)``), else ``old``."""
     return _map_state(functools.partial(np.where, mask), new, old)
+
+
+class _ConditionedGenerator(_GeneratorRNN):
+    """Base of the estimators that write ``y`` given ``X`` (translation,
+    captioning): fitting on pairs, BLEU scoring, decoding from ``<bos>``."""
+
+    _FITTED_SCALARS = {
+        **_BaseRNN._FITTED_SCALARS,
+        "_text_output": lambda v: isinstance(v, bool),
+    }
+
+    def _check_condition(self, X, first_call):
+        """Validate the inputs ``X``.
+
+        Returns
+        -------
+        condition : ndarray
+            Per row (see :class:`_Pairs`), in the compute dtype if float.
+        condition_lengths : int64 ndarray of shape (n,) or None
+        attributes : dict
+            Fitted attributes to set on a first call.
+        """
+        raise NotImplementedError
+
+    def _fit_conditioned(self, X, y, sample_weight, incremental):
+        first_call = self._check_fit_call(incremental)
+        if y is None:
+            raise ValueError(
+                f"{type(self).__name__} requires y to be passed, but the target y "
+                "is None."
+            )
+        # Validate everything before changing any attribute.
+        condition, condition_lengths, attributes = self._check_condition(X, first_call)
+        vocabulary = self._new_vocabulary(y) if first_call else self.vocabulary_
+        inputs, targets, lengths = self._encode_targets(
+            y, vocabulary, allow_empty=False
+        )
+        if len(inputs) != len(condition):
+            raise ValueError(
+                f"X has {len(condition)} inputs but y has {len(inputs)} sequences."
+            )
+        if first_call:
+            attributes["_text_output"] = all(isinstance(item, str) for item in y)
+            for key, value in attributes.items():
+                setattr(self, key, value)
+        self._start_fit(first_call, incremental, vocabulary)
+        pairs = _Pairs(inputs, condition, condition_lengths)
+        return self._fit_pairs(pairs, targets, lengths, sample_weight, incremental)
+
+    def score(self, X, y, sample_weight=None):
+        """Corpus BLEU (0-100) of ``predict(X)`` against the references ``y``.
+
+        sacrebleu's corpus BLEU (:func:`rnntools.metrics.corpus_bleu`) over
+        the tokens: characters for ``str`` targets, the tokens themselves
+        otherwise. ``y[i]`` may be one reference or a list of references.
+
+        Parameters
+        ----------
+        X : inputs (see ``fit``)
+        y : list of token sequences
+        sample_weight : None
+            BLEU is a corpus statistic: weights are not supported.
+
+        Returns
+        -------
+        score : float
+        """
+        from ..metrics import corpus_bleu
+
+        if sample_weight is not None:
+            raise ValueError(
+                "score is corpus BLEU, which does not weigh sentences: pass "
+                "sample_weight=None."
+            )
+        predictions = self.predict(X)
+
+        def tokens(sequence):
+            return list(sequence) if isinstance(sequence, str) else sequence
+
+        references = [
+            [tokens(option) for option in reference]
+            if isinstance(reference, list)
+            and reference
+            and not isinstance(reference[0], (str, int, np.integer))
+            else tokens(reference)
+            for reference in y
+        ]
+        return corpus_bleu(references, [tokens(p) for p in predictions])
+
+    def _start(self, X, prepared):
+        check_is_fitted(self)
+        condition, condition_lengths, _ = self._check_condition(X, first_call=False)
+        rows = len(condition)
+        pairs = _Pairs(np.zeros((rows, 1), np.int64), condition, condition_lengths)
+        start = self._condition_forward(pairs, self.params_, training=False)
+        if start.initial_state is None:
+            start.initial_state = self._zero_state(rows)
+        first = np.full(rows, Vocabulary.BOS, dtype=np.int64)
+        return start, first, [self._text_output] * rows
