@@ -167,6 +167,7 @@ class ForwardCache:
     backend: _Backend = _CPU
     kernel_params: dict = None  # ``params`` where the kernels run
     resident: bool = False  # params were device arrays: so are the gradients
+    saving: bool = True  # activations kept for backward (False: inference)
     blocks: list = field(default_factory=list)  # [_BlockCache]
 
 
@@ -446,6 +447,7 @@ def rnn_forward(
     lengths=None,
     initial_state=None,
     device="cpu",
+    return_cache=True,
 ):
     """Run a stacked (bidirectional) RNN, LSTM or GRU over a batch.
 
@@ -480,6 +482,10 @@ def rnn_forward(
         on the GPU (needs numba-cuda and a driver) and still takes and returns
         NumPy arrays; the cache then holds device buffers, and
         :func:`rnn_backward` runs on the GPU too.
+    return_cache : bool, default=True
+        False is inference: nothing is kept for :func:`rnn_backward` (the
+        kernels save no activations, so memory is the inputs, one layer's
+        gates and the outputs), and ``cache`` is None. On the CPU.
 
     Returns
     -------
@@ -488,8 +494,8 @@ def rnn_forward(
     final_state : ndarray of shape (L*D, B, H), or tuple (h_n, c_n) for lstm
         State at each sequence's own last step, ordered as PyTorch orders it
         (index ``layer * D + direction``).
-    cache : ForwardCache
-        Input of :func:`rnn_backward`.
+    cache : ForwardCache or None
+        Input of :func:`rnn_backward`; None with ``return_cache=False``.
 
     Raises
     ------
@@ -554,6 +560,7 @@ def rnn_forward(
             else {key: backend.to_device(value) for key, value in params.items()}
         ),
         resident=resident,
+        saving=bool(return_cache) or backend is not _CPU,
     )
     flops = _flops_per_step(cell, input_size, hidden_size, num_layers, bidirectional)
     # One GPU block holds the whole batch; CPU blocks go to threads.
@@ -576,9 +583,13 @@ def rnn_forward(
 
     with kernel_threads():
         cache.blocks = parallel_map(run_block, block_rows)
+    final_state = tuple(final) if cell == "lstm" else final[0]
+    if not return_cache:
+        for block in cache.blocks:
+            backend.release(block.buffers)
+        return output, final_state, None
     for block in cache.blocks:
         weakref.finalize(cache, backend.release, block.buffers)
-    final_state = tuple(final) if cell == "lstm" else final[0]
     return output, final_state, cache
 
 
@@ -666,8 +677,10 @@ def _forward_direction(cache, block, layer, suffix, layer_input, state, out):
     reverse = suffix == "_reverse"
     out_col = hidden if reverse else 0
     gates = block.empty((steps, batch, width), dtype)
+    # What backward reads, one step long in inference (nothing is read).
+    saved = steps if cache.saving else 1
     # Read by the weight-gradient GEMM at padded rows too: must be finite.
-    h_prev = block.padded((steps, batch, hidden), dtype)
+    h_prev = block.padded((saved, batch, hidden), dtype)
     bias = backend.copy(b_ih)
     if cache.cell == "gru":  # b_hn stays inside the reset product
         backend.add_into(bias[: 2 * hidden], b_hh[: 2 * hidden])
@@ -676,8 +689,8 @@ def _forward_direction(cache, block, layer, suffix, layer_input, state, out):
     kernels.input_projection(layer_input, w_ih, bias, gates)
     common = (block.kernel_lengths, block.batch_sizes, reverse)
     if cache.cell == "lstm":
-        c_prev = block.empty((steps, batch, hidden), dtype)
-        tanh_c = block.empty((steps, batch, hidden), dtype)
+        c_prev = block.empty((saved, batch, hidden), dtype)
+        tanh_c = block.empty((saved, batch, hidden), dtype)
         kernels.lstm_forward_layer(
             w_hh, *common, state[0], state[1], out, out_col,
             gates, h_prev, c_prev, tanh_c,
@@ -685,7 +698,7 @@ def _forward_direction(cache, block, layer, suffix, layer_input, state, out):
         extra = (c_prev, tanh_c)
     elif cache.cell == "gru":
         b_hn = b_hh[2 * hidden :]
-        hn = block.empty((steps, batch, hidden), dtype)
+        hn = block.empty((saved, batch, hidden), dtype)
         kernels.gru_forward_layer(
             w_hh, b_hn, *common, state[0], out, out_col, gates, h_prev, hn,
         )  # fmt: skip

@@ -81,3 +81,25 @@ def test_each_sequence_is_bit_identical_alone_in_any_batch_and_thread_count(
         np.testing.assert_array_equal(output_alone[0], output[row])
         for got, expected in zip(final_alone, final, strict=True):
             np.testing.assert_array_equal(got[:, 0], expected[:, row])
+
+
+@given(
+    rnn_problems(max_batch=4, max_hidden=8), st.sampled_from([np.float32, np.float64])
+)
+def test_inference_mode_gives_the_same_bits_and_no_cache(problem, dtype):
+    """``return_cache=False`` saves no activations (one-step scratch buffers)
+    but computes exactly what the training forward computes."""
+    arrays = problem.make_arrays(dtype)
+    kwargs = problem.forward_kwargs(arrays)
+    output, final_state, cache = rnn_forward(arrays.x, arrays.params, **kwargs)
+    output_inference, final_inference, no_cache = rnn_forward(
+        arrays.x, arrays.params, **kwargs, return_cache=False
+    )
+    assert no_cache is None and cache is not None
+    np.testing.assert_array_equal(output_inference, output)
+    for got, expected in zip(
+        state_arrays(problem.cell, final_inference),
+        state_arrays(problem.cell, final_state),
+        strict=True,
+    ):
+        np.testing.assert_array_equal(got, expected)

@@ -293,7 +293,9 @@ class _BaseRNN(BaseEstimator):
             The model's parameters; the recurrent ones (:meth:`_rnn_params`)
             are used unless ``rnn_params`` is given.
         training : bool
-            Whether dropout applies.
+            Whether dropout applies and a backward pass follows (otherwise
+            :func:`rnn_forward` keeps no activations and ``cache`` is of no
+            use).
         layer_by_layer : bool, default=False
             Run the layers one at a time even without dropout (the language
             model does, which keeps its results bit for bit what they were).
@@ -331,6 +333,7 @@ class _BaseRNN(BaseEstimator):
             "bidirectional": bidirectional,
             "lengths": lengths,
             "device": self.device,
+            "return_cache": training,  # prediction keeps no activations
         }
         if not (layer_by_layer or (training and self.dropout > 0)):
             return rnn_forward(

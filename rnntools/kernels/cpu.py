@@ -70,6 +70,13 @@ def _split3(row, hidden):
 
 
 @njit(**KERNEL_OPTIONS)
+def _saved(t, buffer):
+    """Where step ``t`` is saved in a ``(T, B, H)`` buffer for backward: ``t``,
+    or 0 in a one-step buffer (inference: nothing is kept but the last)."""
+    return min(t, buffer.shape[0] - 1)
+
+
+@njit(**KERNEL_OPTIONS)
 def _step_time(s, b, lengths, reverse):
     return lengths[b] - 1 - s if reverse else s
 
@@ -126,8 +133,8 @@ def _lstm_forward_step(
         t = _step_time(s, b, lengths, reverse)
         if not uniform:
             _copy(gates[t, b], step_gates[b])
-        _copy(h_prev[t, b], h[b])
-        _copy(c_prev[t, b], c[b])
+        _copy(h_prev[_saved(t, h_prev), b], h[b])
+        _copy(c_prev[_saved(t, c_prev), b], c[b])
         i_gate, f_gate, g_gate, _ = _split4(step_gates[b], hidden)
         c_row = c[b]
         for j in range(hidden):
@@ -136,7 +143,7 @@ def _lstm_forward_step(
     tanh(c[:active].reshape(active * hidden), cell_tanh.reshape(active * hidden), work)
     for b in range(active):
         t = _step_time(s, b, lengths, reverse)
-        _copy(tanh_c[t, b], cell_tanh[b])
+        _copy(tanh_c[_saved(t, tanh_c), b], cell_tanh[b])
         o_gate = step_gates[b, 3 * hidden :]
         tc = cell_tanh[b]
         h_row = h[b]
@@ -170,8 +177,9 @@ def lstm_forward_layer(
         In: the input projection (:func:`input_projection` with
         ``bias_ih + bias_hh``). Out: gate activations ``i, f, g, o``.
     h_prev, c_prev : ndarray of shape (T, B, H)
-        Out: the state each step started from (saved for backward).
-    tanh_c : ndarray of shape (T, B, H)
+        Out: the state each step started from (saved for backward). Of shape
+        ``(1, B, H)`` in inference, when nothing needs saving.
+    tanh_c : ndarray of shape (T, B, H) or (1, B, H)
         Out: ``tanh(c_t)`` (saved for backward).
     """
     steps, batch, width = gates.shape
@@ -281,7 +289,7 @@ def _gru_forward_step(
     sigmoid(pre.reshape(active * width), act.reshape(active * width), work)
     for b in range(active):
         t = _step_time(s, b, lengths, reverse)
-        hn_t = hn[t, b]
+        hn_t = hn[_saved(t, hn), b]
         projected_n = gates[t, b, 2 * hidden :]
         recurrent_n = pre[b, 2 * hidden :]
         r_gate = act[b, :hidden]
@@ -295,7 +303,7 @@ def _gru_forward_step(
         row = gates[t, b]
         _copy(row[: 2 * hidden], act[b, : 2 * hidden])
         _copy(row[2 * hidden :], new_gate[b])
-        _copy(h_prev[t, b], h[b])
+        _copy(h_prev[_saved(t, h_prev), b], h[b])
         z_gate = act[b, hidden : 2 * hidden]
         n_gate = new_gate[b]
         h_row = h[b]
@@ -325,9 +333,9 @@ def gru_forward_layer(
     gates : ndarray of shape (T, B, 3H)
         In: the input projection with ``bias_ih`` plus the ``r`` and ``z``
         blocks of ``bias_hh``. Out: activations ``r, z, n``.
-    h_prev : ndarray of shape (T, B, H)
-        Out: the state each step started from.
-    hn : ndarray of shape (T, B, H)
+    h_prev : ndarray of shape (T, B, H) or (1, B, H)
+        Out: the state each step started from (one step only in inference).
+    hn : ndarray of shape (T, B, H) or (1, B, H)
         Out: ``h W_hn + b_hn``.
     """
     steps, batch, width = gates.shape
@@ -447,7 +455,7 @@ def _rnn_forward_step(
     for b in range(active):
         t = _step_time(s, b, lengths, reverse)
         _copy(gates[t, b], act[b])
-        _copy(h_prev[t, b], h[b])
+        _copy(h_prev[_saved(t, h_prev), b], h[b])
         _copy(h[b], act[b])
         _copy(out[t, b, out_col : out_col + hidden], act[b])
 
@@ -470,8 +478,8 @@ def rnn_forward_layer(
     gates : ndarray of shape (T, B, H)
         In: the input projection with ``bias_ih + bias_hh``. Out: the new
         states ``h'`` (saved for backward).
-    h_prev : ndarray of shape (T, B, H)
-        Out: the state each step started from.
+    h_prev : ndarray of shape (T, B, H) or (1, B, H)
+        Out: the state each step started from (one step only in inference).
     """
     steps, batch, hidden = gates.shape
     pre = np.empty((batch, hidden), dtype=gates.dtype)
