@@ -39,8 +39,9 @@ What it does, in order:
    ``load_state_dict``, and checks rnntools against torch once: the output
    and final state (forward) and every gradient (backward) must agree to
    1e-3, relative to ``max(1, max|torch value|)``. Then, for "fwd" (torch
-   under ``torch.no_grad()``; rnntools' forward always keeps what backward
-   needs, its API having no inference mode) and "fwd+bwd" (forward with
+   under ``torch.no_grad()``; rnntools' forward keeping what backward
+   needs), "infer" (the same torch call; rnntools with ``return_cache=False``,
+   what ``predict`` runs) and "fwd+bwd" (forward with
    autograd, ``x`` included, then the backward of ``sum(output * g)``), it
    runs both libraries twice to warm up and times them in alternation: each
    sample is the mean of enough calls to last 20 ms, and the table shows the
@@ -482,12 +483,18 @@ def run_shape(cell, shape, args, context):
     def ours_forward():
         return rnn_forward(x, weights, cell, bidirectional=args.bidirectional)
 
+    def ours_inference():
+        return rnn_forward(
+            x, weights, cell, bidirectional=args.bidirectional, return_cache=False
+        )
+
     def ours_forward_backward():
         _, _, cache = ours_forward()
         return rnn_backward(cache, d_output)
 
     modes = {
         "fwd": (ours_forward, lambda: torch_forward(module, x)),
+        "infer": (ours_inference, lambda: torch_forward(module, x)),
         "fwd+bwd": (
             ours_forward_backward,
             lambda: torch_forward_backward(module, x, d_output),
@@ -516,7 +523,7 @@ def run_shape(cell, shape, args, context):
                 samples=samples,
                 flops=flops,
                 peak=peak,
-                error=errors[mode],
+                error=errors["fwd" if mode == "infer" else mode],
                 load=(load_high, load_note),
             )
         )
