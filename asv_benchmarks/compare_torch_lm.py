@@ -145,7 +145,7 @@ def main():
     model.partial_fit(train)  # compiles; builds the vocabulary
     net = torch_language_model(model)
     optimizer = torch.optim.Adam(net.parameters(), lr=model.learning_rate_init)
-    inputs, targets, _ = model._encode(train)
+    inputs, targets, _ = model._encode_targets(train, model.vocabulary_)
     inputs_t, targets_t = torch.from_numpy(inputs), torch.from_numpy(targets)
     rows = []
     samples = interleaved_samples(

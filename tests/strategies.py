@@ -435,3 +435,161 @@ def estimator_problems(
         zero_weight_index=draw(st.integers(0, len(lengths) - 1)),
         seed=draw(st.integers(0, 2**32 - 1)),
     )
+
+
+@dataclass(frozen=True)
+class Seq2SeqProblem:
+    """A small training problem of :class:`~rnntools.RNNSeq2Seq`
+    (``tests/test_seq2seq.py``).
+
+    Attributes
+    ----------
+    cell : {"rnn", "lstm", "gru"}
+    num_layers : int
+        Of the encoder and of the decoder.
+    hidden_size, embedding_dim : int
+    bidirectional_encoder : bool
+    attention : {"general", "dot"} or None
+        ``"dot"`` only with a unidirectional encoder.
+    n_features : int
+        ``F`` of float-array sources; 0 for token sources (``str``).
+    source_lengths, target_lengths : tuple of int
+        One per pair; ragged: the first source is the longest, the second
+        shorter.
+    n_letters : int
+        Size of the alphabet the sources and targets are drawn from.
+    alpha : float
+        L2 penalty, 0 or positive.
+    zero_weight_index : int
+        The pair whose sample weight is 0 (the others are random, > 0).
+    seed : int
+    """
+
+    cell: str
+    num_layers: int
+    hidden_size: int
+    embedding_dim: int
+    bidirectional_encoder: bool
+    attention: str | None
+    n_features: int
+    source_lengths: tuple[int, ...]
+    target_lengths: tuple[int, ...]
+    n_letters: int
+    alpha: float
+    zero_weight_index: int
+    seed: int
+
+
+def _ragged_lengths(draw, count, longest):
+    """``count`` lengths in ``[1, longest]``: the first is ``longest``, the
+    second shorter."""
+    others = draw(
+        st.lists(st.integers(1, longest), min_size=count - 2, max_size=count - 2)
+    )
+    return (longest, draw(st.integers(1, longest - 1)), *others)
+
+
+def _penalty(draw):
+    return draw(st.one_of(st.just(0.0), st.floats(0.01, 10.0)))
+
+
+@st.composite
+def seq2seq_problems(
+    draw, *, max_layers=2, max_hidden=3, max_features=3, max_batch=4, max_seq_len=4
+):
+    """Small, ragged, weighted translation problems for gradient checks.
+
+    Parameters
+    ----------
+    max_layers, max_hidden, max_features : int
+        Upper bounds of ``num_layers``, ``hidden_size`` (and
+        ``embedding_dim``), ``n_features``.
+    max_batch, max_seq_len : int
+        Upper bounds of the number of pairs (at least 2) and of the source and
+        target lengths (the longest source is at least 2).
+
+    Returns
+    -------
+    SearchStrategy of Seq2SeqProblem
+    """
+    batch = draw(st.integers(2, max_batch))
+    bidirectional = draw(st.booleans())
+    attentions = ["general", None] if bidirectional else ["general", "dot", None]
+    return Seq2SeqProblem(
+        cell=draw(st.sampled_from(CELLS)),
+        num_layers=draw(st.integers(1, max_layers)),
+        hidden_size=draw(st.integers(1, max_hidden)),
+        embedding_dim=draw(st.integers(1, max_hidden)),
+        bidirectional_encoder=bidirectional,
+        attention=draw(st.sampled_from(attentions)),
+        n_features=draw(st.sampled_from([0, *range(1, max_features + 1)])),
+        source_lengths=_ragged_lengths(draw, batch, draw(st.integers(2, max_seq_len))),
+        target_lengths=tuple(
+            draw(st.lists(st.integers(1, max_seq_len), min_size=batch, max_size=batch))
+        ),
+        n_letters=draw(st.integers(2, 3)),
+        alpha=_penalty(draw),
+        zero_weight_index=draw(st.integers(0, batch - 1)),
+        seed=draw(st.integers(0, 2**32 - 1)),
+    )
+
+
+@dataclass(frozen=True)
+class CaptionerProblem:
+    """A small training problem of :class:`~rnntools.RNNCaptioner`
+    (``tests/test_captioner.py``).
+
+    Attributes
+    ----------
+    cell : {"rnn", "lstm", "gru"}
+    num_layers, hidden_size, embedding_dim : int
+    conditioning : {"init", "merge"}
+    n_features : int
+        ``F`` of the feature vectors.
+    target_lengths : tuple of int
+        One caption per row; ragged: the first is the longest, the second
+        shorter.
+    n_letters : int
+        Size of the captions' alphabet.
+    alpha : float
+    zero_weight_index : int
+    seed : int
+    """
+
+    cell: str
+    num_layers: int
+    hidden_size: int
+    embedding_dim: int
+    conditioning: str
+    n_features: int
+    target_lengths: tuple[int, ...]
+    n_letters: int
+    alpha: float
+    zero_weight_index: int
+    seed: int
+
+
+@st.composite
+def captioner_problems(
+    draw, *, max_layers=2, max_hidden=3, max_features=4, max_batch=4, max_seq_len=4
+):
+    """Small, ragged, weighted captioning problems for gradient checks.
+
+    Returns
+    -------
+    SearchStrategy of CaptionerProblem
+    """
+    batch = draw(st.integers(2, max_batch))
+    return CaptionerProblem(
+        cell=draw(st.sampled_from(CELLS)),
+        num_layers=draw(st.integers(1, max_layers)),
+        hidden_size=draw(st.integers(1, max_hidden)),
+        embedding_dim=draw(st.integers(1, max_hidden)),
+        conditioning=draw(st.sampled_from(["init", "merge"])),
+        n_features=draw(st.integers(1, max_features)),
+        target_lengths=_ragged_lengths(draw, batch, draw(st.integers(2, max_seq_len))),
+        n_letters=draw(st.integers(2, 3)),
+        alpha=_penalty(draw),
+        zero_weight_index=draw(st.integers(0, batch - 1)),
+        seed=draw(st.integers(0, 2**32 - 1)),
+    )

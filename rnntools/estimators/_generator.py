@@ -211,10 +211,14 @@ class _GeneratorRNN(_BaseRNN):
             )
         return not hasattr(self, "params_") or not (self.warm_start or incremental)
 
-    def _new_vocabulary(self, sequences):
-        return Vocabulary(
+    def _new_vocabulary(self, sequences, name):
+        """A vocabulary fitted on ``sequences``; bad tokens are reported
+        under ``name`` ("X" or "y")."""
+        vocabulary = Vocabulary(
             min_frequency=self.min_frequency, max_size=self.max_vocabulary_size
-        ).fit(sequences)
+        )
+        vocabulary.check_sequences(sequences, name=name)
+        return vocabulary.fit(sequences)
 
     # ----------------------------------------------------------------- data
     @staticmethod
@@ -624,7 +628,8 @@ class _GeneratorRNN(_BaseRNN):
         X : list
             Inputs (see ``fit``).
         beam_width : int, default=None
-            The constructor's ``beam_width`` if None; 1 is greedy search.
+            The constructor's ``beam_width`` if None (1 when sampling); 1 is
+            greedy search.
         n_best : int, default=1
             Outputs returned per input (at most ``beam_width``).
         max_length : int, default=None
@@ -661,12 +666,13 @@ class _GeneratorRNN(_BaseRNN):
             Only with ``return_attention=True``.
         """
         check_is_fitted(self)
-        beam_width = self.beam_width if beam_width is None else beam_width
+        sampling = not (temperature is None and top_k is None and top_p is None)
+        if beam_width is None:
+            beam_width = 1 if sampling else self.beam_width
         max_length = self.max_length if max_length is None else max_length
         alpha = self.length_penalty if length_penalty is None else length_penalty
         check_scalar(beam_width, "beam_width", Integral, min_val=1)
         check_scalar(n_best, "n_best", Integral, min_val=1)
-        sampling = not (temperature is None and top_k is None and top_p is None)
         if sampling and (beam_width != 1 or n_best != 1):
             raise ValueError(
                 "Sampling (temperature, top_k or top_p) draws one sequence per "
@@ -852,7 +858,7 @@ class _ConditionedGenerator(_GeneratorRNN):
             )
         # Validate everything before changing any attribute.
         condition, condition_lengths, attributes = self._check_condition(X, first_call)
-        vocabulary = self._new_vocabulary(y) if first_call else self.vocabulary_
+        vocabulary = self._new_vocabulary(y, "y") if first_call else self.vocabulary_
         inputs, targets, lengths = self._encode_targets(
             y, vocabulary, allow_empty=False
         )
@@ -863,7 +869,10 @@ class _ConditionedGenerator(_GeneratorRNN):
         if first_call:
             attributes["_text_output"] = all(isinstance(item, str) for item in y)
             for key, value in attributes.items():
-                setattr(self, key, value)
+                if value is None:  # absent for this input (a refit may drop it)
+                    self.__dict__.pop(key, None)
+                else:
+                    setattr(self, key, value)
         self._start_fit(first_call, incremental, vocabulary)
         pairs = _Pairs(inputs, condition, condition_lengths)
         return self._fit_pairs(pairs, targets, lengths, sample_weight, incremental)
@@ -898,11 +907,17 @@ class _ConditionedGenerator(_GeneratorRNN):
         def tokens(sequence):
             return list(sequence) if isinstance(sequence, str) else sequence
 
+        def several(reference):
+            """Whether ``reference`` lists several references."""
+            if not isinstance(reference, (list, tuple)) or not reference:
+                return False
+            if self._text_output:  # a str is one reference
+                return True
+            return isinstance(reference[0], (list, tuple, np.ndarray))
+
         references = [
             [tokens(option) for option in reference]
-            if isinstance(reference, list)
-            and reference
-            and not isinstance(reference[0], (str, int, np.integer))
+            if several(reference)
             else tokens(reference)
             for reference in y
         ]

@@ -152,7 +152,7 @@ n_iter_, t_
     def _fit_tokens(self, X, sample_weight, incremental):
         first_call = self._check_fit_call(incremental)
         # Validate everything before changing any attribute.
-        vocabulary = self._new_vocabulary(X) if first_call else self.vocabulary_
+        vocabulary = self._new_vocabulary(X, "X") if first_call else self.vocabulary_
         inputs, targets, lengths = self._encode_targets(
             X, vocabulary, allow_empty=False, name="X"
         )

@@ -221,14 +221,14 @@ n_iter_, t_
                 X, n_features=None if first_call else self.n_features_in_,
                 estimator=self,
             )  # fmt: skip
-            attributes = {"_source_features": True, "n_features_in_": padded.shape[2]}
+            attributes = {
+                "_source_features": True,
+                "n_features_in_": padded.shape[2],
+                "source_vocabulary_": None,  # none: dropped by a refit
+            }
             return padded.astype(dtype, copy=False), lengths, attributes
         vocabulary = (
-            Vocabulary(
-                min_frequency=self.min_frequency, max_size=self.max_vocabulary_size
-            ).fit(X)
-            if first_call
-            else self.source_vocabulary_
+            self._new_vocabulary(X, "X") if first_call else self.source_vocabulary_
         )
         ids = vocabulary.encode(vocabulary.check_sequences(X, name="X"))
         for index, sequence in enumerate(ids):
