@@ -1069,11 +1069,34 @@ def rnn_step(x_t, state, prepared):
     with np.errstate(over="ignore"):  # checked finite in the kernel
         x_t = np.ascontiguousarray(x_t, dtype=dtype)
     new_parts = [np.empty(state_shape, dtype=dtype) for _ in parts]
-    finite = cpu.stack_step(
-        _CELL_CODES[cell], prepared.relu, x_t, prepared.w_ih0_t,
-        prepared.w_ih_rest_t, prepared.w_hh_t, prepared.bias, prepared.b_hn,
-        prepared.tanh_columns, parts[0], parts[-1], new_parts[0], new_parts[-1],
-    )  # fmt: skip
+
+    def run_rows(rows):
+        """The step of rows ``rows`` (a slice): into ``new_parts`` in place
+        when they are all the rows, else through copies of their block."""
+        whole = rows == slice(0, batch)
+        block = parts if whole else [np.ascontiguousarray(p[:, rows]) for p in parts]
+        out = new_parts if whole else [np.empty_like(p) for p in block]
+        finite = cpu.stack_step(
+            _CELL_CODES[cell], prepared.relu, x_t[rows], prepared.w_ih0_t,
+            prepared.w_ih_rest_t, prepared.w_hh_t, prepared.bias, prepared.b_hn,
+            prepared.tanh_columns, block[0], block[-1], out[0], out[-1],
+        )  # fmt: skip
+        if not whole:
+            for full, part in zip(new_parts, out, strict=True):
+                full[:, rows] = part
+        return finite
+
+    # Large batches (beams) in blocks of rows on several threads: rows are
+    # independent and row-invariant, so the bits do not change.
+    flops = _flops_per_step(
+        cell, prepared.input_size, prepared.hidden_size, prepared.num_layers, False
+    )
+    blocks = _split_batch(np.ones(batch, dtype=np.int64), flops, num_threads())
+    if len(blocks) == 1:
+        finite = run_rows(slice(0, batch))
+    else:
+        with kernel_threads():
+            finite = all(parallel_map(run_rows, blocks))
     if not finite:
         _check_finite(x_t, "x_t")
         raise ValueError("state contains NaN or infinity.")
