@@ -50,6 +50,14 @@ def check_sequences(
     lengths : int64 ndarray of shape (n,)
     """
     name = type(estimator).__name__ if estimator is not None else "the model"
+    if _is_dask_key(X):
+        raise ValueError(
+            f"X is {X!r}, the key of a Dask task, not data. dask-ml's "
+            "Incremental (dask_ml._partial.fit) addresses the blocks of an "
+            "array of more than 2 dimensions with a key one index short "
+            "(dask/dask-ml#972). Pass rnntools.dask.sequence_blocks(X) to "
+            "Incremental instead of the 3-D array."
+        )
     if is_sequence_list(X):
         padded, lengths = _pad_sequence_list(X, dtype, estimator)
     else:
@@ -69,6 +77,16 @@ def check_sequences(
             f"with {n_features} features per step."
         )
     return padded, lengths
+
+
+def _is_dask_key(X):
+    """Whether ``X`` looks like a Dask block key ``("name", i, j, ...)``."""
+    return (
+        isinstance(X, tuple)
+        and len(X) >= 2
+        and isinstance(X[0], str)
+        and all(isinstance(index, int) for index in X[1:])
+    )
 
 
 def _pad_sequence_list(X, dtype, estimator):
