@@ -663,6 +663,29 @@ def _time_major_on(backend, batch_first, lengths, buffers):
     return array
 
 
+#: In inference, the input projection is computed this many bytes of gates at
+#: a time (a span of steps), not for all ``T`` steps at once: memory then
+#: holds the inputs and outputs, not ``G*H`` numbers per step and sequence.
+INFERENCE_SPAN_BYTES = 16 * 2**20
+
+
+def _time_spans(cache, block, steps, bytes_per_step, reverse):
+    """Spans ``(first, last)`` of steps (in processing order) whose inputs are
+    projected and run together: all ``T`` steps in one span when training
+    (backward reads the whole projection), several in inference on the CPU
+    (forwards, or backwards in a block without padding, where a span of steps
+    is a span of times)."""
+    spans_allowed = (
+        not cache.saving
+        and cache.backend is _CPU
+        and (not reverse or block.lengths.min() == steps)
+    )
+    if not spans_allowed:
+        return [(0, steps)]
+    span = max(1, min(steps, INFERENCE_SPAN_BYTES // max(1, bytes_per_step)))
+    return [(first, min(steps, first + span)) for first in range(0, steps, span)]
+
+
 def _forward_direction(cache, block, layer, suffix, layer_input, state, out):
     """Run one layer and direction; ``state`` is updated to the final state."""
     backend = cache.backend
@@ -676,7 +699,8 @@ def _forward_direction(cache, block, layer, suffix, layer_input, state, out):
     dtype = cache.dtype
     reverse = suffix == "_reverse"
     out_col = hidden if reverse else 0
-    gates = block.empty((steps, batch, width), dtype)
+    spans = _time_spans(cache, block, steps, batch * width * dtype.itemsize, reverse)
+    gates = block.empty((spans[0][1] - spans[0][0], batch, width), dtype)
     # What backward reads, one step long in inference (nothing is read).
     saved = steps if cache.saving else 1
     # Read by the weight-gradient GEMM at padded rows too: must be finite.
@@ -686,28 +710,48 @@ def _forward_direction(cache, block, layer, suffix, layer_input, state, out):
         backend.add_into(bias[: 2 * hidden], b_hh[: 2 * hidden])
     else:
         backend.add_into(bias, b_hh)
-    kernels.input_projection(layer_input, w_ih, bias, gates)
-    common = (block.kernel_lengths, block.batch_sizes, reverse)
     if cache.cell == "lstm":
         c_prev = block.empty((saved, batch, hidden), dtype)
         tanh_c = block.empty((saved, batch, hidden), dtype)
-        kernels.lstm_forward_layer(
-            w_hh, *common, state[0], state[1], out, out_col,
-            gates, h_prev, c_prev, tanh_c,
-        )  # fmt: skip
         extra = (c_prev, tanh_c)
     elif cache.cell == "gru":
         b_hn = b_hh[2 * hidden :]
         hn = block.empty((saved, batch, hidden), dtype)
-        kernels.gru_forward_layer(
-            w_hh, b_hn, *common, state[0], out, out_col, gates, h_prev, hn,
-        )  # fmt: skip
         extra = (hn,)
     else:
-        kernels.rnn_forward_layer(
-            w_hh, cache.relu, *common, state[0], out, out_col, gates, h_prev,
-        )  # fmt: skip
         extra = ()
+    for first, last in spans:
+        span = last - first
+        if len(spans) == 1:
+            times = slice(0, steps)
+            common = (block.kernel_lengths, block.batch_sizes, reverse)
+        else:  # inference: forwards, or backwards with no padding in the block
+            times = (
+                slice(steps - last, steps - first) if reverse else slice(first, last)
+            )
+            common = (
+                np.full(batch, span, dtype=np.int64),
+                block.batch_sizes[first:last],
+                reverse,
+            )
+        span_gates = gates[:span]
+        span_out = out[times]
+        kernels.input_projection(layer_input[times], w_ih, bias, span_gates)
+        if cache.cell == "lstm":
+            kernels.lstm_forward_layer(
+                w_hh, *common, state[0], state[1], span_out, out_col,
+                span_gates, h_prev, c_prev, tanh_c,
+            )  # fmt: skip
+        elif cache.cell == "gru":
+            kernels.gru_forward_layer(
+                w_hh, b_hn, *common, state[0], span_out, out_col, span_gates,
+                h_prev, hn,
+            )  # fmt: skip
+        else:
+            kernels.rnn_forward_layer(
+                w_hh, cache.relu, *common, state[0], span_out, out_col,
+                span_gates, h_prev,
+            )  # fmt: skip
     return _DirectionCache(gates, h_prev, extra)
 
 

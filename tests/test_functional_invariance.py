@@ -92,14 +92,24 @@ def test_inference_mode_gives_the_same_bits_and_no_cache(problem, dtype):
     arrays = problem.make_arrays(dtype)
     kwargs = problem.forward_kwargs(arrays)
     output, final_state, cache = rnn_forward(arrays.x, arrays.params, **kwargs)
-    output_inference, final_inference, no_cache = rnn_forward(
-        arrays.x, arrays.params, **kwargs, return_cache=False
-    )
-    assert no_cache is None and cache is not None
-    np.testing.assert_array_equal(output_inference, output)
-    for got, expected in zip(
-        state_arrays(problem.cell, final_inference),
-        state_arrays(problem.cell, final_state),
-        strict=True,
-    ):
-        np.testing.assert_array_equal(got, expected)
+    assert cache is not None
+    row_bytes = problem.batch_size * problem.hidden_size * 4 * arrays.x.itemsize
+    # One span of all steps, then spans of one and two steps (the projection
+    # computed a few steps at a time, as for long sequences).
+    for span_bytes in (functional.INFERENCE_SPAN_BYTES, 1, 2 * row_bytes):
+        saved = functional.INFERENCE_SPAN_BYTES
+        functional.INFERENCE_SPAN_BYTES = span_bytes
+        try:
+            output_inference, final_inference, no_cache = rnn_forward(
+                arrays.x, arrays.params, **kwargs, return_cache=False
+            )
+        finally:
+            functional.INFERENCE_SPAN_BYTES = saved
+        assert no_cache is None
+        np.testing.assert_array_equal(output_inference, output)
+        for got, expected in zip(
+            state_arrays(problem.cell, final_inference),
+            state_arrays(problem.cell, final_state),
+            strict=True,
+        ):
+            np.testing.assert_array_equal(got, expected)
