@@ -32,7 +32,7 @@ from .cells import (
     expected_shapes,
     param_names,
 )
-from .kernels import cpu
+from .kernels import activations, cpu
 
 _LAYER_KEY = re.compile(
     r"^(weight_ih|weight_hh|bias_ih|bias_hh)_l(0|[1-9]\d*)(_reverse)?$"
@@ -1113,6 +1113,9 @@ def rnn_step(x_t, state, prepared):
     with np.errstate(over="ignore"):  # checked finite in the kernel
         x_t = np.ascontiguousarray(x_t, dtype=dtype)
     new_parts = [np.empty(state_shape, dtype=dtype) for _ in parts]
+    hidden = prepared.hidden_size
+    width = GATES[cell] * hidden
+    work_length = activations.work_size(width)
 
     def run_rows(rows):
         """The step of rows ``rows`` (a slice): into ``new_parts`` in place
@@ -1120,11 +1123,16 @@ def rnn_step(x_t, state, prepared):
         whole = rows == slice(0, batch)
         block = parts if whole else [np.ascontiguousarray(p[:, rows]) for p in parts]
         out = new_parts if whole else [np.empty_like(p) for p in block]
+        rows_x = x_t[rows]
+        scratch = POOL.empty((len(rows_x), 3 * width + hidden), dtype)
+        work = POOL.empty((work_length,), dtype)
         finite = cpu.stack_step(
-            _CELL_CODES[cell], prepared.relu, x_t[rows], prepared.w_ih0_t,
+            _CELL_CODES[cell], prepared.relu, rows_x, prepared.w_ih0_t,
             prepared.w_ih_rest_t, prepared.w_hh_t, prepared.bias, prepared.b_hn,
             prepared.tanh_columns, block[0], block[-1], out[0], out[-1],
+            scratch, work,
         )  # fmt: skip
+        POOL.release([scratch, work])
         if not whole:
             for full, part in zip(new_parts, out, strict=True):
                 full[:, rows] = part

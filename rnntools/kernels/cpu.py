@@ -765,7 +765,7 @@ def _finite(array):
 
 @njit(**KERNEL_OPTIONS)
 def stack_step(cell, relu, x, w_ih0_t, w_ih_rest_t, w_hh_t, bias, b_hn,
-               tanh_columns, h, c, h_out, c_out):  # fmt: skip
+               tanh_columns, h, c, h_out, c_out, scratch, work):  # fmt: skip
     """One timestep of a unidirectional stack of ``L`` layers, in one call.
 
     Parameters
@@ -791,6 +791,11 @@ def stack_step(cell, relu, x, w_ih0_t, w_ih_rest_t, w_hh_t, bias, b_hn,
         The state (``c`` is read by the LSTM only); read only.
     h_out, c_out : ndarray of shape (L, B, H)
         Out: the next state (``c_out`` written by the LSTM only).
+    scratch : ndarray of shape (B, 3 * G*H + H)
+        Scratch (from the caller's pool: fresh pages cost more than the step
+        at large batches).
+    work : ndarray of shape (>= work_size(G*H),)
+        Scratch.
 
     Returns
     -------
@@ -803,11 +808,12 @@ def stack_step(cell, relu, x, w_ih0_t, w_ih_rest_t, w_hh_t, bias, b_hn,
     batch = x.shape[0]
     hidden = h.shape[2]
     width = w_hh_t.shape[2]
-    gates = np.empty((batch, width), dtype=h.dtype)
-    pre = np.empty((batch, width), dtype=h.dtype)
-    work = np.empty(work_size(width), dtype=h.dtype)
-    activated = np.empty((batch, width), dtype=h.dtype)
-    candidate = np.empty((batch, hidden), dtype=h.dtype)
+    flat = scratch.reshape(batch * scratch.shape[1])
+    size = batch * width
+    gates = flat[:size].reshape(batch, width)
+    pre = flat[size : 2 * size].reshape(batch, width)
+    activated = flat[2 * size : 3 * size].reshape(batch, width)
+    candidate = flat[3 * size : 3 * size + batch * hidden].reshape(batch, hidden)
     layer_input = x
     for layer in range(h.shape[0]):
         w_ih_t = w_ih0_t if layer == 0 else w_ih_rest_t[layer - 1]
