@@ -262,3 +262,32 @@ def test_tagger_readonly_memmap_input(tmp_path):
     tagger = RNNTagger(hidden_size=4, max_iter=2, random_state=0)
     assert tagger.fit(X, y) is tagger
     assert tagger.predict(X).shape == (6, 5)
+
+
+# The same checks in float32 with 64 hidden units, where a batch-dependent
+# kernel once made check_methods_subset_invariance and
+# check_methods_sample_order_invariance fail now and then (results that
+# differed by 1e-7 with the batch); every row's result is now bit-identical
+# whatever the batch. The sample-weight equivalence check compares a
+# repeated sample with a weight of 2 to rtol=1e-7, below float32 rounding
+# once training has amplified it (see _CHECK_CONFIG), so it is expected to
+# fail here.
+_FLOAT32_CONFIG = dict(hidden_size=64, batch_size=256, dtype="float32", random_state=0)
+FLOAT32_EXPECTED_FAILED_CHECKS = {
+    **EXPECTED_FAILED_CHECKS,
+    "check_sample_weight_equivalence_on_dense_data": (
+        "float32 rounding of two summation orders exceeds the check's rtol=1e-7"
+    ),
+}
+
+
+@parametrize_with_checks(
+    [
+        RNNClassifier(max_iter=30, learning_rate_init=0.01, **_FLOAT32_CONFIG),
+        RNNRegressor(max_iter=60, learning_rate_init=0.01, **_FLOAT32_CONFIG),
+    ],
+    expected_failed_checks=lambda estimator: FLOAT32_EXPECTED_FAILED_CHECKS,
+    xfail_strict=True,
+)
+def test_sklearn_estimator_checks_float32(estimator, check):
+    check(estimator)

@@ -10,6 +10,7 @@ import contextlib
 import os
 
 import numpy as np
+import pytest
 from helpers import state_arrays
 from hypothesis import given
 from hypothesis import strategies as st
@@ -113,3 +114,35 @@ def test_inference_mode_gives_the_same_bits_and_no_cache(problem, dtype):
             strict=True,
         ):
             np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize(
+    "estimator_class", ["RNNClassifier", "RNNRegressor", "RNNTagger"]
+)
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_estimator_predictions_do_not_depend_on_the_batch(estimator_class, dtype):
+    """``predict(X)[i]`` is the same bits as ``predict(X[i:i+1])[0]`` (the
+    network and the output layer are row-invariant), for ragged lists."""
+    import warnings
+
+    import rnntools
+
+    rng = np.random.default_rng(0)
+    X = [rng.standard_normal((rng.integers(2, 9), 3)) for _ in range(12)]
+    if estimator_class == "RNNTagger":
+        y = [rng.integers(0, 3, len(sequence)) for sequence in X]
+    elif estimator_class == "RNNRegressor":
+        y = rng.standard_normal((12, 2))
+    else:
+        y = rng.integers(0, 3, 12)
+    model = getattr(rnntools, estimator_class)(
+        hidden_size=64, num_layers=2, bidirectional=True, max_iter=2,
+        dtype=dtype, random_state=0,
+    )  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.fit(X, y)
+    method = model.predict if estimator_class == "RNNRegressor" else model.predict_proba
+    together = method(X)
+    for i in range(len(X)):
+        np.testing.assert_array_equal(method(X[i : i + 1])[0], together[i])

@@ -46,6 +46,7 @@ from ..cells import (
     param_names,
 )
 from ..functional import ForwardCache, rnn_backward, rnn_forward
+from ..kernels.row_invariant import row_invariant_matmul
 from ..optim import AdamOptimizer, SGDOptimizer
 
 #: Prefix of the parameter arrays in a model file.
@@ -462,7 +463,17 @@ class _BaseRNN(BaseEstimator):
         return grads
 
     def _head(self, features, params):
-        return features @ params[_HEAD_WEIGHT].T + params[_HEAD_BIAS]
+        """The output layer, ``features @ head.weight.T + head.bias``.
+
+        Row-invariant (every row by the same operations, whatever the batch),
+        so that ``predict(X)[i]`` is the same bits as ``predict(X[i:i+1])``.
+        """
+        weight = params[_HEAD_WEIGHT]
+        flat = np.ascontiguousarray(features.reshape(-1, features.shape[-1]))
+        out = np.empty((len(flat), weight.shape[0]), dtype=flat.dtype)
+        row_invariant_matmul(flat, np.ascontiguousarray(weight.T, flat.dtype), out)
+        out += params[_HEAD_BIAS]
+        return out.reshape(*features.shape[:-1], weight.shape[0])
 
     def _loss_and_grads(self, X, lengths, targets, weights, class_weights, params):
         """Loss, gradients and summed weight of one minibatch: the seam
