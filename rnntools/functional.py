@@ -946,6 +946,10 @@ class PreparedStep:
     bias: np.ndarray  # (L, G*H): bias_ih + bias_hh (gru: not the n block)
     b_hn: np.ndarray  # (L, H): the gru's n block of bias_hh (zeros otherwise)
     tanh_columns: np.ndarray  # (G*H,): lstm: 1 for sigmoid, 2 for the g gate
+    cell_code: int  # the kernels' code of ``cell``
+    flops_per_row: int  # forward flops of one row and step
+    scratch_width: int  # numbers of scratch per row (gates, pre, activated, n)
+    work_length: int  # the activations' work buffer
 
 
 _CELL_CODES = {"rnn": cpu.RNN_CELL, "lstm": cpu.LSTM_CELL, "gru": cpu.GRU_CELL}
@@ -1041,7 +1045,43 @@ def prepare_step(params, cell, *, nonlinearity="tanh", dtype=None):
         bias=bias,
         b_hn=b_hn,
         tanh_columns=tanh_columns,
+        cell_code=_CELL_CODES[cell],
+        flops_per_row=_flops_per_step(cell, input_size, hidden, num_layers, False),
+        scratch_width=3 * width + hidden,
+        work_length=activations.work_size(width),
     )
+
+
+#: Scratch of a step below this many numbers comes from ``np.empty`` (cheap
+#: at that size); above, from the buffer pool (fresh pages cost 3x the step
+#: itself at 500 rows of an LSTM with H = 128).
+_POOLED_SCRATCH = 32768
+
+
+def _step_rows(prepared, x_t, parts, new_parts, rows):
+    """One step of the rows ``rows`` (a slice) of the batch, into
+    ``new_parts``: in place for the whole batch, else through copies of the
+    block (a thread's share). Returns whether the inputs were finite."""
+    whole = rows == slice(0, x_t.shape[0])
+    block = parts if whole else [np.ascontiguousarray(p[:, rows]) for p in parts]
+    out = new_parts if whole else [np.empty_like(p) for p in block]
+    rows_x = x_t[rows]
+    shape = (rows_x.shape[0], prepared.scratch_width)
+    pooled = shape[0] * shape[1] > _POOLED_SCRATCH
+    new = POOL.empty if pooled else np.empty
+    scratch = new(shape, prepared.dtype)
+    work = new((prepared.work_length,), prepared.dtype)
+    finite = cpu.stack_step(
+        prepared.cell_code, prepared.relu, rows_x, prepared.w_ih0_t,
+        prepared.w_ih_rest_t, prepared.w_hh_t, prepared.bias, prepared.b_hn,
+        prepared.tanh_columns, block[0], block[-1], out[0], out[-1], scratch, work,
+    )  # fmt: skip
+    if pooled:
+        POOL.release([scratch, work])
+    if not whole:
+        for full, part in zip(new_parts, out, strict=True):
+            full[:, rows] = part
+    return finite
 
 
 def _is_exact(state, cell, shape, dtype):
@@ -1113,42 +1153,21 @@ def rnn_step(x_t, state, prepared):
     with np.errstate(over="ignore"):  # checked finite in the kernel
         x_t = np.ascontiguousarray(x_t, dtype=dtype)
     new_parts = [np.empty(state_shape, dtype=dtype) for _ in parts]
-    hidden = prepared.hidden_size
-    width = GATES[cell] * hidden
-    work_length = activations.work_size(width)
-
-    def run_rows(rows):
-        """The step of rows ``rows`` (a slice): into ``new_parts`` in place
-        when they are all the rows, else through copies of their block."""
-        whole = rows == slice(0, batch)
-        block = parts if whole else [np.ascontiguousarray(p[:, rows]) for p in parts]
-        out = new_parts if whole else [np.empty_like(p) for p in block]
-        rows_x = x_t[rows]
-        scratch = POOL.empty((len(rows_x), 3 * width + hidden), dtype)
-        work = POOL.empty((work_length,), dtype)
-        finite = cpu.stack_step(
-            _CELL_CODES[cell], prepared.relu, rows_x, prepared.w_ih0_t,
-            prepared.w_ih_rest_t, prepared.w_hh_t, prepared.bias, prepared.b_hn,
-            prepared.tanh_columns, block[0], block[-1], out[0], out[-1],
-            scratch, work,
-        )  # fmt: skip
-        POOL.release([scratch, work])
-        if not whole:
-            for full, part in zip(new_parts, out, strict=True):
-                full[:, rows] = part
-        return finite
-
     # Large batches (beams) in blocks of rows on several threads: rows are
     # independent and row-invariant, so the bits do not change.
-    flops = _flops_per_step(
-        cell, prepared.input_size, prepared.hidden_size, prepared.num_layers, False
-    )
-    blocks = _split_batch(np.ones(batch, dtype=np.int64), flops, num_threads())
-    if len(blocks) == 1:
-        finite = run_rows(slice(0, batch))
+    if batch * prepared.flops_per_row < 2 * _MIN_FLOPS_PER_BLOCK:
+        finite = _step_rows(prepared, x_t, parts, new_parts, slice(0, batch))
     else:
+        blocks = _split_batch(
+            np.ones(batch, dtype=np.int64), prepared.flops_per_row, num_threads()
+        )
         with kernel_threads():
-            finite = all(parallel_map(run_rows, blocks))
+            finite = all(
+                parallel_map(
+                    lambda rows: _step_rows(prepared, x_t, parts, new_parts, rows),
+                    blocks,
+                )
+            )
     if not finite:
         _check_finite(x_t, "x_t")
         raise ValueError("state contains NaN or infinity.")
