@@ -15,6 +15,7 @@ kernels run); only the inputs and the results cross the bus.
 
 import itertools
 import re
+import threading
 import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -1052,10 +1053,21 @@ def prepare_step(params, cell, *, nonlinearity="tanh", dtype=None):
     )
 
 
-#: Scratch of a step below this many numbers comes from ``np.empty`` (cheap
-#: at that size); above, from the buffer pool (fresh pages cost 3x the step
-#: itself at 500 rows of an LSTM with H = 128).
-_POOLED_SCRATCH = 32768
+_step_scratch = threading.local()
+
+
+def _thread_scratch(size, dtype):
+    """A 1-D scratch buffer of at least ``size`` numbers, this thread's own,
+    kept between steps: fresh pages for a step's scratch cost 3x the step at
+    500 rows (an LSTM, H = 128), and the buffer pool's lookup costs more than
+    the step at batch 1."""
+    buffers = getattr(_step_scratch, "buffers", None)
+    if buffers is None:
+        buffers = _step_scratch.buffers = {}
+    buffer = buffers.get(dtype)
+    if buffer is None or buffer.size < size:
+        buffer = buffers[dtype] = np.empty(size, dtype=dtype)
+    return buffer
 
 
 def _step_rows(prepared, x_t, parts, new_parts, rows):
@@ -1066,18 +1078,15 @@ def _step_rows(prepared, x_t, parts, new_parts, rows):
     block = parts if whole else [np.ascontiguousarray(p[:, rows]) for p in parts]
     out = new_parts if whole else [np.empty_like(p) for p in block]
     rows_x = x_t[rows]
-    shape = (rows_x.shape[0], prepared.scratch_width)
-    pooled = shape[0] * shape[1] > _POOLED_SCRATCH
-    new = POOL.empty if pooled else np.empty
-    scratch = new(shape, prepared.dtype)
-    work = new((prepared.work_length,), prepared.dtype)
+    size = rows_x.shape[0] * prepared.scratch_width
+    buffer = _thread_scratch(size + prepared.work_length, prepared.dtype)
+    scratch = buffer[:size].reshape(rows_x.shape[0], prepared.scratch_width)
+    work = buffer[size : size + prepared.work_length]
     finite = cpu.stack_step(
         prepared.cell_code, prepared.relu, rows_x, prepared.w_ih0_t,
         prepared.w_ih_rest_t, prepared.w_hh_t, prepared.bias, prepared.b_hn,
         prepared.tanh_columns, block[0], block[-1], out[0], out[-1], scratch, work,
     )  # fmt: skip
-    if pooled:
-        POOL.release([scratch, work])
     if not whole:
         for full, part in zip(new_parts, out, strict=True):
             full[:, rows] = part
