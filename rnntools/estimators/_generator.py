@@ -395,7 +395,8 @@ class _GeneratorRNN(_BaseRNN):
             )
             output = np.concatenate([output, merged], axis=2)
         features, mask = self._drop(output, training)
-        return features, (embedded, network_cache, attention_cache, mask), weights
+        merged = condition.merge is not None
+        return features, (network_cache, attention_cache, mask, merged), weights
 
     def _decoder_backward(self, inputs, params, cache, d_features):
         """Backward of :meth:`_decoder_forward`.
@@ -406,12 +407,12 @@ class _GeneratorRNN(_BaseRNN):
         d_initial_state, d_memory, d_merge
             Gradients of the conditioning (None where it has none).
         """
-        _, network_cache, attention_cache, mask = cache
+        network_cache, attention_cache, mask, merged = cache
         if mask is not None:
             d_features = d_features * mask
         d_merge = d_memory = None
-        hidden = self.hidden_size
-        if d_features.shape[2] > hidden and self._attention_score is None:
+        if merged:  # the merge vector joined every step's features
+            hidden = self.hidden_size
             d_merge = d_features[:, :, hidden:].sum(axis=1)
             d_features = d_features[:, :, :hidden]
         grads = {}
