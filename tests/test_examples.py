@@ -10,13 +10,18 @@ import pytest
 EXAMPLES = sorted((Path(__file__).resolve().parents[1] / "examples").glob("*.py"))
 
 
-HAS_MATPLOTLIB = importlib.util.find_spec("matplotlib") is not None
+#: Modules of the ``examples`` extra: an example that imports one is skipped
+#: where it is not installed.
+OPTIONAL = ("matplotlib", "babel")
 
 
 @pytest.mark.parametrize("script", EXAMPLES, ids=[path.stem for path in EXAMPLES])
 def test_example_runs(script, tmp_path):
-    if "import matplotlib" in script.read_text() and not HAS_MATPLOTLIB:
-        pytest.skip("matplotlib is not installed (the examples extra)")
+    source = script.read_text()
+    for module in OPTIONAL:
+        imported = f"import {module}" in source or f"from {module}" in source
+        if imported and importlib.util.find_spec(module) is None:
+            pytest.skip(f"{module} is not installed (the examples extra)")
     result = subprocess.run(
         [sys.executable, str(script), "--quick"],
         capture_output=True,

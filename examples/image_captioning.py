@@ -21,7 +21,8 @@ training image), by held-out corpus BLEU over words, exact match, and how
 often each part of the caption is right, and show a few test images with
 their captions.
 
-Run: ``python examples/captioning.py [--quick]`` (writes ``captioning.png``)
+Run: ``python examples/image_captioning.py [--quick]`` (writes
+``image_captioning.png``)
 """
 
 import argparse
@@ -185,5 +186,5 @@ for ax, position, i in zip(axes.flat, range(len(shown)), shown, strict=True):
     ]
     ax.set_title("\n".join(lines), fontsize=8, loc="left")
 fig.tight_layout()
-fig.savefig("captioning.png", dpi=100)
-print("wrote captioning.png")
+fig.savefig("image_captioning.png", dpi=100)
+print("wrote image_captioning.png")
