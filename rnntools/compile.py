@@ -67,7 +67,8 @@ def compile_kernels(dtypes=("float32", "float64")):
         memory = np.ones((2, 3, 4), dtype=dtype)
         query = np.ones((2, 4), dtype=dtype)
         cpu.attention_step(
-            query, query, memory, np.array([3, 1]), np.array([1, 0]),
+            query, query, memory, np.ascontiguousarray(memory.transpose(0, 2, 1)),
+            np.array([3, 1]), np.array([1, 0]),
             np.empty((2, 8), dtype=dtype), np.empty((2, 3), dtype=dtype),
         )  # fmt: skip
     return time.perf_counter() - start

@@ -18,6 +18,7 @@ the arrays the loop slices.
 """
 
 import functools
+import itertools
 from dataclasses import dataclass
 from numbers import Integral, Real
 
@@ -111,6 +112,7 @@ class _Condition:
     initial_state: object = None  # (L, B, H), an LSTM pair, or None (zeros)
     memory: np.ndarray | None = None  # (B, S, H_mem) to attend to
     memory_lengths: np.ndarray | None = None  # (B,)
+    memory_t: np.ndarray | None = None  # (B, H_mem, S): set for decoding
     merge: np.ndarray | None = None  # (B, H) joined to the output layer's input
     cache: object = None  # what _condition_backward needs
 
@@ -545,8 +547,13 @@ class _GeneratorRNN(_BaseRNN):
             prepared["attention_c_t"] = np.ascontiguousarray(params[ATTENTION_C].T)
         return prepared
 
-    def _step_log_proba(self, tokens, state, prepared, start, weights_out=None):
+    def _step_log_proba(
+        self, tokens, state, prepared, start, weights_out=None, forbidden=None
+    ):  # fmt: skip
         """``(log P(next | tokens, state), new state)`` for every row.
+
+        With ``forbidden`` (token ids), the distribution is the model's
+        renormalised over the other tokens (what decoding samples from).
 
         ``state`` is ``(recurrent state, rows)``: ``rows`` index the
         per-sequence conditioning in ``start`` (memory, merge vector), so
@@ -570,8 +577,9 @@ class _GeneratorRNN(_BaseRNN):
             combined = np.empty((len(tokens), memory.shape[2] + output.shape[1]), dtype)
             weights = np.empty((len(tokens), memory.shape[1]), dtype)
             cpu.attention_step(
-                query, output, memory, start.memory_lengths, rows, combined, weights
-            )
+                query, output, memory, start.memory_t, start.memory_lengths, rows,
+                combined, weights,
+            )  # fmt: skip
             if weights_out is not None:
                 weights_out.append(weights)
             attentional = np.empty_like(output)
@@ -582,6 +590,8 @@ class _GeneratorRNN(_BaseRNN):
         logits = np.empty((len(tokens), prepared["head_weight_t"].shape[1]), dtype)
         row_invariant_matmul(output, prepared["head_weight_t"], logits)
         logits += prepared["head_bias"]
+        if forbidden is not None:
+            logits[:, forbidden] = -np.inf
         return log_softmax(logits), (recurrent, rows)
 
     def _start(self, X, prepared):
@@ -691,9 +701,9 @@ class _GeneratorRNN(_BaseRNN):
         forbidden = np.array([Vocabulary.PAD, Vocabulary.BOS])
 
         def step(tokens, state):
-            log_proba, state = self._step_log_proba(tokens, state, prepared, start)
-            log_proba[:, forbidden] = -np.inf
-            return log_softmax(log_proba), state
+            return self._step_log_proba(
+                tokens, state, prepared, start, forbidden=forbidden
+            )
 
         common = {"eos_id": Vocabulary.EOS, "max_length": max_length}
         if beam_width > 1 or n_best > 1:
@@ -730,15 +740,15 @@ class _GeneratorRNN(_BaseRNN):
                 step, state, first, min_length=min_length, **common
             )
         if n_best > 1:
-            outputs = [
-                [self._detokenize(tokens, text) for tokens in options]
-                for options, text in zip(sequences, as_text, strict=True)
-            ]
+            flat = self._detokenize(
+                [tokens for options in sequences for tokens in options],
+                [text for options, text in zip(sequences, as_text, strict=True)
+                 for _ in options],
+            )  # fmt: skip
+            counts = np.cumsum([0] + [len(options) for options in sequences])
+            outputs = [flat[start:end] for start, end in itertools.pairwise(counts)]
         else:
-            outputs = [
-                self._detokenize(tokens, text)
-                for tokens, text in zip(sequences, as_text, strict=True)
-            ]
+            outputs = self._detokenize(sequences, as_text)
         result = [outputs]
         if return_scores:
             result.append(scores)
@@ -772,9 +782,14 @@ class _GeneratorRNN(_BaseRNN):
             )
         return attention
 
-    def _detokenize(self, ids, as_text):
-        tokens = self.vocabulary_.decode_one(ids)
-        return "".join(tokens) if as_text else tokens
+    def _detokenize(self, sequences, as_text):
+        """Token lists of the id arrays ``sequences`` (one vocabulary call),
+        joined into a ``str`` where ``as_text``."""
+        decoded = self.vocabulary_.decode(sequences) if sequences else []
+        return [
+            "".join(tokens) if text else tokens
+            for tokens, text in zip(decoded, as_text, strict=True)
+        ]
 
     def predict(self, X):
         """Greedy (or, with ``beam_width > 1``, beam-search) output for every
@@ -930,6 +945,9 @@ class _ConditionedGenerator(_GeneratorRNN):
         rows = len(condition)
         pairs = _Pairs(np.zeros((rows, 1), np.int64), condition, condition_lengths)
         start = self._condition_forward(pairs, self.params_, training=False)
+        if start.memory is not None:
+            start.memory = np.ascontiguousarray(start.memory)
+            start.memory_t = np.ascontiguousarray(start.memory.transpose(0, 2, 1))
         if start.initial_state is None:
             start.initial_state = self._zero_state(rows)
         first = np.full(rows, Vocabulary.BOS, dtype=np.int64)

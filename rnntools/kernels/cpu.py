@@ -837,8 +837,8 @@ def stack_step(cell, relu, x, w_ih0_t, w_ih_rest_t, w_hh_t, bias, b_hn,
 
 
 @njit(**KERNEL_OPTIONS)
-def attention_step(query, decoder_output, memory, memory_lengths, rows, combined,
-                   weights):  # fmt: skip
+def attention_step(query, decoder_output, memory, memory_t, memory_lengths, rows,
+                   combined, weights):  # fmt: skip
     """One decoding step of Luong attention, row by row (batch-invariant).
 
     For every row ``n`` with source ``r = rows[n]``: scores
@@ -846,7 +846,9 @@ def attention_step(query, decoder_output, memory, memory_lengths, rows, combined
     positions, their softmax (0 beyond the length), and
     ``combined[n] = [sum_s weights[n, s] memory[r, s]; decoder_output[n]]``,
     the input of the output combination ``tanh(W_c combined)``. Every sum runs
-    in a fixed order within its row.
+    in a fixed order within its row (over ``k`` ascending for a score, over
+    ``s`` ascending for the context), vectorised across positions and
+    features, never across rows.
 
     Parameters
     ----------
@@ -855,6 +857,8 @@ def attention_step(query, decoder_output, memory, memory_lengths, rows, combined
     decoder_output : ndarray of shape (N, H)
     memory : ndarray of shape (R, S, H_mem)
         Encoder outputs of every source.
+    memory_t : ndarray of shape (R, H_mem, S)
+        The same, transposed (the scores run along ``s``).
     memory_lengths : int64 ndarray of shape (R,)
         In ``[1, S]``.
     rows : int64 ndarray of shape (N,)
@@ -868,29 +872,35 @@ def attention_step(query, decoder_output, memory, memory_lengths, rows, combined
     memory_size = memory.shape[2]
     for n in range(query.shape[0]):
         source = memory[rows[n]]
+        source_t = memory_t[rows[n]]
         length = memory_lengths[rows[n]]
-        scores = weights[n]
-        best = -np.inf
+        scores = weights[n, :length]
         for s in range(length):
-            total = zero
-            for k in range(memory_size):
-                total += query[n, k] * source[s, k]
-            scores[s] = total
-            best = max(best, total)
+            scores[s] = zero
+        for k in range(memory_size):
+            q = query[n, k]
+            column = source_t[k, :length]
+            for s in range(length):
+                scores[s] += q * column[s]
+        best = scores[0]
+        for s in range(1, length):
+            best = max(best, scores[s])
         norm = zero
         for s in range(length):
             scores[s] = np.exp(scores[s] - best)
             norm += scores[s]
         for s in range(length):
             scores[s] /= norm
-        for s in range(length, scores.shape[0]):
-            scores[s] = 0
+        for s in range(length, weights.shape[1]):
+            weights[n, s] = 0
         context = combined[n, :memory_size]
         for k in range(memory_size):
             context[k] = 0
         for s in range(length):
+            w = scores[s]
+            row = source[s]
             for k in range(memory_size):
-                context[k] += scores[s] * source[s, k]
+                context[k] += w * row[k]
         _copy(combined[n, memory_size:], decoder_output[n])
 
 
