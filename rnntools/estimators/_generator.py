@@ -28,6 +28,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 
 from .. import decoding
+from .._threads import kernel_threads, num_threads, parallel_map
 from ..cells import GATES, NONLINEARITIES, expected_shapes, init_params
 from ..functional import prepare_step, rnn_step
 from ..kernels import cpu
@@ -135,6 +136,34 @@ def _reorder(state, index):
         _map_state(functools.partial(_take_columns, index=index), recurrent),
         rows[index],
     )
+
+
+#: Attention steps of at least this many multiply-adds (rows x source
+#: positions x memory width, scores and context) run in blocks of rows on
+#: several threads (rows are independent: the bits do not change).
+_PARALLEL_ATTENTION = 1_000_000
+
+
+def _attention_step_in_blocks(query, output, start, rows, combined, weights):
+    """:func:`rnntools.kernels.cpu.attention_step` over all rows, in blocks
+    of rows on several threads when the step is large (beams, long sources)."""
+    memory = start.memory
+    work = len(rows) * memory.shape[1] * memory.shape[2] * 2
+    blocks = max(1, min(num_threads(), work // _PARALLEL_ATTENTION, len(rows)))
+    bounds = [k * len(rows) // blocks for k in range(blocks + 1)]
+
+    def run(span):
+        lo, hi = span
+        cpu.attention_step(
+            query[lo:hi], output[lo:hi], memory, start.memory_t,
+            start.memory_lengths, rows[lo:hi], combined[lo:hi], weights[lo:hi],
+        )  # fmt: skip
+
+    if blocks == 1:
+        run((0, len(rows)))
+        return
+    with kernel_threads():
+        parallel_map(run, list(itertools.pairwise(bounds)))
 
 
 def bridge_forward(inputs, weight, bias, num_layers):
@@ -576,10 +605,9 @@ class _GeneratorRNN(_BaseRNN):
                 row_invariant_matmul(output, weight_a, query)
             combined = np.empty((len(tokens), memory.shape[2] + output.shape[1]), dtype)
             weights = np.empty((len(tokens), memory.shape[1]), dtype)
-            cpu.attention_step(
-                query, output, memory, start.memory_t, start.memory_lengths, rows,
-                combined, weights,
-            )  # fmt: skip
+            _attention_step_in_blocks(
+                query, output, start, rows, combined, weights
+            )
             if weights_out is not None:
                 weights_out.append(weights)
             attentional = np.empty_like(output)
