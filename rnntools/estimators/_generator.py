@@ -605,9 +605,7 @@ class _GeneratorRNN(_BaseRNN):
                 row_invariant_matmul(output, weight_a, query)
             combined = np.empty((len(tokens), memory.shape[2] + output.shape[1]), dtype)
             weights = np.empty((len(tokens), memory.shape[1]), dtype)
-            _attention_step_in_blocks(
-                query, output, start, rows, combined, weights
-            )
+            _attention_step_in_blocks(query, output, start, rows, combined, weights)
             if weights_out is not None:
                 weights_out.append(weights)
             attentional = np.empty_like(output)
