@@ -792,8 +792,8 @@ def stack_step(cell, relu, x, w_ih0_t, w_ih_rest_t, w_hh_t, bias, b_hn,
     h_out, c_out : ndarray of shape (L, B, H)
         Out: the next state (``c_out`` written by the LSTM only).
     scratch : ndarray of shape (B, 3 * G*H + H)
-        Scratch (from the caller's pool: fresh pages cost more than the step
-        at large batches).
+        Scratch, kept by the caller between steps (fresh pages cost more than
+        the step itself at large batches).
     work : ndarray of shape (>= work_size(G*H),)
         Scratch.
 
