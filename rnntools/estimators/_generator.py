@@ -28,10 +28,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 
 from .. import decoding
-from .._threads import kernel_threads, num_threads, parallel_map
 from ..cells import GATES, NONLINEARITIES, expected_shapes, init_params
-from ..functional import prepare_step, rnn_step
-from ..kernels import cpu
 from ..kernels.row_invariant import row_invariant_matmul
 from ..layers import (
     attention_backward,
@@ -44,6 +41,7 @@ from ..layers import (
 from ..losses import log_softmax, softmax_cross_entropy
 from ..vocabulary import Vocabulary
 from ._base import _PREDICT_BATCH, _BaseRNN, _NonFinite
+from ._decoder import DecoderArrays
 
 HEAD_WEIGHT = "head.weight"
 HEAD_BIAS = "head.bias"
@@ -136,34 +134,6 @@ def _reorder(state, index):
         _map_state(functools.partial(_take_columns, index=index), recurrent),
         rows[index],
     )
-
-
-#: Attention steps of at least this many multiply-adds (rows x source
-#: positions x memory width, scores and context) run in blocks of rows on
-#: several threads (rows are independent: the bits do not change).
-_PARALLEL_ATTENTION = 1_000_000
-
-
-def _attention_step_in_blocks(query, output, start, rows, combined, weights):
-    """:func:`rnntools.kernels.cpu.attention_step` over all rows, in blocks
-    of rows on several threads when the step is large (beams, long sources)."""
-    memory = start.memory
-    work = len(rows) * memory.shape[1] * memory.shape[2] * 2
-    blocks = max(1, min(num_threads(), work // _PARALLEL_ATTENTION, len(rows)))
-    bounds = [k * len(rows) // blocks for k in range(blocks + 1)]
-
-    def run(span):
-        lo, hi = span
-        cpu.attention_step(
-            query[lo:hi], output[lo:hi], memory, start.memory_t,
-            start.memory_lengths, rows[lo:hi], combined[lo:hi], weights[lo:hi],
-        )  # fmt: skip
-
-    if blocks == 1:
-        run((0, len(rows)))
-        return
-    with kernel_threads():
-        parallel_map(run, list(itertools.pairwise(bounds)))
 
 
 def bridge_forward(inputs, weight, bias, num_layers):
@@ -556,25 +526,22 @@ class _GeneratorRNN(_BaseRNN):
 
     # ------------------------------------------------------------- decoding
     def _prepared(self):
-        """The decoder laid out for one-step decoding."""
+        """The decoder laid out for decoding (:class:`._decoder.DecoderArrays`)."""
         params = self.params_
-        prepared = {
-            "step": prepare_step(
-                self._decoder_rnn_params(params),
-                self.cell,
-                nonlinearity=self.nonlinearity,
-            ),
-            "embedding": params[self._key("embedding.weight")],
-            "head_weight_t": np.ascontiguousarray(params[HEAD_WEIGHT].T),
-            "head_bias": params[HEAD_BIAS],
-        }
-        if self._attention_score is not None:
-            weight_a = params.get(ATTENTION_A)
-            prepared["attention_a"] = (
-                None if weight_a is None else np.ascontiguousarray(weight_a)
-            )
-            prepared["attention_c_t"] = np.ascontiguousarray(params[ATTENTION_C].T)
-        return prepared
+        return DecoderArrays.from_params(
+            params,
+            cell=self.cell,
+            nonlinearity=self.nonlinearity,
+            rnn_params=self._decoder_rnn_params(params),
+            keys={
+                "embedding": self._key("embedding.weight"),
+                "head_weight": HEAD_WEIGHT,
+                "head_bias": HEAD_BIAS,
+                "attention_a": ATTENTION_A,
+                "attention_c": ATTENTION_C,
+            },
+            attention=self._attention_score,
+        )
 
     def _step_log_proba(
         self, tokens, state, prepared, start, weights_out=None, forbidden=None
@@ -587,38 +554,22 @@ class _GeneratorRNN(_BaseRNN):
         ``state`` is ``(recurrent state, rows)``: ``rows`` index the
         per-sequence conditioning in ``start`` (memory, merge vector), so
         beams reorder by indexing both. Every product is row-invariant: a
-        row's result never depends on the other rows.
+        row's result never depends on the other rows. The log-probabilities
+        are float64.
         """
         recurrent, rows = state
-        output, recurrent = rnn_step(
-            embedding_forward(tokens, prepared["embedding"]),
-            recurrent,
-            prepared["step"],
+        tokens = np.ascontiguousarray(tokens, dtype=np.int64)
+        rows = np.ascontiguousarray(rows, dtype=np.int64)
+        weights = None
+        if weights_out is not None:
+            weights = np.empty(
+                (len(tokens), start.memory.shape[1]), prepared.step.dtype
+            )
+            weights_out.append(weights)
+        log_probs, recurrent = prepared.step_rows(
+            tokens, rows, recurrent, prepared.kernel_model(start, forbidden), weights
         )
-        dtype = output.dtype
-        if self._attention_score is not None:
-            memory = start.memory
-            weight_a = prepared["attention_a"]
-            query = output
-            if weight_a is not None:
-                query = np.empty((len(tokens), memory.shape[2]), dtype=dtype)
-                row_invariant_matmul(output, weight_a, query)
-            combined = np.empty((len(tokens), memory.shape[2] + output.shape[1]), dtype)
-            weights = np.empty((len(tokens), memory.shape[1]), dtype)
-            _attention_step_in_blocks(query, output, start, rows, combined, weights)
-            if weights_out is not None:
-                weights_out.append(weights)
-            attentional = np.empty_like(output)
-            row_invariant_matmul(combined, prepared["attention_c_t"], attentional)
-            output = np.tanh(attentional)
-        if start.merge is not None:
-            output = np.concatenate([output, start.merge[rows]], axis=1)
-        logits = np.empty((len(tokens), prepared["head_weight_t"].shape[1]), dtype)
-        row_invariant_matmul(output, prepared["head_weight_t"], logits)
-        logits += prepared["head_bias"]
-        if forbidden is not None:
-            logits[:, forbidden] = -np.inf
-        return log_softmax(logits), (recurrent, rows)
+        return log_probs, (recurrent, rows)
 
     def _start(self, X, prepared):
         """How decoding starts for every input of ``X``.
@@ -762,8 +713,15 @@ class _GeneratorRNN(_BaseRNN):
                 **common,
             )
         else:
-            sequences, scores = decoding.greedy_search(
-                step, state, first, min_length=min_length, **common
+            decoding._check_lengths(Vocabulary.EOS, max_length, min_length)
+            sequences, scores = prepared.greedy(
+                first,
+                state[1],
+                start.initial_state,
+                prepared.kernel_model(start, forbidden),
+                eos=Vocabulary.EOS,
+                max_length=max_length,
+                min_length=min_length,
             )
         if n_best > 1:
             flat = self._detokenize(

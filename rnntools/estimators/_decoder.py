@@ -1,0 +1,284 @@
+"""The generating decoder laid out for decoding, over the fused kernels of
+:mod:`rnntools.kernels.decoder`.
+
+:class:`DecoderArrays` is built once per :meth:`generate` call from a fitted
+model's parameters; :meth:`DecoderArrays.step` advances any rows by one step
+(beam search, sampling, prompts, attention weights) and
+:meth:`DecoderArrays.greedy` runs greedy search to the end, a block of rows
+per thread, with no Python between steps. Rows are independent and computed
+by the same operations whatever the batch (row-invariant products), so
+splitting them into blocks never changes a bit.
+"""
+
+import itertools
+from dataclasses import dataclass
+
+import numpy as np
+
+from .._threads import kernel_threads, num_threads, parallel_map
+from ..functional import (
+    _MIN_FLOPS_PER_BLOCK,
+    PreparedStep,
+    _thread_scratch,
+    prepare_step,
+)
+from ..kernels import decoder as kernels
+
+#: Output-layer columns are padded to a multiple of this (the widest register
+#: tile of :mod:`rnntools.kernels.row_invariant`: 4 AVX-512 vectors of float32),
+#: so that no column of the product takes the slow one-column edge path.
+_HEAD_COLUMNS = 64
+
+_ATTENTION_CODES = {
+    None: kernels.NO_ATTENTION,
+    "dot": kernels.DOT_ATTENTION,
+    "general": kernels.GENERAL_ATTENTION,
+}
+
+
+@dataclass(frozen=True)
+class DecoderArrays:
+    """A fitted decoder's weights, laid out once for the decoding kernels.
+
+    Attributes
+    ----------
+    step : PreparedStep
+        The recurrent stack (:func:`rnntools.functional.prepare_step`).
+    embedding : ndarray of shape (V_in, E)
+    attention : int
+        A code of :mod:`rnntools.kernels.decoder`.
+    weight_a : ndarray of shape (H, H_mem)
+        "general" attention's query projection (empty otherwise).
+    attention_c_t : ndarray of shape (H_mem + H, H)
+        The attentional layer's weight, transposed (empty without attention).
+    head_weight_t : ndarray of shape (H + M, V_pad)
+        The output layer's weight, transposed, zero-padded to
+        :data:`_HEAD_COLUMNS` columns.
+    head_bias : ndarray of shape (V_pad,)
+    vocab_size : int
+        ``V``, the output vocabulary.
+    flops_per_row : int
+        Multiply-adds x 2 of one row's step (how rows are split on threads).
+    """
+
+    step: PreparedStep
+    embedding: np.ndarray
+    attention: int
+    weight_a: np.ndarray
+    attention_c_t: np.ndarray
+    head_weight_t: np.ndarray
+    head_bias: np.ndarray
+    vocab_size: int
+    flops_per_row: int
+
+    @classmethod
+    def from_params(cls, params, *, cell, nonlinearity, rnn_params, keys, attention):
+        """Lay out ``params`` (a generating estimator's ``params_``).
+
+        ``rnn_params`` are the decoder's recurrent parameters in
+        :func:`~rnntools.functional.prepare_step`'s layout; ``keys`` names the
+        embedding, head and attention parameters; ``attention`` is None,
+        "dot" or "general".
+        """
+        step = prepare_step(rnn_params, cell, nonlinearity=nonlinearity)
+        dtype = step.dtype
+        hidden = step.hidden_size
+        head_weight = params[keys["head_weight"]]
+        vocab_size, head_inputs = head_weight.shape
+        padded = -(-vocab_size // _HEAD_COLUMNS) * _HEAD_COLUMNS
+        head_weight_t = np.zeros((head_inputs, padded), dtype=dtype)
+        head_weight_t[:, :vocab_size] = head_weight.T
+        head_bias = np.zeros(padded, dtype=dtype)
+        head_bias[:vocab_size] = params[keys["head_bias"]]
+        empty = np.empty((0, 0), dtype=dtype)
+        weight_a, attention_c_t = empty, empty
+        if attention is not None:
+            attention_c_t = np.ascontiguousarray(params[keys["attention_c"]].T, dtype)
+            if attention == "general":
+                weight_a = np.array(params[keys["attention_a"]], dtype=dtype)
+        memory_size = attention_c_t.shape[0] - hidden if attention else 0
+        flops = step.flops_per_row + 2 * head_inputs * padded
+        if attention is not None:
+            flops += 2 * (hidden * memory_size * (attention == "general"))
+            flops += 2 * (memory_size + hidden) * hidden
+        return cls(
+            step=step,
+            embedding=np.array(params[keys["embedding"]], dtype=dtype),
+            attention=_ATTENTION_CODES[attention],
+            weight_a=weight_a,
+            attention_c_t=attention_c_t,
+            head_weight_t=head_weight_t,
+            head_bias=head_bias,
+            vocab_size=vocab_size,
+            flops_per_row=flops,
+        )
+
+    def kernel_model(self, condition, forbidden):
+        """The ``model`` tuple of :mod:`rnntools.kernels.decoder`.
+
+        Parameters
+        ----------
+        condition : _Condition
+            The conditioning rows: ``memory``/``memory_t``/``memory_lengths``
+            (attention) and ``merge`` (each None when unused).
+        forbidden : array-like of int or None
+            Tokens never emitted.
+        """
+        step = self.step
+        dtype = step.dtype
+        memory = condition.memory
+        if memory is None:
+            memory = memory_t = np.empty((0, 0, 0), dtype=dtype)
+            memory_lengths = np.empty(0, dtype=np.int64)
+        else:
+            memory_t, memory_lengths = condition.memory_t, condition.memory_lengths
+        merge = condition.merge
+        if merge is None:
+            merge = np.empty((0, 0), dtype=dtype)
+        mask = np.zeros(self.vocab_size, dtype=bool)
+        if forbidden is not None:
+            mask[forbidden] = True
+        return (
+            self.embedding, step.cell_code, step.relu, step.w_ih0_t,
+            step.w_ih_rest_t, step.w_hh_t, step.bias, step.b_hn, step.tanh_columns,
+            self.attention, self.weight_a, self.attention_c_t,
+            memory, memory_t, memory_lengths.astype(np.int64, copy=False),
+            merge, self.head_weight_t, self.head_bias, mask,
+        )  # fmt: skip
+
+    def _blocks(self, rows, steps=1):
+        """Row slices for the threads: one block unless the work pays for more."""
+        blocks = int(
+            max(
+                1,
+                min(
+                    num_threads(),
+                    rows,
+                    rows * steps * self.flops_per_row // _MIN_FLOPS_PER_BLOCK,
+                ),
+            )
+        )
+        bounds = [k * rows // blocks for k in range(blocks + 1)]
+        return [slice(lo, hi) for lo, hi in itertools.pairwise(bounds)]
+
+    def _state_parts(self, state, rows):
+        """``[h, c]`` of ``state`` for the kernels (``c`` empty but for LSTMs)."""
+        dtype = self.step.dtype
+        if self.step.cell == "lstm":
+            return [np.ascontiguousarray(part, dtype=dtype) for part in state]
+        state = np.ascontiguousarray(state, dtype=dtype)
+        empty = np.empty((self.step.num_layers, rows, 0), dtype=self.step.dtype)
+        return [state, empty]
+
+    def step_rows(self, tokens, rows, state, model, attention_weights=None):
+        """One decoding step of every row.
+
+        Parameters
+        ----------
+        tokens, rows : int64 ndarray of shape (N,)
+            Input token and conditioning row of each row.
+        state : ndarray of shape (L, N, H), or a tuple (h, c) for LSTMs
+            C-contiguous, not modified.
+        model : tuple
+            From :meth:`kernel_model`.
+        attention_weights : ndarray of shape (N, S), optional
+            Out: the attention weights.
+
+        Returns
+        -------
+        log_probs : float64 ndarray of shape (N, V)
+        state : the new state
+
+        Raises
+        ------
+        ValueError
+            When the state or the log-probabilities are not finite.
+        """
+        count = len(tokens)
+        h, c = self._state_parts(state, count)
+        h_out, c_out = np.empty_like(h), np.empty_like(c)
+        log_probs = np.empty((count, self.vocab_size))
+        if attention_weights is None:
+            attention_weights = np.empty((count, model[12].shape[1]), self.step.dtype)
+
+        def run(block):
+            parts = [part[:, block] for part in (h, c, h_out, c_out)]
+            whole = block == slice(0, count)
+            if not whole:
+                parts = [np.ascontiguousarray(part) for part in parts]
+            size = kernels.scratch_size(block.stop - block.start, model)
+            work_length = self.step.work_length
+            buffer = _thread_scratch(size + work_length, self.step.dtype)
+            out = log_probs[block]
+            weights = attention_weights[block]
+            status = kernels.decoder_step(
+                tokens[block], rows[block], model, *parts, out, weights,
+                buffer[:size], buffer[size : size + work_length],
+            )  # fmt: skip
+            if not whole:
+                h_out[:, block] = parts[2]
+                c_out[:, block] = parts[3]
+            return status
+
+        blocks = self._blocks(count)
+        if len(blocks) == 1:
+            statuses = [run(blocks[0])]
+        else:
+            with kernel_threads():
+                statuses = parallel_map(run, blocks)
+        _raise_for(max(statuses), None, None)
+        new_state = (h_out, c_out) if self.step.cell == "lstm" else h_out
+        return log_probs, new_state
+
+    def greedy(self, first, rows, state, model, *, eos, max_length, min_length):
+        """Greedy search of every row to ``<eos>`` or ``max_length`` tokens.
+
+        Returns
+        -------
+        sequences : list of int64 ndarray
+            The tokens of each row, without the final ``eos``.
+        scores : float64 ndarray of shape (N,)
+            Summed log-probabilities of the emitted tokens, ``eos`` included.
+        """
+        count = len(first)
+        first = np.ascontiguousarray(first, dtype=np.int64)
+        rows = np.ascontiguousarray(rows, dtype=np.int64)
+        h, c = self._state_parts(state, count)
+        emitted = np.empty((count, max_length), dtype=np.int64)
+        lengths = np.empty(count, dtype=np.int64)
+        scores = np.empty(count)
+
+        def run(block):
+            status, row, t = kernels.greedy_block(
+                first[block], rows[block], np.ascontiguousarray(h[:, block]),
+                np.ascontiguousarray(c[:, block]), model, eos, max_length,
+                min_length, emitted[block], lengths[block], scores[block],
+                np.empty(self.step.work_length, dtype=self.step.dtype),
+            )  # fmt: skip
+            return status, (block.start + row if row >= 0 else row), t
+
+        blocks = self._blocks(count, steps=max_length)
+        if len(blocks) == 1:
+            results = [run(blocks[0])]
+        else:
+            with kernel_threads():
+                results = parallel_map(run, blocks)
+        for status, row, t in results:
+            _raise_for(status, row, t)
+        return [emitted[n, : lengths[n]].copy() for n in range(count)], scores
+
+
+def _raise_for(status, row, t):
+    """The error of a kernel's status code (nothing for ``OK``)."""
+    where = "" if row is None else f" (row {row}, step {t})"
+    if status == kernels.NON_FINITE_STATE:
+        raise ValueError(f"The decoder's state holds NaN or infinity{where}.")
+    if status == kernels.NON_FINITE_LOG_PROBS:
+        raise ValueError(
+            f"The decoder's log-probabilities hold NaN or +inf{where}: the "
+            "model's parameters are not usable."
+        )
+    if status == kernels.NO_ALLOWED_TOKEN:
+        raise ValueError(
+            f"Every token allowed to row {row} has log-probability -inf at step {t}."
+        )
