@@ -446,6 +446,15 @@ class Vocabulary(BaseEstimator):
             )
         return array
 
+    def _token_array(self):
+        """:attr:`tokens_` as an object array (ids index it all at once),
+        built once per fit."""
+        cached = getattr(self, "_token_array_cache", None)
+        if cached is None or cached[0] is not self.tokens_:
+            cached = (self.tokens_, np.array(self.tokens_, dtype=object))
+            self._token_array_cache = cached
+        return cached[1]
+
     def _decode_checked(self, ids, strip_special):
         ids = ids.tolist()
         tokens = self.tokens_

@@ -135,9 +135,9 @@ class DecoderArrays:
         merge = condition.merge
         if merge is None:
             merge = np.empty((0, 0), dtype=dtype)
-        mask = np.zeros(self.vocab_size, dtype=bool)
+        mask = np.zeros(self.vocab_size, dtype=dtype)
         if forbidden is not None:
-            mask[forbidden] = True
+            mask[forbidden] = -np.inf
         return (
             self.embedding, step.cell_code, step.relu, step.w_ih0_t,
             step.w_ih_rest_t, step.w_hh_t, step.bias, step.b_hn, step.tanh_columns,

@@ -767,13 +767,24 @@ class _GeneratorRNN(_BaseRNN):
         return attention
 
     def _detokenize(self, sequences, as_text):
-        """Token lists of the id arrays ``sequences`` (one vocabulary call),
-        joined into a ``str`` where ``as_text``."""
-        decoded = self.vocabulary_.decode(sequences) if sequences else []
-        return [
-            "".join(tokens) if text else tokens
-            for tokens, text in zip(decoded, as_text, strict=True)
-        ]
+        """Token lists of the id arrays ``sequences``, joined into a ``str``
+        where ``as_text``.
+
+        The ids come from the decoder: in range, and never ``<pad>``,
+        ``<bos>`` or ``<eos>`` (forbidden, or cut off), so they are looked up
+        all at once, unchecked (checking each row cost more than decoding
+        500 captions).
+        """
+        if not sequences:
+            return []
+        table = self.vocabulary_._token_array()
+        flat = table[np.concatenate(sequences)].tolist()
+        outputs = []
+        end = 0
+        for sequence, text in zip(sequences, as_text, strict=True):
+            start, end = end, end + len(sequence)
+            outputs.append("".join(flat[start:end]) if text else flat[start:end])
+        return outputs
 
     def predict(self, X):
         """Greedy (or, with ``beam_width > 1``, beam-search) output for every

@@ -19,7 +19,7 @@ The decoder's arrays travel as one tuple, ``model`` (see
 
 ``(embedding, cell, relu, w_ih0_t, w_ih_rest_t, w_hh_t, bias, b_hn,
 tanh_columns, attention, weight_a, attention_c_t, memory, memory_t,
-memory_lengths, merge, head_weight_t, head_bias, forbidden)``
+memory_lengths, merge, head_weight_t, head_bias, mask)``
 
 - ``embedding`` ``(V_in, E)``; ``cell`` … ``tanh_columns`` as in
   :func:`.cpu.stack_step`;
@@ -32,8 +32,8 @@ memory_lengths, merge, head_weight_t, head_bias, forbidden)``
 - ``head_weight_t`` ``(H + M, V_pad)``, ``head_bias`` ``(V_pad,)``: the
   output layer, its columns padded with zeros to a multiple of the register
   tile's width (the products' edge columns go one at a time);
-- ``forbidden`` ``(V,)`` bool: tokens never emitted (the distribution is
-  renormalised over the others).
+- ``mask`` ``(V,)``: 0, or ``-inf`` for the tokens never emitted (the
+  distribution is renormalised over the others).
 
 Unused arrays are empty of the right dtype and rank.
 """
@@ -42,7 +42,7 @@ import numpy as np
 from numba import njit
 
 from ._jit import KERNEL_OPTIONS
-from .activations import tanh
+from .activations import expm1_parts, tanh
 from .cpu import attention_step, embedding_gather, stack_step
 from .row_invariant import row_invariant_matmul
 
@@ -73,7 +73,7 @@ def scratch_size(rows, model):
         + merge.shape[1]  # head input
         + head_weight_t.shape[1]  # logits
     )
-    return rows * per_row
+    return rows * per_row + 3 * model[18].shape[0]  # + log_softmax_rows' work
 
 
 @njit(**KERNEL_OPTIONS)
@@ -85,17 +85,20 @@ def _take(buffer, offset, rows, cols):
 
 
 @njit(**KERNEL_OPTIONS)
-def log_softmax_rows(logits, forbidden, out):
-    """``out[n] = log_softmax(logits[n])`` over the allowed tokens, in float64.
+def log_softmax_rows(logits, mask, out, work):
+    """``out[n] = log_softmax(logits[n] + mask)`` in float64.
 
     Parameters
     ----------
     logits : ndarray of shape (N, >= V)
         Only the first ``V`` columns are read.
-    forbidden : bool ndarray of shape (V,)
-        Tokens whose log-probability is ``-inf`` (the others renormalised).
+    mask : ndarray of shape (V,)
+        0 for the allowed tokens, ``-inf`` for the forbidden ones (whose
+        log-probability is then ``-inf``, the others renormalised).
     out : float64 ndarray of shape (N, V)
         Output.
+    work : ndarray of shape (>= 3 V,)
+        Scratch, the dtype of ``logits``.
 
     Returns
     -------
@@ -105,31 +108,40 @@ def log_softmax_rows(logits, forbidden, out):
 
     Notes
     -----
-    ``z - max(z) - log(sum(exp(z - max(z))))``, summed over ``v`` ascending:
-    every ``exp`` argument is at most 0, so nothing overflows.
+    ``z - max(z) - log(sum(exp(z - max(z))))``: every ``exp`` argument is at
+    most 0, so nothing overflows. The exponentials are
+    :func:`.activations.expm1_parts` in the logits' dtype (vectorised, where a
+    call to ``exp`` per element cost as much as the recurrent step), summed
+    in float64 over ``v`` ascending. A NaN or ``+inf`` logit makes the sum
+    NaN, which is how it is caught.
     """
     vocab = out.shape[1]
+    shifted = work[:vocab]
+    pm1 = work[vocab : 2 * vocab]
+    scale = work[2 * vocab : 3 * vocab]
     for n in range(logits.shape[0]):
-        row = logits[n]
+        row = logits[n, :vocab]
         out_row = out[n]
-        best = -np.inf
-        for v in range(vocab):
-            if not forbidden[v]:
-                z = np.float64(row[v])
-                if np.isnan(z) or z == np.inf:
-                    return False
-                best = max(best, z)
+        best = row[0] + mask[0]
+        for v in range(1, vocab):
+            z = row[v] + mask[v]
+            if z > best:
+                best = z
         if best == -np.inf:
             for v in range(vocab):
                 out_row[v] = -np.inf
             continue
+        for v in range(vocab):
+            shifted[v] = row[v] + mask[v] - best
+        expm1_parts(shifted, pm1, scale)
         total = 0.0
         for v in range(vocab):
-            if not forbidden[v]:
-                total += np.exp(np.float64(row[v]) - best)
-        shift = best + np.log(total)
+            total += np.float64(scale[v] + scale[v] * pm1[v])
+        if not np.isfinite(total):
+            return False
+        shift = np.float64(best) + np.log(total)
         for v in range(vocab):
-            out_row[v] = -np.inf if forbidden[v] else np.float64(row[v]) - shift
+            out_row[v] = np.float64(row[v] + mask[v]) - shift
     return True
 
 
@@ -167,7 +179,7 @@ def decoder_step(tokens, rows, model, h, c, h_out, c_out, log_probs,
     """
     (embedding, cell, relu, w_ih0_t, w_ih_rest_t, w_hh_t, bias, b_hn,
      tanh_columns, attention, weight_a, attention_c_t, memory, memory_t,
-     memory_lengths, merge, head_weight_t, head_bias, forbidden) = model  # fmt: skip
+     memory_lengths, merge, head_weight_t, head_bias, mask) = model  # fmt: skip
     batch = tokens.shape[0]
     hidden = w_hh_t.shape[1]
     width = w_hh_t.shape[2]
@@ -181,6 +193,7 @@ def decoder_step(tokens, rows, model, h, c, h_out, c_out, log_probs,
     attentional, offset = _take(buffer, offset, batch, hidden)
     head_input, offset = _take(buffer, offset, batch, hidden + merge_size)
     logits, offset = _take(buffer, offset, batch, head_weight_t.shape[1])
+    softmax_work = buffer[offset : offset + 3 * log_probs.shape[1]]
 
     embedding_gather(tokens, embedding, x)
     if not stack_step(cell, relu, x, w_ih0_t, w_ih_rest_t, w_hh_t, bias, b_hn,
@@ -209,7 +222,7 @@ def decoder_step(tokens, rows, model, h, c, h_out, c_out, log_probs,
     for n in range(batch):
         for v in range(logits.shape[1]):
             logits[n, v] += head_bias[v]
-    if not log_softmax_rows(logits, forbidden, log_probs):
+    if not log_softmax_rows(logits, mask, log_probs, softmax_work):
         return NON_FINITE_LOG_PROBS
     return OK
 
