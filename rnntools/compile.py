@@ -22,7 +22,7 @@ import numpy as np
 
 from .cells import GATES
 from .functional import prepare_step, rnn_backward, rnn_forward, rnn_step
-from .kernels import _jit, cpu
+from .kernels import _jit
 from .layers import embedding_backward, embedding_forward
 
 
@@ -60,18 +60,54 @@ def compile_kernels(dtypes=("float32", "float64")):
                     )  # fmt: skip
             params = init_params(cell, 3, 4, 2, random_state=0, dtype=dtype)
             rnn_step(np.ones((2, 3), dtype=dtype), None, prepare_step(params, cell))
-        # The decoders' own kernels: embeddings and the attention step.
+        # The decoders' own kernels: embeddings, decoding steps, greedy search.
         weight = np.ones((5, 3), dtype=dtype)
         ids = np.array([[0, 4], [2, 2]])
         embedding_backward(ids, embedding_forward(ids, weight), 5)
-        memory = np.ones((2, 3, 4), dtype=dtype)
-        query = np.ones((2, 4), dtype=dtype)
-        cpu.attention_step(
-            query, query, memory, np.ascontiguousarray(memory.transpose(0, 2, 1)),
-            np.array([3, 1]), np.array([1, 0]),
-            np.empty((2, 8), dtype=dtype), np.empty((2, 3), dtype=dtype),
-        )  # fmt: skip
+        _compile_decoder(dtype)
     return time.perf_counter() - start
+
+
+def _compile_decoder(dtype):
+    """The decoding kernels (one step, greedy search) on a tiny decoder with
+    attention and a merge vector: every cell and attention mode share them
+    (the cell and the attention are values, not types)."""
+    from .cells import init_params
+    from .estimators._decoder import DecoderArrays
+    from .estimators._generator import _Condition
+    from .kernels import decoder
+
+    rng = np.random.default_rng(0)
+    hidden, memory_size, vocab = 4, 6, 7
+    params = {
+        "embedding": rng.standard_normal((vocab, 3)),
+        "head_weight": rng.standard_normal((vocab, hidden + 2)),
+        "head_bias": np.zeros(vocab),
+        "attention_a": rng.standard_normal((hidden, memory_size)),
+        "attention_c": rng.standard_normal((hidden, memory_size + hidden)),
+    }
+    params = {key: value.astype(dtype) for key, value in params.items()}
+    arrays = DecoderArrays.from_params(
+        params,
+        cell="gru",
+        nonlinearity="tanh",
+        rnn_params=init_params("gru", 3, hidden, random_state=0, dtype=dtype),
+        keys={key: key for key in params},
+        attention="general",
+    )
+    memory = np.ones((2, 5, memory_size), dtype=dtype)
+    condition = _Condition(
+        memory=memory,
+        memory_lengths=np.array([5, 2]),
+        keys_t=arrays.attention_keys(memory),
+        merge=np.ones((2, 2), dtype=dtype),
+    )
+    model = arrays.kernel_model(condition, [0])
+    state = np.zeros((1, 2, hidden), dtype=dtype)
+    first, rows = np.array([1, 2]), np.array([1, 0])
+    arrays.step_rows(first, rows, state, model)
+    arrays.greedy(first, rows, state, model, eos=2, max_length=3, min_length=0)
+    assert decoder.decoder_step.signatures and decoder.greedy_block.signatures
 
 
 def main(argv=None):

@@ -6,15 +6,17 @@ import io
 import pytest
 
 from rnntools import compile as ahead_of_time
-from rnntools.kernels import cpu
+from rnntools.kernels import cpu, decoder
 
 #: The kernels called from Python (the others are compiled into them).
 ENTRY_KERNELS = [
     "input_projection", "lstm_forward_layer", "gru_forward_layer",
     "rnn_forward_layer", "lstm_backward_layer", "gru_backward_layer",
     "rnn_backward_layer", "layer_param_grads", "stack_step",
-    "embedding_gather", "embedding_scatter_add", "attention_step",
+    "embedding_gather", "embedding_scatter_add",
 ]  # fmt: skip
+#: The decoding kernels (:mod:`rnntools.kernels.decoder`) called from Python.
+DECODER_KERNELS = ["decoder_step", "greedy_block", "scratch_size"]
 
 
 @pytest.fixture(scope="module")
@@ -30,13 +32,23 @@ def test_compile_reports_what_it_did(printed):
     assert "compiled (or loaded) every kernel for float32, float64" in printed
 
 
-@pytest.mark.parametrize("name", ENTRY_KERNELS)
-def test_every_entry_kernel_has_both_dtypes(printed, name):
-    kernel = getattr(cpu, name)
-    dtypes = {
-        argument.dtype.name
+@pytest.mark.parametrize(
+    "module, name",
+    [(cpu, name) for name in ENTRY_KERNELS]
+    + [(decoder, name) for name in DECODER_KERNELS],
+)
+def test_every_entry_kernel_has_both_dtypes(printed, module, name):
+    kernel = getattr(module, name)
+    # Arguments, and the arrays inside tuple arguments (the decoder's model).
+    arguments = [
+        inner
         for signature in kernel.signatures
         for argument in signature
+        for inner in getattr(argument, "types", (argument,))
+    ]
+    dtypes = {
+        argument.dtype.name
+        for argument in arguments
         if hasattr(argument, "dtype") and argument.dtype.name.startswith("float")
     }
     assert {"float32", "float64"} <= dtypes

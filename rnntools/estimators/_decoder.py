@@ -23,17 +23,12 @@ from ..functional import (
     prepare_step,
 )
 from ..kernels import decoder as kernels
+from ..kernels.row_invariant import row_invariant_matmul
 
 #: Output-layer columns are padded to a multiple of this (the widest register
 #: tile of :mod:`rnntools.kernels.row_invariant`: 4 AVX-512 vectors of float32),
 #: so that no column of the product takes the slow one-column edge path.
 _HEAD_COLUMNS = 64
-
-_ATTENTION_CODES = {
-    None: kernels.NO_ATTENTION,
-    "dot": kernels.DOT_ATTENTION,
-    "general": kernels.GENERAL_ATTENTION,
-}
 
 
 @dataclass(frozen=True)
@@ -45,10 +40,9 @@ class DecoderArrays:
     step : PreparedStep
         The recurrent stack (:func:`rnntools.functional.prepare_step`).
     embedding : ndarray of shape (V_in, E)
-    attention : int
-        A code of :mod:`rnntools.kernels.decoder`.
-    weight_a : ndarray of shape (H, H_mem)
-        "general" attention's query projection (empty otherwise).
+    attention : {None, "dot", "general"}
+    weight_a_t : ndarray of shape (H_mem, H)
+        "general" attention's ``weight_a``, transposed (empty otherwise).
     attention_c_t : ndarray of shape (H_mem + H, H)
         The attentional layer's weight, transposed (empty without attention).
     head_weight_t : ndarray of shape (H + M, V_pad)
@@ -63,8 +57,8 @@ class DecoderArrays:
 
     step: PreparedStep
     embedding: np.ndarray
-    attention: int
-    weight_a: np.ndarray
+    attention: str | None
+    weight_a_t: np.ndarray
     attention_c_t: np.ndarray
     head_weight_t: np.ndarray
     head_bias: np.ndarray
@@ -91,21 +85,19 @@ class DecoderArrays:
         head_bias = np.zeros(padded, dtype=dtype)
         head_bias[:vocab_size] = params[keys["head_bias"]]
         empty = np.empty((0, 0), dtype=dtype)
-        weight_a, attention_c_t = empty, empty
+        weight_a_t, attention_c_t = empty, empty
         if attention is not None:
             attention_c_t = np.ascontiguousarray(params[keys["attention_c"]].T, dtype)
             if attention == "general":
-                weight_a = np.array(params[keys["attention_a"]], dtype=dtype)
-        memory_size = attention_c_t.shape[0] - hidden if attention else 0
+                weight_a_t = np.ascontiguousarray(params[keys["attention_a"]].T, dtype)
         flops = step.flops_per_row + 2 * head_inputs * padded
         if attention is not None:
-            flops += 2 * (hidden * memory_size * (attention == "general"))
-            flops += 2 * (memory_size + hidden) * hidden
+            flops += 2 * attention_c_t.shape[0] * hidden
         return cls(
             step=step,
             embedding=np.array(params[keys["embedding"]], dtype=dtype),
-            attention=_ATTENTION_CODES[attention],
-            weight_a=weight_a,
+            attention=attention,
+            weight_a_t=weight_a_t,
             attention_c_t=attention_c_t,
             head_weight_t=head_weight_t,
             head_bias=head_bias,
@@ -113,13 +105,52 @@ class DecoderArrays:
             flops_per_row=flops,
         )
 
+    def attention_keys(self, memory):
+        """The attention keys of every source position, laid out for
+        :func:`rnntools.kernels.decoder.attention_step`.
+
+        Parameters
+        ----------
+        memory : ndarray of shape (R, S, H_mem)
+            Encoder outputs.
+
+        Returns
+        -------
+        keys_t : ndarray of shape (R, H, S_pad)
+            ``memory @ weight_a.T`` ("general": the query projection folded
+            into the keys once per source instead of into the query at every
+            step, as PyTorch users write it) or ``memory`` ("dot"),
+            transposed and zero-padded to a multiple of
+            :data:`~rnntools.kernels.decoder.KEY_POSITIONS` positions.
+        """
+        sources, positions, memory_size = memory.shape
+        if self.attention == "general":
+            flat = np.ascontiguousarray(memory, dtype=self.step.dtype).reshape(
+                sources * positions, memory_size
+            )
+            keys = np.empty((flat.shape[0], self.weight_a_t.shape[1]), flat.dtype)
+
+            def project(block):
+                row_invariant_matmul(flat[block], self.weight_a_t, keys[block])
+
+            blocks = self._blocks(flat.shape[0], flops=2 * self.weight_a_t.size)
+            with kernel_threads():
+                parallel_map(project, blocks)
+            keys = keys.reshape(sources, positions, -1)
+        else:
+            keys = memory
+        padded = -(-positions // kernels.KEY_POSITIONS) * kernels.KEY_POSITIONS
+        keys_t = np.zeros((sources, keys.shape[2], padded), dtype=self.step.dtype)
+        keys_t[:, :, :positions] = keys.transpose(0, 2, 1)
+        return keys_t
+
     def kernel_model(self, condition, forbidden):
         """The ``model`` tuple of :mod:`rnntools.kernels.decoder`.
 
         Parameters
         ----------
         condition : _Condition
-            The conditioning rows: ``memory``/``memory_t``/``memory_lengths``
+            The conditioning rows: ``memory``/``keys_t``/``memory_lengths``
             (attention) and ``merge`` (each None when unused).
         forbidden : array-like of int or None
             Tokens never emitted.
@@ -128,10 +159,10 @@ class DecoderArrays:
         dtype = step.dtype
         memory = condition.memory
         if memory is None:
-            memory = memory_t = np.empty((0, 0, 0), dtype=dtype)
+            memory = keys_t = np.empty((0, 0, 0), dtype=dtype)
             memory_lengths = np.empty(0, dtype=np.int64)
         else:
-            memory_t, memory_lengths = condition.memory_t, condition.memory_lengths
+            keys_t, memory_lengths = condition.keys_t, condition.memory_lengths
         merge = condition.merge
         if merge is None:
             merge = np.empty((0, 0), dtype=dtype)
@@ -141,23 +172,17 @@ class DecoderArrays:
         return (
             self.embedding, step.cell_code, step.relu, step.w_ih0_t,
             step.w_ih_rest_t, step.w_hh_t, step.bias, step.b_hn, step.tanh_columns,
-            self.attention, self.weight_a, self.attention_c_t,
-            memory, memory_t, memory_lengths.astype(np.int64, copy=False),
-            merge, self.head_weight_t, self.head_bias, mask,
+            self.attention is not None, self.attention_c_t, memory, keys_t,
+            memory_lengths.astype(np.int64, copy=False), merge,
+            self.head_weight_t, self.head_bias, mask,
         )  # fmt: skip
 
-    def _blocks(self, rows, steps=1):
-        """Row slices for the threads: one block unless the work pays for more."""
-        blocks = int(
-            max(
-                1,
-                min(
-                    num_threads(),
-                    rows,
-                    rows * steps * self.flops_per_row // _MIN_FLOPS_PER_BLOCK,
-                ),
-            )
-        )
+    def _blocks(self, rows, steps=1, flops=None):
+        """Row slices for the threads: one block unless the work (``flops``
+        per row and step, the decoder step's by default) pays for more."""
+        flops = self.flops_per_row if flops is None else flops
+        affordable = rows * steps * flops // _MIN_FLOPS_PER_BLOCK
+        blocks = int(max(1, min(num_threads(), rows, affordable)))
         bounds = [k * rows // blocks for k in range(blocks + 1)]
         return [slice(lo, hi) for lo, hi in itertools.pairwise(bounds)]
 
@@ -199,7 +224,7 @@ class DecoderArrays:
         h_out, c_out = np.empty_like(h), np.empty_like(c)
         log_probs = np.empty((count, self.vocab_size))
         if attention_weights is None:
-            attention_weights = np.empty((count, model[12].shape[1]), self.step.dtype)
+            attention_weights = np.empty((count, model[11].shape[1]), self.step.dtype)
 
         def run(block):
             parts = [part[:, block] for part in (h, c, h_out, c_out)]

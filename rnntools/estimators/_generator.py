@@ -111,7 +111,7 @@ class _Condition:
     initial_state: object = None  # (L, B, H), an LSTM pair, or None (zeros)
     memory: np.ndarray | None = None  # (B, S, H_mem) to attend to
     memory_lengths: np.ndarray | None = None  # (B,)
-    memory_t: np.ndarray | None = None  # (B, H_mem, S): set for decoding
+    keys_t: np.ndarray | None = None  # (B, H, S_pad): set for decoding
     merge: np.ndarray | None = None  # (B, H) joined to the output layer's input
     cache: object = None  # what _condition_backward needs
 
@@ -942,7 +942,7 @@ class _ConditionedGenerator(_GeneratorRNN):
         start = self._condition_forward(pairs, self.params_, training=False)
         if start.memory is not None:
             start.memory = np.ascontiguousarray(start.memory)
-            start.memory_t = np.ascontiguousarray(start.memory.transpose(0, 2, 1))
+            start.keys_t = prepared.attention_keys(start.memory)
         if start.initial_state is None:
             start.initial_state = self._zero_state(rows)
         first = np.full(rows, Vocabulary.BOS, dtype=np.int64)

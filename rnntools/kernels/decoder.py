@@ -18,16 +18,16 @@ The decoder's arrays travel as one tuple, ``model`` (see
 :func:`rnntools.estimators._generator._DecoderArrays.kernel_model`):
 
 ``(embedding, cell, relu, w_ih0_t, w_ih_rest_t, w_hh_t, bias, b_hn,
-tanh_columns, attention, weight_a, attention_c_t, memory, memory_t,
-memory_lengths, merge, head_weight_t, head_bias, mask)``
+tanh_columns, attention, attention_c_t, memory, keys_t, memory_lengths,
+merge, head_weight_t, head_bias, mask)``
 
 - ``embedding`` ``(V_in, E)``; ``cell`` … ``tanh_columns`` as in
   :func:`.cpu.stack_step`;
-- ``attention``: :data:`NO_ATTENTION`, :data:`DOT_ATTENTION` or
-  :data:`GENERAL_ATTENTION`; ``weight_a`` ``(H, H_mem)`` (general: the query
-  is ``output @ weight_a``); ``attention_c_t`` ``(H_mem + H, H)``;
-  ``memory`` ``(R, S, H_mem)``, ``memory_t`` ``(R, H_mem, S)`` and
-  ``memory_lengths`` ``(R,)`` of the ``R`` conditioning rows;
+- ``attention`` (bool); ``attention_c_t`` ``(H_mem + H, H)``; ``memory``
+  ``(R, S, H_mem)``, ``keys_t`` ``(R, H, S_pad)`` and ``memory_lengths``
+  ``(R,)`` of the ``R`` conditioning rows (see :func:`attention_step`: the
+  query is the decoder's output, "general" attention's ``weight_a`` is
+  folded into the keys once per source);
 - ``merge`` ``(R, M)`` joined to the output layer's input (``M = 0``: none);
 - ``head_weight_t`` ``(H + M, V_pad)``, ``head_bias`` ``(V_pad,)``: the
   output layer, its columns padded with zeros to a multiple of the register
@@ -42,12 +42,14 @@ import numpy as np
 from numba import njit
 
 from ._jit import KERNEL_OPTIONS
-from .activations import expm1_parts, tanh
-from .cpu import attention_step, embedding_gather, stack_step
+from .activations import constants, expm1_parts, tanh
+from .cpu import _copy, embedding_gather, stack_step
 from .row_invariant import row_invariant_matmul
 
-#: ``attention`` codes of the ``model`` tuple.
-NO_ATTENTION, DOT_ATTENTION, GENERAL_ATTENTION = 0, 1, 2
+#: Source positions of the attention keys are padded to a multiple of this
+#: (16 float32 in an AVX-512 vector): the scores of a row are computed over
+#: whole vectors of positions, with no scalar tail.
+KEY_POSITIONS = 16
 
 #: Status codes of :func:`greedy_block`.
 OK, NON_FINITE_STATE, NON_FINITE_LOG_PROBS, NO_ALLOWED_TOKEN = 0, 1, 2, 3
@@ -57,23 +59,24 @@ OK, NON_FINITE_STATE, NON_FINITE_LOG_PROBS, NO_ALLOWED_TOKEN = 0, 1, 2, 3
 def scratch_size(rows, model):
     """Length of the ``buffer`` :func:`decoder_step` needs for ``rows`` rows."""
     embedding, w_hh_t = model[0], model[5]
-    memory, merge, head_weight_t = model[12], model[15], model[16]
+    memory, keys_t, merge, head_weight_t = model[11], model[12], model[14], model[15]
     hidden = w_hh_t.shape[1]
     width = w_hh_t.shape[2]
-    memory_size = memory.shape[2]
     per_row = (
         embedding.shape[1]  # x
         + 3 * width
         + hidden  # the stack's scratch
-        + memory_size  # query
-        + memory_size
+        + memory.shape[2]
         + hidden  # combined
         + 2 * hidden  # attentional (pre-activation and tanh)
         + hidden
         + merge.shape[1]  # head input
         + head_weight_t.shape[1]  # logits
     )
-    return rows * per_row + 3 * model[18].shape[0]  # + log_softmax_rows' work
+    per_call = (  # the softmaxes' work
+        3 * model[17].shape[0] + 4 * keys_t.shape[2] + hidden + memory.shape[2]
+    )
+    return rows * per_row + per_call
 
 
 @njit(**KERNEL_OPTIONS)
@@ -146,6 +149,88 @@ def log_softmax_rows(logits, mask, out, work):
 
 
 @njit(**KERNEL_OPTIONS)
+def attention_step(query, decoder_output, memory, keys_t, memory_lengths, rows,
+                   combined, weights, work):  # fmt: skip
+    """One decoding step of Luong attention, row by row (batch-invariant).
+
+    For every row ``n`` with source ``r = rows[n]``: scores
+    ``query[n] . keys[r, s]`` over the source's ``memory_lengths[r]``
+    positions, their softmax (0 beyond the length), and
+    ``combined[n] = [sum_s weights[n, s] memory[r, s]; decoder_output[n]]``,
+    the input of the output combination ``tanh(W_c combined)``. Every sum runs
+    in a fixed order within its row (over ``k`` ascending for a score, over
+    ``s`` ascending for the normaliser and the context), vectorised across
+    positions and features, never across rows.
+
+    Parameters
+    ----------
+    query : ndarray of shape (N, K)
+        The decoder's output.
+    decoder_output : ndarray of shape (N, H)
+    memory : ndarray of shape (R, S, H_mem)
+        Encoder outputs of every source.
+    keys_t : ndarray of shape (R, K, S_pad)
+        The keys of every source position, transposed (the scores run along
+        ``s``): ``memory @ weight_a.T`` ("general") or ``memory`` ("dot"),
+        zero-padded to ``S_pad``, a multiple of :data:`KEY_POSITIONS`
+        ``>= S``.
+    memory_lengths : int64 ndarray of shape (R,)
+        In ``[1, S]``.
+    rows : int64 ndarray of shape (N,)
+        Source of each row, in ``[0, R)``.
+    combined : ndarray of shape (N, H_mem + H)
+        Out.
+    weights : ndarray of shape (N, S)
+        Out: the attention weights.
+    work : ndarray of shape (>= 4 S_pad + K + H_mem,)
+        Scratch.
+    """
+    zero, _, _ = constants(weights)
+    memory_size = memory.shape[2]
+    key_size = query.shape[1]
+    padded = keys_t.shape[2]
+    # Row-vector products on the register tiles (a plain loop kept its sums
+    # in memory: latency-bound, 2-3x slower), through C-contiguous scratch.
+    scores = work[:padded].reshape(1, padded)
+    shifted = work[padded : 2 * padded]
+    pm1 = work[2 * padded : 3 * padded]
+    scale = work[3 * padded : 4 * padded]
+    query_row = work[4 * padded : 4 * padded + key_size].reshape(1, key_size)
+    context_start = 4 * padded + key_size
+    context = work[context_start : context_start + memory_size].reshape(1, memory_size)
+    for n in range(query.shape[0]):
+        source = rows[n]
+        length = memory_lengths[source]
+        for k in range(key_size):
+            query_row[0, k] = query[n, k]
+        row_invariant_matmul(query_row, keys_t[source], scores)
+        # The softmax over whole vectors of positions, padding at exp(-inf).
+        span = min(padded, -(-length // KEY_POSITIONS) * KEY_POSITIONS)
+        best = scores[0, 0]
+        for s in range(1, length):
+            best = max(best, scores[0, s])
+        for s in range(span):
+            shifted[s] = scores[0, s] - best if s < length else -np.inf
+        expm1_parts(shifted[:span], pm1[:span], scale[:span])
+        norm = zero
+        for s in range(span):
+            shifted[s] = scale[s] + scale[s] * pm1[s]
+            norm += shifted[s]
+        row_weights = weights[n]
+        for s in range(length):
+            row_weights[s] = shifted[s] / norm
+        for s in range(length, weights.shape[1]):
+            row_weights[s] = zero
+        for s in range(length):
+            shifted[s] = row_weights[s]
+        row_invariant_matmul(
+            shifted[:length].reshape(1, length), memory[source][:length], context
+        )
+        _copy(combined[n, :memory_size], context[0])
+        _copy(combined[n, memory_size:], decoder_output[n])
+
+
+@njit(**KERNEL_OPTIONS)
 def decoder_step(tokens, rows, model, h, c, h_out, c_out, log_probs,
                  attention_weights, buffer, work):  # fmt: skip
     """One step of the decoder for ``N`` rows: next state and log-probabilities.
@@ -178,8 +263,8 @@ def decoder_step(tokens, rows, model, h, c, h_out, c_out, log_probs,
         was not finite) or :data:`NON_FINITE_LOG_PROBS`.
     """
     (embedding, cell, relu, w_ih0_t, w_ih_rest_t, w_hh_t, bias, b_hn,
-     tanh_columns, attention, weight_a, attention_c_t, memory, memory_t,
-     memory_lengths, merge, head_weight_t, head_bias, mask) = model  # fmt: skip
+     tanh_columns, attention, attention_c_t, memory, keys_t, memory_lengths,
+     merge, head_weight_t, head_bias, mask) = model  # fmt: skip
     batch = tokens.shape[0]
     hidden = w_hh_t.shape[1]
     width = w_hh_t.shape[2]
@@ -187,28 +272,24 @@ def decoder_step(tokens, rows, model, h, c, h_out, c_out, log_probs,
     merge_size = merge.shape[1]
     x, offset = _take(buffer, 0, batch, embedding.shape[1])
     scratch, offset = _take(buffer, offset, batch, 3 * width + hidden)
-    query, offset = _take(buffer, offset, batch, memory_size)
     combined, offset = _take(buffer, offset, batch, memory_size + hidden)
     pre, offset = _take(buffer, offset, batch, hidden)
     attentional, offset = _take(buffer, offset, batch, hidden)
     head_input, offset = _take(buffer, offset, batch, hidden + merge_size)
     logits, offset = _take(buffer, offset, batch, head_weight_t.shape[1])
     softmax_work = buffer[offset : offset + 3 * log_probs.shape[1]]
+    attention_work = buffer[
+        offset : offset + 4 * keys_t.shape[2] + hidden + memory_size
+    ]
 
     embedding_gather(tokens, embedding, x)
     if not stack_step(cell, relu, x, w_ih0_t, w_ih_rest_t, w_hh_t, bias, b_hn,
                       tanh_columns, h, c, h_out, c_out, scratch, work):  # fmt: skip
         return NON_FINITE_STATE
     output = h_out[h_out.shape[0] - 1]
-    if attention != NO_ATTENTION:
-        if attention == GENERAL_ATTENTION:
-            row_invariant_matmul(output, weight_a, query)
-        else:
-            for n in range(batch):
-                for k in range(memory_size):
-                    query[n, k] = output[n, k]
-        attention_step(query, output, memory, memory_t, memory_lengths, rows,
-                       combined, attention_weights)  # fmt: skip
+    if attention:
+        attention_step(output, output, memory, keys_t, memory_lengths, rows,
+                       combined, attention_weights, attention_work)  # fmt: skip
         row_invariant_matmul(combined, attention_c_t, pre)
         tanh(pre.reshape(batch * hidden), attentional.reshape(batch * hidden), work)
         output = attentional
@@ -281,7 +362,7 @@ def greedy_block(first_tokens, rows, h, c, model, eos, max_length, min_length,
         The step it was met at.
     """
     batch = first_tokens.shape[0]
-    vocab = model[18].shape[0]
+    vocab = model[17].shape[0]
     active = np.arange(batch)
     count = batch
     tokens = first_tokens.copy()
@@ -291,7 +372,7 @@ def greedy_block(first_tokens, rows, h, c, model, eos, max_length, min_length,
     h_out = np.empty_like(h)
     c_out = np.empty_like(c)
     log_probs = np.empty((batch, vocab))
-    weights = np.empty((batch, model[12].shape[1]), dtype=h.dtype)
+    weights = np.empty((batch, model[11].shape[1]), dtype=h.dtype)
     buffer = np.empty(scratch_size(batch, model), dtype=h.dtype)
     keep = np.empty(batch, dtype=np.int64)
     for n in range(batch):
