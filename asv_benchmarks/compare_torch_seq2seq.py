@@ -575,11 +575,15 @@ def main():
     print(f"\n| {'measurement':<42} | rnntools | torch | ratio |")
     print(f"|:{'-' * 41}|--:|--:|--:|")
     for label, ours, theirs in rows:
-        print(f"| {label:<42} | {ours:.3f} s | {theirs:.3f} s | {ours / theirs:.2f} |")
+        print(
+            f"| {label:<42} | {ours * 1e3:.1f} ms | {theirs * 1e3:.1f} ms "
+            f"| {ours / theirs:.2f} |"
+        )
     print()
     for name, beam, greedy_time in beams:
         print(
-            f"{name} beam width 5 / our greedy: {beam:.3f} s / {greedy_time:.3f} s "
+            f"{name} beam width 5 / our greedy: {beam * 1e3:.1f} ms / "
+            f"{greedy_time * 1e3:.1f} ms "
             f"= {beam / greedy_time:.2f}"
         )
 

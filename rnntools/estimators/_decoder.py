@@ -153,7 +153,7 @@ class DecoderArrays:
             The conditioning rows: ``memory``/``keys_t``/``memory_lengths``
             (attention) and ``merge`` (each None when unused).
         forbidden : array-like of int or None
-            Tokens never emitted.
+            Tokens never emitted (ids ``< V``).
         """
         step = self.step
         dtype = step.dtype
@@ -166,7 +166,8 @@ class DecoderArrays:
         merge = condition.merge
         if merge is None:
             merge = np.empty((0, 0), dtype=dtype)
-        mask = np.zeros(self.vocab_size, dtype=dtype)
+        mask = np.zeros(self.head_bias.shape[0], dtype=dtype)
+        mask[self.vocab_size :] = -np.inf  # the output layer's padding
         if forbidden is not None:
             mask[forbidden] = -np.inf
         return (
@@ -276,8 +277,8 @@ class DecoderArrays:
         def run(block):
             status, row, t = kernels.greedy_block(
                 first[block], rows[block], np.ascontiguousarray(h[:, block]),
-                np.ascontiguousarray(c[:, block]), model, eos, max_length,
-                min_length, emitted[block], lengths[block], scores[block],
+                np.ascontiguousarray(c[:, block]), model, self.vocab_size, eos,
+                max_length, min_length, emitted[block], lengths[block], scores[block],
                 np.empty(self.step.work_length, dtype=self.step.dtype),
             )  # fmt: skip
             return status, (block.start + row if row >= 0 else row), t
