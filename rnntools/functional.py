@@ -1056,17 +1056,18 @@ def prepare_step(params, cell, *, nonlinearity="tanh", dtype=None):
 _step_scratch = threading.local()
 
 
-def _thread_scratch(size, dtype):
-    """A 1-D scratch buffer of at least ``size`` numbers, this thread's own,
-    kept between steps: fresh pages for a step's scratch cost 3x the step at
-    500 rows (an LSTM, H = 128), and the buffer pool's lookup costs more than
-    the step at batch 1."""
+def _thread_scratch(size, dtype, purpose="step"):
+    """A 1-D scratch buffer of at least ``size`` numbers, this thread's own
+    for ``purpose``, kept between steps: fresh pages for a step's scratch cost
+    3x the step at 500 rows (an LSTM, H = 128), and the buffer pool's lookup
+    costs more than the step at batch 1."""
     buffers = getattr(_step_scratch, "buffers", None)
     if buffers is None:
         buffers = _step_scratch.buffers = {}
-    buffer = buffers.get(dtype)
+    key = (purpose, np.dtype(dtype))
+    buffer = buffers.get(key)
     if buffer is None or buffer.size < size:
-        buffer = buffers[dtype] = np.empty(size, dtype=dtype)
+        buffer = buffers[key] = np.empty(size, dtype=dtype)
     return buffer
 
 
@@ -1083,7 +1084,7 @@ def _step_rows(prepared, x_t, parts, new_parts, rows):
     scratch = buffer[:size].reshape(rows_x.shape[0], prepared.scratch_width)
     work = buffer[size : size + prepared.work_length]
     finite = cpu.stack_step(
-        prepared.cell_code, prepared.relu, rows_x, prepared.w_ih0_t,
+        prepared.cell_code, prepared.relu, rows_x, False, prepared.w_ih0_t,
         prepared.w_ih_rest_t, prepared.w_hh_t, prepared.bias, prepared.b_hn,
         prepared.tanh_columns, block[0], block[-1], out[0], out[-1], scratch, work,
     )  # fmt: skip

@@ -22,6 +22,7 @@ from ..functional import (
     _thread_scratch,
     prepare_step,
 )
+from ..kernels import cpu
 from ..kernels import decoder as kernels
 from ..kernels.row_invariant import row_invariant_matmul
 
@@ -29,6 +30,14 @@ from ..kernels.row_invariant import row_invariant_matmul
 #: tile of :mod:`rnntools.kernels.row_invariant`: 4 AVX-512 vectors of float32),
 #: so that no column of the product takes the slow one-column edge path.
 _HEAD_COLUMNS = 64
+
+
+#: Every token's first input product is computed once per decoding call when
+#: the row-steps to decode are at least this many times the tokens (the
+#: product then costs at most a quarter of what it saves) ...
+_PROJECT_TOKENS = 4
+#: ... and the table takes at most this many bytes.
+_TABLE_BYTES = 16 * 2**20
 
 
 @dataclass(frozen=True)
@@ -39,7 +48,10 @@ class DecoderArrays:
     ----------
     step : PreparedStep
         The recurrent stack (:func:`rnntools.functional.prepare_step`).
-    embedding : ndarray of shape (V_in, E)
+    embedding : ndarray of shape (V_in, E) or (V_in, G*H)
+        The target embedding, or if ``projected`` each token's first-layer
+        gate input (``embedding @ weight_ih_l0.T + bias``).
+    projected : bool
     attention : {None, "dot", "general"}
     weight_a_t : ndarray of shape (H_mem, H)
         "general" attention's ``weight_a``, transposed (empty otherwise).
@@ -57,6 +69,7 @@ class DecoderArrays:
 
     step: PreparedStep
     embedding: np.ndarray
+    projected: bool
     attention: str | None
     weight_a_t: np.ndarray
     attention_c_t: np.ndarray
@@ -66,16 +79,30 @@ class DecoderArrays:
     flops_per_row: int
 
     @classmethod
-    def from_params(cls, params, *, cell, nonlinearity, rnn_params, keys, attention):
+    def from_params(
+        cls, params, *, cell, nonlinearity, rnn_params, keys, attention, rows=0
+    ):
         """Lay out ``params`` (a generating estimator's ``params_``).
 
         ``rnn_params`` are the decoder's recurrent parameters in
         :func:`~rnntools.functional.prepare_step`'s layout; ``keys`` names the
         embedding, head and attention parameters; ``attention`` is None,
-        "dot" or "general".
+        "dot" or "general". ``rows``: about how many row-steps will be
+        decoded; when they outnumber the tokens enough, every token's first
+        input product is computed once here (:data:`_PROJECT_TOKENS`).
         """
         step = prepare_step(rnn_params, cell, nonlinearity=nonlinearity)
         dtype = step.dtype
+        embedding = np.array(params[keys["embedding"]], dtype=dtype)
+        gate_width = step.w_hh_t.shape[2]
+        projected = (
+            embedding.shape[0] * _PROJECT_TOKENS <= rows
+            and embedding.shape[0] * gate_width * dtype.itemsize <= _TABLE_BYTES
+        )
+        if projected:
+            table = np.empty((embedding.shape[0], gate_width), dtype=dtype)
+            cpu._step_input(embedding, step.w_ih0_t, step.bias[0], table)
+            embedding = table
         hidden = step.hidden_size
         head_weight = params[keys["head_weight"]]
         vocab_size, head_inputs = head_weight.shape
@@ -95,7 +122,8 @@ class DecoderArrays:
             flops += 2 * attention_c_t.shape[0] * hidden
         return cls(
             step=step,
-            embedding=np.array(params[keys["embedding"]], dtype=dtype),
+            embedding=embedding,
+            projected=projected,
             attention=attention,
             weight_a_t=weight_a_t,
             attention_c_t=attention_c_t,
@@ -175,7 +203,7 @@ class DecoderArrays:
             step.w_ih_rest_t, step.w_hh_t, step.bias, step.b_hn, step.tanh_columns,
             self.attention is not None, self.attention_c_t, memory, keys_t,
             memory_lengths.astype(np.int64, copy=False), merge,
-            self.head_weight_t, self.head_bias, mask,
+            self.head_weight_t, self.head_bias, mask, self.projected,
         )  # fmt: skip
 
     def _blocks(self, rows, steps=1, flops=None):
@@ -275,11 +303,22 @@ class DecoderArrays:
         scores = np.empty(count)
 
         def run(block):
+            rows_in_block = block.stop - block.start
+            block_h = np.ascontiguousarray(h[:, block])
+            block_c = np.ascontiguousarray(c[:, block])
+            size = kernels.greedy_scratch_size(
+                rows_in_block, model, *block_h.shape[::2], block_c.shape[2]
+            )
+            work_length = self.step.work_length
+            buffer = _thread_scratch(size + work_length, self.step.dtype)
+            log_probs = _thread_scratch(
+                rows_in_block * self.vocab_size, np.dtype(np.float64), "log_probs"
+            )
             status, row, t = kernels.greedy_block(
-                first[block], rows[block], np.ascontiguousarray(h[:, block]),
-                np.ascontiguousarray(c[:, block]), model, self.vocab_size, eos,
-                max_length, min_length, emitted[block], lengths[block], scores[block],
-                np.empty(self.step.work_length, dtype=self.step.dtype),
+                first[block], rows[block], block_h, block_c, model,
+                self.vocab_size, eos, max_length, min_length, emitted[block],
+                lengths[block], scores[block], log_probs, buffer[:size],
+                buffer[size : size + work_length],
             )  # fmt: skip
             return status, (block.start + row if row >= 0 else row), t
 

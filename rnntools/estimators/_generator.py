@@ -525,8 +525,9 @@ class _GeneratorRNN(_BaseRNN):
             self._reset_stopping()
 
     # ------------------------------------------------------------- decoding
-    def _prepared(self):
-        """The decoder laid out for decoding (:class:`._decoder.DecoderArrays`)."""
+    def _prepared(self, rows=0):
+        """The decoder laid out for decoding (:class:`._decoder.DecoderArrays`),
+        for about ``rows`` row-steps."""
         params = self.params_
         return DecoderArrays.from_params(
             params,
@@ -541,6 +542,7 @@ class _GeneratorRNN(_BaseRNN):
                 "attention_c": ATTENTION_C,
             },
             attention=self._attention_score,
+            rows=rows,
         )
 
     def _step_log_proba(
@@ -672,7 +674,9 @@ class _GeneratorRNN(_BaseRNN):
                 f"return_attention=True needs attention; this {type(self).__name__} "
                 "has none."
             )
-        prepared = self._prepared()
+        decoding._check_lengths(Vocabulary.EOS, max_length, min_length)
+        inputs = len(X) if hasattr(X, "__len__") else 0
+        prepared = self._prepared(rows=inputs * beam_width * max_length)
         start, first, as_text = self._start(X, prepared)
         state = (start.initial_state, np.arange(len(first)))
         forbidden = np.array([Vocabulary.PAD, Vocabulary.BOS])
@@ -713,7 +717,6 @@ class _GeneratorRNN(_BaseRNN):
                 **common,
             )
         else:
-            decoding._check_lengths(Vocabulary.EOS, max_length, min_length)
             sequences, scores = prepared.greedy(
                 first,
                 state[1],

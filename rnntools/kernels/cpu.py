@@ -629,7 +629,7 @@ def _step_input(x, w_ih_t, bias, gates):
 
 @njit(**KERNEL_OPTIONS)
 def lstm_step(x, w_ih_t, w_hh_t, bias, tanh_columns, h, c, h_out, c_out, gates,
-              pre, work):  # fmt: skip
+              pre, work, input_ready):  # fmt: skip
     """One LSTM step of one layer: ``(h, c) -> (h_out, c_out)``.
 
     Parameters
@@ -651,9 +651,12 @@ def lstm_step(x, w_ih_t, w_hh_t, bias, tanh_columns, h, c, h_out, c_out, gates,
         Scratch.
     work : ndarray of shape (>= work_size(4H),)
         Scratch.
+    input_ready : bool
+        ``gates`` already holds ``x W_ih + bias`` (``x`` is then unused).
     """
     batch, hidden = h.shape
-    _step_input(x, w_ih_t, bias, gates)
+    if not input_ready:
+        _step_input(x, w_ih_t, bias, gates)
     row_invariant_matmul(h, w_hh_t, pre)
     gate_activations(pre, gates, tanh_columns, work)
     for b in range(batch):
@@ -672,7 +675,7 @@ def lstm_step(x, w_ih_t, w_hh_t, bias, tanh_columns, h, c, h_out, c_out, gates,
 
 @njit(**KERNEL_OPTIONS)
 def gru_step(x, w_ih_t, w_hh_t, bias, b_hn, h, h_out, gates, pre, activated,
-             candidate, work):  # fmt: skip
+             candidate, work, input_ready):  # fmt: skip
     """One GRU step of one layer (PyTorch's reset-after form): ``h -> h_out``.
 
     Parameters
@@ -692,10 +695,13 @@ def gru_step(x, w_ih_t, w_hh_t, bias, b_hn, h, h_out, gates, pre, activated,
     candidate : ndarray of shape (B, H)
         Scratch.
     work : ndarray of shape (>= work_size(3H),)
+    input_ready : bool
+        ``gates`` already holds ``x W_ih + bias`` (``x`` is then unused).
     """
     batch, hidden = h.shape
     width = 3 * hidden
-    _step_input(x, w_ih_t, bias, gates)
+    if not input_ready:
+        _step_input(x, w_ih_t, bias, gates)
     row_invariant_matmul(h, w_hh_t, pre)
     for b in range(batch):
         for j in range(2 * hidden):
@@ -718,7 +724,8 @@ def gru_step(x, w_ih_t, w_hh_t, bias, b_hn, h, h_out, gates, pre, activated,
 
 
 @njit(**KERNEL_OPTIONS)
-def rnn_step(x, w_ih_t, w_hh_t, bias, relu, h, h_out, gates, pre, work):
+def rnn_step(x, w_ih_t, w_hh_t, bias, relu, h, h_out, gates, pre, work,
+             input_ready):  # fmt: skip
     """One Elman step of one layer: ``h_out = act(x W_ih + b + h W_hh)``.
 
     Parameters
@@ -735,10 +742,13 @@ def rnn_step(x, w_ih_t, w_hh_t, bias, relu, h, h_out, gates, pre, work):
     gates, pre : ndarray of shape (B, H)
         Scratch.
     work : ndarray of shape (>= work_size(H),)
+    input_ready : bool
+        ``gates`` already holds ``x W_ih + bias`` (``x`` is then unused).
     """
     zero, _, _ = constants(gates)
     batch, hidden = h.shape
-    _step_input(x, w_ih_t, bias, gates)
+    if not input_ready:
+        _step_input(x, w_ih_t, bias, gates)
     row_invariant_matmul(h, w_hh_t, pre)
     for b in range(batch):
         for j in range(hidden):
@@ -764,8 +774,8 @@ def _finite(array):
 
 
 @njit(**KERNEL_OPTIONS)
-def stack_step(cell, relu, x, w_ih0_t, w_ih_rest_t, w_hh_t, bias, b_hn,
-               tanh_columns, h, c, h_out, c_out, scratch, work):  # fmt: skip
+def stack_step(cell, relu, x, x_projected, w_ih0_t, w_ih_rest_t, w_hh_t, bias,
+               b_hn, tanh_columns, h, c, h_out, c_out, scratch, work):  # fmt: skip
     """One timestep of a unidirectional stack of ``L`` layers, in one call.
 
     Parameters
@@ -774,9 +784,14 @@ def stack_step(cell, relu, x, w_ih0_t, w_ih_rest_t, w_hh_t, bias, b_hn,
         :data:`RNN_CELL`, :data:`LSTM_CELL` or :data:`GRU_CELL`.
     relu : bool
         ReLU instead of tanh (rnn cell only).
-    x : ndarray of shape (B, I)
+    x : ndarray of shape (B, I), or (B, G*H) if ``x_projected``
+    x_projected : bool
+        ``x`` is already the first layer's gate input ``x W_ih + bias`` (a
+        decoder looks it up per token: see
+        :func:`rnntools.kernels.decoder.decoder_step`); it is then used as the
+        first layer's gate buffer and overwritten.
     w_ih0_t : ndarray of shape (I, G*H)
-        The first layer's ``weight_ih.T``.
+        The first layer's ``weight_ih.T`` (unused if ``x_projected``).
     w_ih_rest_t : ndarray of shape (L - 1, H, G*H)
         The other layers' ``weight_ih.T``.
     w_hh_t : ndarray of shape (L, H, G*H)
@@ -817,20 +832,24 @@ def stack_step(cell, relu, x, w_ih0_t, w_ih_rest_t, w_hh_t, bias, b_hn,
     layer_input = x
     for layer in range(h.shape[0]):
         w_ih_t = w_ih0_t if layer == 0 else w_ih_rest_t[layer - 1]
+        input_ready = x_projected and layer == 0
+        layer_gates = x if input_ready else gates
         if cell == LSTM_CELL:
             lstm_step(
                 layer_input, w_ih_t, w_hh_t[layer], bias[layer], tanh_columns,
-                h[layer], c[layer], h_out[layer], c_out[layer], gates, pre, work,
+                h[layer], c[layer], h_out[layer], c_out[layer], layer_gates, pre,
+                work, input_ready,
             )  # fmt: skip
         elif cell == GRU_CELL:
             gru_step(
                 layer_input, w_ih_t, w_hh_t[layer], bias[layer], b_hn[layer],
-                h[layer], h_out[layer], gates, pre, activated, candidate, work,
+                h[layer], h_out[layer], layer_gates, pre, activated, candidate,
+                work, input_ready,
             )  # fmt: skip
         else:
             rnn_step(
                 layer_input, w_ih_t, w_hh_t[layer], bias[layer], relu, h[layer],
-                h_out[layer], gates, pre, work,
+                h_out[layer], layer_gates, pre, work, input_ready,
             )  # fmt: skip
         layer_input = h_out[layer]
     return True

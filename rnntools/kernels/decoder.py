@@ -19,10 +19,13 @@ The decoder's arrays travel as one tuple, ``model`` (see
 
 ``(embedding, cell, relu, w_ih0_t, w_ih_rest_t, w_hh_t, bias, b_hn,
 tanh_columns, attention, attention_c_t, memory, keys_t, memory_lengths,
-merge, head_weight_t, head_bias, mask)``
+merge, head_weight_t, head_bias, mask, projected)``
 
-- ``embedding`` ``(V_in, E)``; ``cell`` … ``tanh_columns`` as in
-  :func:`.cpu.stack_step`;
+- ``embedding`` ``(V_in, E)``, or with ``projected`` (bool, last) the first
+  layer's gate input of every token, ``embedding @ w_ih0_t + bias[0]``
+  ``(V_in, G*H)``: a lookup then replaces the input product of every step
+  (the same numbers: the products are row-invariant);
+- ``cell`` … ``tanh_columns`` as in :func:`.cpu.stack_step`;
 - ``attention`` (bool); ``attention_c_t`` ``(H_mem + H, H)``; ``memory``
   ``(R, S, H_mem)``, ``keys_t`` ``(R, H, S_pad)`` and ``memory_lengths``
   ``(R,)`` of the ``R`` conditioning rows (see :func:`attention_step`: the
@@ -298,7 +301,7 @@ def decoder_step(tokens, rows, model, h, c, h_out, c_out, log_probs,
     """
     (embedding, cell, relu, w_ih0_t, w_ih_rest_t, w_hh_t, bias, b_hn,
      tanh_columns, attention, attention_c_t, memory, keys_t, memory_lengths,
-     merge, head_weight_t, head_bias, mask) = model  # fmt: skip
+     merge, head_weight_t, head_bias, mask, projected) = model  # fmt: skip
     batch = tokens.shape[0]
     hidden = w_hh_t.shape[1]
     width = w_hh_t.shape[2]
@@ -317,8 +320,9 @@ def decoder_step(tokens, rows, model, h, c, h_out, c_out, log_probs,
     ]
 
     embedding_gather(tokens, embedding, x)
-    if not stack_step(cell, relu, x, w_ih0_t, w_ih_rest_t, w_hh_t, bias, b_hn,
-                      tanh_columns, h, c, h_out, c_out, scratch, work):  # fmt: skip
+    if not stack_step(cell, relu, x, projected, w_ih0_t, w_ih_rest_t, w_hh_t,
+                      bias, b_hn, tanh_columns, h, c, h_out, c_out, scratch,
+                      work):  # fmt: skip
         return NON_FINITE_STATE
     output = h_out[h_out.shape[0] - 1]
     if attention:
@@ -343,21 +347,30 @@ def decoder_step(tokens, rows, model, h, c, h_out, c_out, log_probs,
 
 
 @njit(**KERNEL_OPTIONS)
-def _take_rows(state, keep, count):
-    """A new ``(L, count, H)`` array of the rows ``keep[:count]`` of ``state``."""
-    taken = np.empty((state.shape[0], count, state.shape[2]), dtype=state.dtype)
-    for layer in range(state.shape[0]):
-        for i in range(count):
-            source = state[layer, keep[i]]
-            target = taken[layer, i]
-            for j in range(state.shape[2]):
-                target[j] = source[j]
-    return taken
+def greedy_scratch_size(rows, model, layers, hidden, cell_width):
+    """Length of the ``buffer`` :func:`greedy_block` needs for ``rows`` rows
+    of ``layers`` states of ``hidden`` (and LSTM cells of ``cell_width``)."""
+    states = 2 * layers * rows * (hidden + cell_width)
+    return states + rows * model[11].shape[1] + scratch_size(rows, model)
 
 
 @njit(**KERNEL_OPTIONS)
-def greedy_block(first_tokens, rows, h, c, model, vocab, eos, max_length,
-                 min_length, emitted, lengths, scores, work):  # fmt: skip
+def _compact(flat, layers, count, width, keep, kept):
+    """Keep the rows ``keep[:kept]`` (ascending) of the ``(layers, count,
+    width)`` state at the start of ``flat``, as ``(layers, kept, width)`` in
+    place (every row moves to a lower or the same position)."""
+    for layer in range(layers):
+        for i in range(kept):
+            source = (layer * count + keep[i]) * width
+            target = (layer * kept + i) * width
+            for j in range(width):
+                flat[target + j] = flat[source + j]
+
+
+@njit(**KERNEL_OPTIONS)
+def greedy_block(first_tokens, rows, h0, c0, model, vocab, eos, max_length,
+                 min_length, emitted, lengths, scores, log_probs, buffer,
+                 work):  # fmt: skip
     """Greedy search of ``N`` rows, every step in here.
 
     At each step every unfinished row emits its most probable token (ties to
@@ -370,8 +383,8 @@ def greedy_block(first_tokens, rows, h, c, model, vocab, eos, max_length,
     first_tokens : int64 ndarray of shape (N,)
     rows : int64 ndarray of shape (N,)
         Conditioning row of each row (see :func:`decoder_step`).
-    h, c : ndarray of shape (L, N, H)
-        The initial state (not modified).
+    h0, c0 : ndarray of shape (L, N, H) and (L, N, H or 0)
+        The initial state (``c0`` empty but for LSTMs); not modified.
     model : tuple
         See the module docstring.
     vocab : int
@@ -385,6 +398,11 @@ def greedy_block(first_tokens, rows, h, c, model, vocab, eos, max_length,
         Out: tokens emitted before ``eos``.
     scores : float64 ndarray of shape (N,)
         Out: summed log-probabilities of the emitted tokens, ``eos`` included.
+    log_probs : float64 ndarray of shape (>= N V,)
+        Scratch.
+    buffer : ndarray of shape (>= greedy_scratch_size(N, model, L, H, ...),)
+        Scratch, kept by the caller between calls (fresh pages for every call
+        cost as much as the steps of a small batch).
     work : ndarray of shape (>= activations.work_size(G*H),)
 
     Returns
@@ -398,31 +416,45 @@ def greedy_block(first_tokens, rows, h, c, model, vocab, eos, max_length,
         The step it was met at.
     """
     batch = first_tokens.shape[0]
+    layers, _, hidden = h0.shape
+    cell_width = c0.shape[2]
     active = np.arange(batch)
     count = batch
     tokens = first_tokens.copy()
     conditioning = rows.copy()
-    h = h.copy()
-    c = c.copy()
-    h_out = np.empty_like(h)
-    c_out = np.empty_like(c)
-    log_probs = np.empty((batch, vocab))
-    weights = np.empty((batch, model[11].shape[1]), dtype=h.dtype)
-    buffer = np.empty(scratch_size(batch, model), dtype=h.dtype)
     keep = np.empty(batch, dtype=np.int64)
+    # The states live flat at the start of their buffers, (L, count, H).
+    h_size, c_size = layers * batch * hidden, layers * batch * cell_width
+    h_flat = buffer[:h_size]
+    h_out_flat = buffer[h_size : 2 * h_size]
+    c_flat = buffer[2 * h_size : 2 * h_size + c_size]
+    c_out_flat = buffer[2 * h_size + c_size : 2 * (h_size + c_size)]
+    offset = 2 * (h_size + c_size)
+    positions = model[11].shape[1]
+    weights = buffer[offset : offset + batch * positions].reshape(batch, positions)
+    step_buffer = buffer[offset + batch * positions :]
+    _copy(h_flat, h0.reshape(h_size))
+    _copy(c_flat, c0.reshape(c_size))
     for n in range(batch):
         lengths[n] = 0
         scores[n] = 0.0
     for t in range(max_length):
+        h_shape = (layers, count, hidden)
+        c_shape = (layers, count, cell_width)
+        step_log_probs = log_probs[: count * vocab].reshape(count, vocab)
         status = decoder_step(
-            tokens[:count], conditioning[:count], model, h, c, h_out, c_out,
-            log_probs[:count], weights[:count], buffer, work,
+            tokens[:count], conditioning[:count], model,
+            h_flat[: layers * count * hidden].reshape(h_shape),
+            c_flat[: layers * count * cell_width].reshape(c_shape),
+            h_out_flat[: layers * count * hidden].reshape(h_shape),
+            c_out_flat[: layers * count * cell_width].reshape(c_shape),
+            step_log_probs, weights[:count], step_buffer, work,
         )  # fmt: skip
         if status != OK:
             return status, active[0], t
         kept = 0
         for i in range(count):
-            row_log_probs = log_probs[i]
+            row_log_probs = step_log_probs[i]
             chosen = -1
             best = -np.inf
             for v in range(vocab):
@@ -441,17 +473,15 @@ def greedy_block(first_tokens, rows, h, c, model, vocab, eos, max_length,
                 tokens[kept] = chosen
                 keep[kept] = i
                 kept += 1
-        h, h_out = h_out, h
-        c, c_out = c_out, c
+        h_flat, h_out_flat = h_out_flat, h_flat
+        c_flat, c_out_flat = c_out_flat, c_flat
         if kept == 0:
             break
         if kept < count:
             for i in range(kept):
                 active[i] = active[keep[i]]
                 conditioning[i] = conditioning[keep[i]]
-            h = _take_rows(h, keep, kept)
-            c = _take_rows(c, keep, kept)
-            h_out = np.empty_like(h)
-            c_out = np.empty_like(c)
+            _compact(h_flat, layers, count, hidden, keep, kept)
+            _compact(c_flat, layers, count, cell_width, keep, kept)
             count = kept
     return OK, -1, max_length
