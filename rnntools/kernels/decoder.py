@@ -78,8 +78,9 @@ def scratch_size(rows, model):
         + hidden
         + merge.shape[1]  # head input
         + 4 * head_weight_t.shape[1]  # logits, log_softmax_rows' work
+        + 3 * keys_t.shape[2]  # attention_step's work
     )
-    per_call = 4 * keys_t.shape[2] + hidden + memory.shape[2]  # attention_step's
+    per_call = keys_t.shape[2] + hidden + memory.shape[2] + memory.shape[1]
     return rows * per_row + per_call
 
 
@@ -219,49 +220,58 @@ def attention_step(query, decoder_output, memory, keys_t, memory_lengths, rows,
         Out.
     weights : ndarray of shape (N, S)
         Out: the attention weights.
-    work : ndarray of shape (>= 4 S_pad + K + H_mem,)
+    work : ndarray of shape (>= 3 N S_pad + S_pad + K + H_mem + S,)
         Scratch.
     """
     zero, _, _ = constants(weights)
     memory_size = memory.shape[2]
     key_size = query.shape[1]
     padded = keys_t.shape[2]
+    rows_count = query.shape[0]
+    size = rows_count * padded
+    # The softmax's exponentials in one call for every row (per row, on 32
+    # positions, they ran in LLVM's scalar remainder loop).
+    shifted = work[:size].reshape(rows_count, padded)
+    pm1 = work[size : 2 * size].reshape(rows_count, padded)
+    scale = work[2 * size : 3 * size].reshape(rows_count, padded)
+    offset = 3 * size
     # Row-vector products on the register tiles (a plain loop kept its sums
     # in memory: latency-bound, 2-3x slower), through C-contiguous scratch.
-    scores = work[:padded].reshape(1, padded)
-    shifted = work[padded : 2 * padded]
-    pm1 = work[2 * padded : 3 * padded]
-    scale = work[3 * padded : 4 * padded]
-    query_row = work[4 * padded : 4 * padded + key_size].reshape(1, key_size)
-    context_start = 4 * padded + key_size
-    context = work[context_start : context_start + memory_size].reshape(1, memory_size)
-    for n in range(query.shape[0]):
+    scores = work[offset : offset + padded].reshape(1, padded)
+    offset += padded
+    query_row = work[offset : offset + key_size].reshape(1, key_size)
+    offset += key_size
+    context = work[offset : offset + memory_size].reshape(1, memory_size)
+    offset += memory_size
+    weights_row = work[offset : offset + weights.shape[1]]
+    for n in range(rows_count):
         source = rows[n]
         length = memory_lengths[source]
         for k in range(key_size):
             query_row[0, k] = query[n, k]
         row_invariant_matmul(query_row, keys_t[source], scores)
-        # The softmax over whole vectors of positions, padding at exp(-inf).
-        span = min(padded, -(-length // KEY_POSITIONS) * KEY_POSITIONS)
         best = scores[0, 0]
         for s in range(1, length):
             best = max(best, scores[0, s])
-        for s in range(span):
-            shifted[s] = scores[0, s] - best if s < length else -np.inf
-        expm1_parts(shifted[:span], pm1[:span], scale[:span])
+        shifted_row = shifted[n]
+        for s in range(padded):  # padding at exp(-inf) = 0
+            shifted_row[s] = scores[0, s] - best if s < length else -np.inf
+    expm1_parts(shifted.reshape(size), pm1.reshape(size), scale.reshape(size))
+    for n in range(rows_count):
+        source = rows[n]
+        length = memory_lengths[source]
         norm = zero
-        for s in range(span):
-            shifted[s] = scale[s] + scale[s] * pm1[s]
-            norm += shifted[s]
+        for s in range(length):
+            weights_row[s] = scale[n, s] + scale[n, s] * pm1[n, s]
+            norm += weights_row[s]
         row_weights = weights[n]
         for s in range(length):
-            row_weights[s] = shifted[s] / norm
+            row_weights[s] = weights_row[s] / norm
+            weights_row[s] = row_weights[s]
         for s in range(length, weights.shape[1]):
             row_weights[s] = zero
-        for s in range(length):
-            shifted[s] = row_weights[s]
         row_invariant_matmul(
-            shifted[:length].reshape(1, length), memory[source][:length], context
+            weights_row[:length].reshape(1, length), memory[source][:length], context
         )
         _copy(combined[n, :memory_size], context[0])
         _copy(combined[n, memory_size:], decoder_output[n])
@@ -315,9 +325,7 @@ def decoder_step(tokens, rows, model, h, c, h_out, c_out, log_probs,
     head_input, offset = _take(buffer, offset, batch, hidden + merge_size)
     logits, offset = _take(buffer, offset, batch, head_weight_t.shape[1])
     softmax_work = buffer[offset : offset + 3 * batch * mask.shape[0]]
-    attention_work = buffer[
-        offset : offset + 4 * keys_t.shape[2] + hidden + memory_size
-    ]
+    attention_work = buffer[offset:]  # (shared with softmax_work: used first)
 
     embedding_gather(tokens, embedding, x)
     if not stack_step(cell, relu, x, projected, w_ih0_t, w_ih_rest_t, w_hh_t,
