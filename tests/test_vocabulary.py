@@ -629,3 +629,31 @@ def test_check_sequences_names_the_input_and_checks_the_kind_once_fitted():
     vocabulary.fit([[1, 2]])
     with pytest.raises(TypeError, match=r"fitted on int tokens, but sequence 0 of X"):
         vocabulary.check_sequences(["ab"], name="X")
+
+
+@given(
+    training=st.lists(st.text(max_size=8), min_size=1, max_size=6),
+    texts=st.lists(st.text(max_size=8), min_size=1, max_size=6),
+    add_bos=st.booleans(),
+    add_eos=st.booleans(),
+)
+def test_texts_encode_at_once_as_one_by_one(training, texts, add_bos, add_eos):
+    # The one-lookup path for texts (code points, searchsorted) against the
+    # dictionary lookup per token, with unseen characters (UNK), empty texts
+    # and any code point, surrogates included.
+    vocabulary = Vocabulary().fit(training + ["<pad>x"])
+    padded, lengths = vocabulary._encode_padded(
+        texts, add_bos=add_bos, add_eos=add_eos, name="X"
+    )
+    one_by_one = vocabulary.encode(texts, add_bos=add_bos, add_eos=add_eos)
+    np.testing.assert_array_equal(lengths, [len(ids) for ids in one_by_one])
+    assert padded.shape == (len(texts), max(lengths))
+    for row, ids in zip(padded, one_by_one, strict=True):
+        np.testing.assert_array_equal(row[: len(ids)], ids)
+        assert np.all(row[len(ids) :] == PAD)
+    # Token sequences take the general path, with the same result.
+    lists, list_lengths = vocabulary._encode_padded(
+        [list(text) for text in texts], add_bos=add_bos, add_eos=add_eos, name="X"
+    )
+    np.testing.assert_array_equal(lists, padded)
+    np.testing.assert_array_equal(list_lengths, lengths)

@@ -234,25 +234,20 @@ class _GeneratorRNN(_BaseRNN):
         lengths : int64 ndarray of shape (n,)
             ``n_i + 1``.
         """
-        ids = vocabulary.encode(
-            vocabulary.check_sequences(sequences, name=name),
-            add_bos=True,
-            add_eos=True,
+        full, lengths = vocabulary._encode_padded(
+            sequences, add_bos=True, add_eos=True, name=name
         )
-        if not allow_empty:
-            for index, sequence in enumerate(ids):
-                if len(sequence) == 2:
-                    raise ValueError(
-                        f"{name}[{index}] is an empty sequence: a model that "
-                        "writes sequences learns from sequences of at least one "
-                        "token."
-                    )
-        lengths = np.array([len(sequence) - 1 for sequence in ids], dtype=np.int64)
-        inputs = np.full((len(ids), lengths.max()), Vocabulary.PAD, dtype=np.int64)
-        targets = np.full_like(inputs, Vocabulary.PAD)
-        for row, sequence in enumerate(ids):
-            inputs[row, : lengths[row]] = sequence[:-1]
-            targets[row, : lengths[row]] = sequence[1:]
+        if not allow_empty and np.any(lengths == 2):
+            index = int(np.argmax(lengths == 2))
+            raise ValueError(
+                f"{name}[{index}] is an empty sequence: a model that writes "
+                "sequences learns from sequences of at least one token."
+            )
+        lengths = lengths - 1  # <bos> t_1 ... t_n, and t_1 ... t_n <eos>
+        inputs = full[:, :-1].copy()
+        shorter = np.flatnonzero(lengths < inputs.shape[1])
+        inputs[shorter, lengths[shorter]] = Vocabulary.PAD  # their <eos>
+        targets = full[:, 1:].copy()
         return inputs, targets, lengths
 
     # ----------------------------------------------------------------- model

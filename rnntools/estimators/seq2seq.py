@@ -7,7 +7,6 @@ from sklearn.utils._param_validation import StrOptions
 from .._sequences import check_sequences
 from ..cells import expected_shapes, init_params
 from ..layers import embedding_backward, embedding_forward
-from ..vocabulary import Vocabulary
 from ._generator import (
     GENERATOR_CONSTRAINTS,
     _Condition,
@@ -230,14 +229,11 @@ n_iter_, t_
         vocabulary = (
             self._new_vocabulary(X, "X") if first_call else self.source_vocabulary_
         )
-        ids = vocabulary.encode(vocabulary.check_sequences(X, name="X"))
-        for index, sequence in enumerate(ids):
-            if len(sequence) == 0:
-                raise ValueError(f"X[{index}] is an empty source sequence.")
-        lengths = np.array([len(sequence) for sequence in ids], dtype=np.int64)
-        padded = np.full((len(ids), lengths.max()), Vocabulary.PAD, dtype=np.int64)
-        for row, sequence in enumerate(ids):
-            padded[row, : len(sequence)] = sequence
+        padded, lengths = vocabulary._encode_padded(X, name="X")
+        if np.any(lengths == 0):
+            raise ValueError(
+                f"X[{int(np.argmax(lengths == 0))}] is an empty source sequence."
+            )
         attributes = {
             "_source_features": False,
             "n_features_in_": self.embedding_dim,
