@@ -641,7 +641,7 @@ def test_texts_encode_at_once_as_one_by_one(training, texts, add_bos, add_eos):
     # The one-lookup path for texts (code points, searchsorted) against the
     # dictionary lookup per token, with unseen characters (UNK), empty texts
     # and any code point, surrogates included.
-    vocabulary = Vocabulary().fit(training + ["<pad>x"])
+    vocabulary = Vocabulary().fit([*training, "<pad>x"])
     padded, lengths = vocabulary._encode_padded(
         texts, add_bos=add_bos, add_eos=add_eos, name="X"
     )
