@@ -172,6 +172,7 @@ def main():
     samples = interleaved_samples(
         {"rnntools": ours_greedy, "torch": greedy, "beam": ours_beam},
         repeats=args.repeats,
+        min_sample_seconds=0.2,
     )
     ours = median_wall(samples["rnntools"])
     rows.append(

@@ -489,6 +489,7 @@ def main():
     samples = interleaved_samples(
         {"rnntools": ours_greedy, "torch": greedy, "beam": ours_beam},
         repeats=args.repeats,
+        min_sample_seconds=0.2,
     )
     ours = median_wall(samples["rnntools"])
     rows.append(
@@ -560,6 +561,7 @@ def main():
     samples = interleaved_samples(
         {"rnntools": ours_greedy_captions, "torch": greedy, "beam": ours_beam_captions},
         repeats=args.repeats,
+        min_sample_seconds=0.2,
     )
     ours = median_wall(samples["rnntools"])
     rows.append(

@@ -270,7 +270,7 @@ def settle(quiet_ms=0.5, interval=0.005, timeout=0.25):
         before = after
 
 
-def interleaved_samples(funcs, *, repeats, numbers=None):
+def interleaved_samples(funcs, *, repeats, numbers=None, min_sample_seconds=None):
     """Time several callables in turn, ``repeats`` rounds.
 
     Interleaving spreads slow drifts (CPU clock, other load) over all of them
@@ -286,6 +286,9 @@ def interleaved_samples(funcs, *, repeats, numbers=None):
     numbers : dict of str to int, optional
         Calls per sample for each callable (default 1); each sample is the
         mean over its calls.
+    min_sample_seconds : float, optional
+        Instead of ``numbers``: as many calls per sample as last this long
+        (:func:`calls_per_sample`), for callables of a few milliseconds.
 
     Returns
     -------
@@ -293,6 +296,11 @@ def interleaved_samples(funcs, *, repeats, numbers=None):
         Per-call wall time and per-call CPU time of this process (all its
         threads) for each sample.
     """
+    if min_sample_seconds is not None:
+        numbers = {
+            name: calls_per_sample(func, min_sample_seconds)
+            for name, func in funcs.items()
+        }
     numbers = numbers or {}
     samples = {name: [] for name in funcs}
     for _ in range(repeats):

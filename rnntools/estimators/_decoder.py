@@ -289,8 +289,11 @@ class DecoderArrays:
 
         Returns
         -------
-        sequences : list of int64 ndarray
-            The tokens of each row, without the final ``eos``.
+        emitted : int64 ndarray of shape (N, max_length)
+            The tokens of row ``n`` are ``emitted[n, :lengths[n]]`` (the rest
+            is not meaningful).
+        lengths : int64 ndarray of shape (N,)
+            Tokens emitted before ``eos``.
         scores : float64 ndarray of shape (N,)
             Summed log-probabilities of the emitted tokens, ``eos`` included.
         """
@@ -330,7 +333,7 @@ class DecoderArrays:
                 results = parallel_map(run, blocks)
         for status, row, t in results:
             _raise_for(status, row, t)
-        return [emitted[n, : lengths[n]].copy() for n in range(count)], scores
+        return emitted, lengths, scores
 
 
 def _raise_for(status, row, t):
