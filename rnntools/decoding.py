@@ -346,13 +346,18 @@ def beam_search(
 
     n_rows = first_tokens.shape[0]
     rows = np.arange(n_rows)  # original index of each row still searching
-    pools = [[] for _ in range(n_rows)]  # per row, (score, tokens) found so far
+    pools = [[] for _ in range(n_rows)]  # per row, (score, hypothesis) found so far
     nth_best = np.full(n_rows, -np.inf)  # per row, the n_best-th score in its pool
     state = reorder(state, np.repeat(rows, beam_width))
     tokens = np.repeat(first_tokens, beam_width)
     beam_sums = np.full((n_rows, beam_width), -np.inf)
     beam_sums[:, 0] = 0.0
-    histories = np.empty((n_rows, beam_width, 0), dtype=np.int64)
+    # Back-pointers instead of every beam's history copied at every step
+    # (quadratic in max_length): the tokens chosen at each step, their parent
+    # beam, and which rows went on to the next step. A hypothesis is the node
+    # (step, row position, beam) of its last token; _Histories reads them all
+    # back in one backward pass at the end.
+    histories = _Histories(beam_width)
     vocab_size = None
     for t in range(max_length):
         log_probs, state = _call_step(step, tokens, state, vocab_size, eos_id, t)
@@ -370,7 +375,8 @@ def beam_search(
         beam_sums = np.take_along_axis(candidates, best, axis=1)
         parents, tokens = np.divmod(best, vocab_size)
 
-        # eos extensions ranked above the last live beam are finished.
+        # eos extensions ranked above the last live beam are finished: the
+        # beam's history so far (its node at step t - 1), then eos.
         eos_index = np.arange(beam_width) * vocab_size + eos_id
         last_sum, last_index = beam_sums[:, -1:], best[:, -1:]
         finished = np.isfinite(eos_sums) & (
@@ -378,14 +384,12 @@ def beam_search(
         )
         eos_penalty = _wu_penalty(t + 1, alpha)
         for r, beam in zip(*np.nonzero(finished), strict=True):
+            hypothesis = histories.node(t - 1, histories.previous_position(t, r), beam)
             _add_to_pool(
                 pools, nth_best, n_best, rows[r],
-                eos_sums[r, beam] / eos_penalty, histories[r, beam],
+                eos_sums[r, beam] / eos_penalty, hypothesis,
             )  # fmt: skip
-        histories = np.concatenate(
-            [np.take_along_axis(histories, parents[:, :, None], 1), tokens[:, :, None]],
-            axis=2,
-        )
+        histories.add_step(tokens, parents)
         dead = np.isneginf(beam_sums[:, 0])  # beam_sums[:, 0]: the best live sum
         for r in np.flatnonzero(dead):
             if not pools[rows[r]]:
@@ -397,13 +401,10 @@ def beam_search(
         if t == max_length - 1:
             cut_penalty = _wu_penalty(max_length, alpha)
             for r, row in enumerate(rows):
-                live = np.isfinite(beam_sums[r])
+                live = np.flatnonzero(np.isfinite(beam_sums[r]))
                 pools[row].extend(
-                    zip(
-                        beam_sums[r, live] / cut_penalty,
-                        histories[r, live],
-                        strict=True,
-                    )
+                    (beam_sums[r, beam] / cut_penalty, histories.node(t, r, beam))
+                    for beam in live
                 )
             break
 
@@ -414,20 +415,74 @@ def beam_search(
         searching = ~dead & (best_final > nth_best[rows])
         if not searching.any():
             break
+        histories.keep(np.flatnonzero(searching))
         index = np.arange(rows.size)[:, None] * beam_width + parents
         state = reorder(state, index[searching].ravel())
         tokens = tokens[searching].ravel()
         rows = rows[searching]
         beam_sums = beam_sums[searching]
-        histories = histories[searching]
 
+    chosen = [sorted(pool, key=lambda entry: -entry[0])[:n_best] for pool in pools]
+    tokens_of = histories.read([node for best in chosen for _, node in best])
     return [
-        [
-            (np.array(hypothesis, dtype=np.int64), float(score))
-            for score, hypothesis in sorted(pool, key=lambda entry: -entry[0])[:n_best]
-        ]
-        for pool in pools
+        [(tokens_of[node], float(score)) for score, node in best] for best in chosen
     ]
+
+
+class _Histories:
+    """The back-pointers of :func:`beam_search`, read back all at once.
+
+    Step ``t`` records, for each row still searching (in order) and beam, the
+    token chosen and its parent beam at step ``t - 1``; and which of those
+    rows searched on at step ``t + 1``. A node ``(t, position, beam)`` is a
+    hypothesis ending with the token of that beam at step ``t``; ``t = -1``
+    is the empty hypothesis.
+    """
+
+    def __init__(self, beam_width):
+        self.beam_width = beam_width
+        self.tokens = []  # per step, int64 (rows at that step, beam_width)
+        self.parents = []
+        self.kept = []  # per step, positions (at that step) of the next rows
+
+    def add_step(self, tokens, parents):
+        self.tokens.append(tokens)
+        self.parents.append(parents)
+        self.kept.append(None)  # all rows, unless keep() says otherwise
+
+    def keep(self, positions):
+        self.kept[-1] = positions
+
+    def previous_position(self, t, position):
+        """The position at step ``t - 1`` of the row at ``position`` at ``t``."""
+        if t == 0:
+            return position
+        kept = self.kept[t - 1]
+        return position if kept is None else int(kept[position])
+
+    @staticmethod
+    def node(t, position, beam):
+        return (t, int(position), int(beam))
+
+    def read(self, nodes):
+        """``{node: int64 tokens}`` of ``nodes``, in one pass from the last
+        step to the first (one vectorised lookup per step for all of them)."""
+        nodes = list(dict.fromkeys(nodes))
+        lengths = np.array([t + 1 for t, _, _ in nodes], dtype=np.int64)
+        longest = int(lengths.max(initial=0))
+        out = np.zeros((len(nodes), longest), dtype=np.int64)
+        ends = np.array([t for t, _, _ in nodes], dtype=np.int64)
+        positions = np.array([p for _, p, _ in nodes], dtype=np.int64)
+        beams = np.array([b for _, _, b in nodes], dtype=np.int64)
+        walking = np.zeros(0, dtype=np.int64)  # the nodes followed back so far
+        for t in range(longest - 1, -1, -1):
+            walking = np.concatenate([walking, np.flatnonzero(ends == t)])
+            here_positions, here_beams = positions[walking], beams[walking]
+            out[walking, t] = self.tokens[t][here_positions, here_beams]
+            beams[walking] = self.parents[t][here_positions, here_beams]
+            if t > 0 and self.kept[t - 1] is not None:
+                positions[walking] = self.kept[t - 1][here_positions]
+        return {node: out[i, : lengths[i]].copy() for i, node in enumerate(nodes)}
 
 
 def _add_to_pool(pools, nth_best, n_best, row, score, tokens):
