@@ -35,7 +35,7 @@ from numba import njit
 
 from ._jit import KERNEL_OPTIONS
 from .activations import constants, gate_activations, sigmoid, tanh, work_size
-from .blas import matmul, matmul_tn
+from .blas import matmul_tn
 from .row_invariant import row_invariant_matmul
 
 
@@ -226,7 +226,7 @@ def _lstm_backward_step(
             d_o[j] = dh * tc[j] * o_gate[j] * (one - o_gate[j])
             d_c_row[j] = dc * f_gate[j]
         _copy(d_gates[t, b], step_grads[b])
-    matmul(step_grads[:active], w_hh, d_h[:active])
+    row_invariant_matmul(step_grads[:active], w_hh, d_h[:active])
 
 
 @njit(**KERNEL_OPTIONS)
@@ -255,6 +255,7 @@ def lstm_backward_layer(
     """
     steps, batch, width = gates.shape
     step_grads = np.empty((batch, width), dtype=gates.dtype)
+    w_hh = np.ascontiguousarray(w_hh)  # for the register tiles
     for s in range(steps - 1, -1, -1):
         active = batch_sizes[s]
         if active == 0:
@@ -386,7 +387,7 @@ def _gru_backward_step(
             d_n_hh[j] = d_n * r_gate[j]
             direct[j] = dh * z_gate[j]
         _copy(d_gates_hh[t, b], step_grads[b])
-    matmul(step_grads[:active], w_hh, d_h[:active])
+    row_invariant_matmul(step_grads[:active], w_hh, d_h[:active])
     for b in range(active):
         for j in range(hidden):
             d_h[b, j] += d_h_direct[b, j]
@@ -417,6 +418,7 @@ def gru_backward_layer(
     hidden = width // 3
     step_grads = np.empty((batch, width), dtype=gates.dtype)
     d_h_direct = np.empty((batch, hidden), dtype=gates.dtype)
+    w_hh = np.ascontiguousarray(w_hh)  # for the register tiles
     for s in range(steps - 1, -1, -1):
         active = batch_sizes[s]
         if active == 0:
@@ -518,7 +520,7 @@ def _rnn_backward_step(
                 dh = d_h_row[j] + d_out_row[j]
                 g[j] = dh * (one - act[j] * act[j])
         _copy(d_gates[t, b], g)
-    matmul(step_grads[:active], w_hh, d_h[:active])
+    row_invariant_matmul(step_grads[:active], w_hh, d_h[:active])
 
 
 @njit(**KERNEL_OPTIONS)
@@ -542,6 +544,7 @@ def rnn_backward_layer(
     """
     steps, batch, hidden = gates.shape
     step_grads = np.empty((batch, hidden), dtype=gates.dtype)
+    w_hh = np.ascontiguousarray(w_hh)  # for the register tiles
     for s in range(steps - 1, -1, -1):
         active = batch_sizes[s]
         if active == 0:
@@ -600,7 +603,9 @@ def layer_param_grads(
     g_hh = d_gates_hh.reshape(rows, width)
     matmul_tn(g_ih, inp.reshape(rows, features), d_w_ih)
     matmul_tn(g_hh, h_prev.reshape(rows, hidden), d_w_hh)
-    matmul(g_ih, w_ih, d_inp.reshape(rows, features))
+    row_invariant_matmul(
+        g_ih, np.ascontiguousarray(w_ih), d_inp.reshape(rows, features)
+    )
     d_b_ih[:] = 0
     d_b_hh[:] = 0
     for r in range(rows):
