@@ -335,14 +335,7 @@ def beam_search(
     """
     first_tokens = _check_first_tokens(first_tokens)
     eos_id, max_length, min_length = _check_lengths(eos_id, max_length, min_length)
-    beam_width = _check_int(beam_width, "beam_width", minimum=1)
-    n_best = _check_int(n_best, "n_best", minimum=1)
-    if n_best > beam_width:
-        raise ValueError(
-            f"n_best={n_best} is more than beam_width={beam_width}: beam search "
-            "cannot return more hypotheses than it keeps."
-        )
-    alpha = _check_real(length_penalty, "length_penalty")
+    beam_width, n_best, alpha = _check_beam(beam_width, n_best, length_penalty)
 
     n_rows = first_tokens.shape[0]
     rows = np.arange(n_rows)  # original index of each row still searching
@@ -483,6 +476,18 @@ class _Histories:
             if t > 0 and self.kept[t - 1] is not None:
                 positions[walking] = self.kept[t - 1][here_positions]
         return {node: out[i, : lengths[i]].copy() for i, node in enumerate(nodes)}
+
+
+def _check_beam(beam_width, n_best, length_penalty):
+    """``(beam_width, n_best, alpha)`` checked, or raise."""
+    beam_width = _check_int(beam_width, "beam_width", minimum=1)
+    n_best = _check_int(n_best, "n_best", minimum=1)
+    if n_best > beam_width:
+        raise ValueError(
+            f"n_best={n_best} is more than beam_width={beam_width}: beam search "
+            "cannot return more hypotheses than it keeps."
+        )
+    return beam_width, n_best, _check_real(length_penalty, "length_penalty")
 
 
 def _add_to_pool(pools, nth_best, n_best, row, score, tokens):

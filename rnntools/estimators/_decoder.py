@@ -335,6 +335,75 @@ class DecoderArrays:
             _raise_for(status, row, t)
         return emitted, lengths, scores
 
+    def beam(self, first, rows, state, model, *, eos, max_length, min_length,
+             beam_width, n_best, alpha):  # fmt: skip
+        """Beam search of every row, as :func:`rnntools.decoding.beam_search`
+        (see there), a block of rows per thread with no Python between steps.
+
+        Returns
+        -------
+        list of N lists of (tokens, score)
+            Per row, its best hypotheses, best first.
+        """
+        count = len(first)
+        first = np.ascontiguousarray(first, dtype=np.int64)
+        rows = np.ascontiguousarray(rows, dtype=np.int64)
+        h, c = self._state_parts(state, count)
+        tokens = np.empty((count, n_best, max_length), dtype=np.int64)
+        lengths = np.empty((count, n_best), dtype=np.int64)
+        scores = np.empty((count, n_best))
+        counts = np.empty(count, dtype=np.int64)
+
+        def run(block):
+            rows_in_block = block.stop - block.start
+            block_h = np.ascontiguousarray(h[:, block])
+            block_c = np.ascontiguousarray(c[:, block])
+            size = kernels.greedy_scratch_size(
+                rows_in_block * beam_width, model, *block_h.shape[::2],
+                block_c.shape[2],
+            )  # fmt: skip
+            work_length = self.step.work_length
+            buffer = _thread_scratch(size + work_length, self.step.dtype)
+            log_probs = _thread_scratch(
+                rows_in_block * beam_width * self.vocab_size,
+                np.dtype(np.float64),
+                "log_probs",
+            )
+            status, row, t = kernels.beam_block(
+                first[block], rows[block], block_h, block_c, model,
+                self.vocab_size, eos, max_length, min_length, beam_width, n_best,
+                float(alpha), tokens[block], lengths[block], scores[block],
+                counts[block], log_probs, buffer[:size],
+                buffer[size : size + work_length],
+            )  # fmt: skip
+            return status, (block.start + row if row >= 0 else row), t
+
+        blocks = self._blocks(count, steps=max_length * beam_width)
+        if len(blocks) == 1:
+            results = [run(blocks[0])]
+        else:
+            with kernel_threads():
+                results = parallel_map(run, blocks)
+        for status, row, t in results:
+            if status == kernels.NO_CONTINUATION:
+                note = (
+                    f" (eos_id is forbidden until min_length={min_length} tokens)"
+                    if t < min_length
+                    else ""
+                )
+                raise ValueError(
+                    f"Every continuation of row {row} has log-probability -inf "
+                    f"at step {t}{note}."
+                )
+            _raise_for(status, row, t)
+        return [
+            [
+                (tokens[n, j, : lengths[n, j]].copy(), float(scores[n, j]))
+                for j in range(counts[n])
+            ]
+            for n in range(count)
+        ]
+
 
 def _raise_for(status, row, t):
     """The error of a kernel's status code (nothing for ``OK``)."""

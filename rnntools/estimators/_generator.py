@@ -683,16 +683,20 @@ class _GeneratorRNN(_BaseRNN):
 
         common = {"eos_id": Vocabulary.EOS, "max_length": max_length}
         if beam_width > 1 or n_best > 1:
-            results = decoding.beam_search(
-                step,
-                _reorder,
-                state,
+            beam_width, n_best, alpha = decoding._check_beam(beam_width, n_best, alpha)
+            # As decoding.beam_search(step, _reorder, state, first, ...) does
+            # it, inside the kernels (tests/test_generation_kernels.py).
+            results = prepared.beam(
                 first,
+                state[1],
+                start.initial_state,
+                prepared.kernel_model(start, forbidden),
+                eos=Vocabulary.EOS,
+                max_length=max_length,
+                min_length=min_length,
                 beam_width=beam_width,
                 n_best=n_best,
-                min_length=min_length,
-                length_penalty=alpha,
-                **common,
+                alpha=alpha,
             )
             sequences = [[tokens for tokens, _ in result] for result in results]
             scores = np.array([[score for _, score in result] for result in results])

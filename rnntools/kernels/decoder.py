@@ -493,3 +493,246 @@ def greedy_block(first_tokens, rows, h0, c0, model, vocab, eos, max_length,
             _compact(c_flat, layers, count, cell_width, keep, kept)
             count = kept
     return OK, -1, max_length
+
+
+#: A status of :func:`beam_block`: every continuation of a row has
+#: log-probability -inf and it has no finished hypothesis.
+NO_CONTINUATION = 4
+
+
+@njit(**KERNEL_OPTIONS)
+def _wu_penalty(length, alpha):
+    """GNMT's length penalty ``((5 + length) / 6) ** alpha``."""
+    return ((5.0 + length) / 6.0) ** alpha
+
+
+@njit(**KERNEL_OPTIONS)
+def _pool_insert(scores, ends, beams, count, n_best, score, end, beam):
+    """Insert a finished hypothesis into a row's pool, kept sorted by
+    decreasing score, ties in the order found, cut to ``n_best``: the first
+    ``n_best`` of a stable sort of every hypothesis found. Returns the count."""
+    position = count
+    while position > 0 and scores[position - 1] < score:
+        position -= 1
+    if position >= n_best:
+        return count
+    last = min(count, n_best - 1)
+    for i in range(last, position, -1):
+        scores[i] = scores[i - 1]
+        ends[i] = ends[i - 1]
+        beams[i] = beams[i - 1]
+    scores[position] = score
+    ends[position] = end
+    beams[position] = beam
+    return min(count + 1, n_best)
+
+
+@njit(**KERNEL_OPTIONS)
+def beam_block(first_tokens, rows, h0, c0, model, vocab, eos, max_length,
+               min_length, beam_width, n_best, alpha, out_tokens, out_lengths,
+               out_scores, out_counts, log_probs, buffer, work):  # fmt: skip
+    """Beam search of ``N`` rows, every step in here, as
+    :func:`rnntools.decoding.beam_search` does it (same ranking, ties, pools,
+    early stop; see there).
+
+    Parameters
+    ----------
+    first_tokens, rows : int64 ndarray of shape (N,)
+        First input and conditioning row of each row.
+    h0, c0 : ndarray of shape (L, N, H) and (L, N, H or 0)
+        The initial state of each row (``c0`` empty but for LSTMs).
+    model : tuple
+        See the module docstring.
+    vocab, eos, max_length, min_length, beam_width, n_best : int
+    alpha : float
+        The length penalty's exponent.
+    out_tokens : int64 ndarray of shape (N, n_best, max_length)
+        Out: the best hypotheses of each row, best first (``eos`` excluded).
+    out_lengths : int64 ndarray of shape (N, n_best)
+        Out: their lengths.
+    out_scores : float64 ndarray of shape (N, n_best)
+        Out: their scores (summed log-probability / length penalty).
+    out_counts : int64 ndarray of shape (N,)
+        Out: hypotheses found per row (``n_best`` unless fewer are possible).
+    log_probs : float64 ndarray of shape (>= N beam_width V,)
+        Scratch.
+    buffer : ndarray of shape (>= greedy_scratch_size(N beam_width, ...),)
+        Scratch.
+    work : ndarray of shape (>= activations.work_size(G*H),)
+
+    Returns
+    -------
+    status, row, step : int
+        As :func:`greedy_block`'s, with :data:`NO_CONTINUATION`.
+    """
+    batch = first_tokens.shape[0]
+    beams = beam_width
+    layers, _, hidden = h0.shape
+    cell_width = c0.shape[2]
+    width = batch * beams
+    # Back-pointers per original row: the token and parent beam chosen at
+    # each step.
+    chosen_tokens = np.empty((batch, max_length, beams), dtype=np.int64)
+    chosen_parents = np.empty((batch, max_length, beams), dtype=np.int64)
+    pool_scores = np.empty((batch, n_best))
+    pool_ends = np.empty((batch, n_best), dtype=np.int64)  # last step, -1: empty
+    pool_beams = np.empty((batch, n_best), dtype=np.int64)
+    pool_counts = np.zeros(batch, dtype=np.int64)
+    nth_best = np.full(batch, -np.inf)
+    active = np.arange(batch)  # original row of each row still searching
+    count = batch
+    beam_sums = np.full((batch, beams), -np.inf)
+    for n in range(batch):
+        beam_sums[n, 0] = 0.0
+    tokens = np.empty(width, dtype=np.int64)
+    conditioning = np.empty(width, dtype=np.int64)
+    for n in range(batch):
+        for k in range(beams):
+            tokens[n * beams + k] = first_tokens[n]
+            conditioning[n * beams + k] = rows[n]
+    h_size, c_size = layers * width * hidden, layers * width * cell_width
+    h_flat = buffer[:h_size]
+    h_out_flat = buffer[h_size : 2 * h_size]
+    c_flat = buffer[2 * h_size : 2 * h_size + c_size]
+    c_out_flat = buffer[2 * h_size + c_size : 2 * (h_size + c_size)]
+    offset = 2 * (h_size + c_size)
+    positions = model[11].shape[1]
+    weights = buffer[offset : offset + width * positions].reshape(width, positions)
+    step_buffer = buffer[offset + width * positions :]
+    # Every row's state, repeated for its beams.
+    for layer in range(layers):
+        for n in range(batch):
+            for k in range(beams):
+                target = (layer * width + n * beams + k) * hidden
+                _copy(h_flat[target : target + hidden], h0[layer, n])
+                target = (layer * width + n * beams + k) * cell_width
+                _copy(c_flat[target : target + cell_width], c0[layer, n])
+    candidates = np.empty(beams * vocab)
+    eos_sums = np.empty(beams)
+    best = np.empty(beams, dtype=np.int64)
+    new_sums = np.empty((batch, beams))
+    new_tokens = np.empty((batch, beams), dtype=np.int64)
+    new_parents = np.empty((batch, beams), dtype=np.int64)
+    searching = np.empty(batch, dtype=np.bool_)
+    keep = np.empty(batch, dtype=np.int64)
+    rows_of = rows.copy()  # the conditioning row of each original row
+    for t in range(max_length):
+        live = count * beams
+        h_shape = (layers, live, hidden)
+        c_shape = (layers, live, cell_width)
+        step_log_probs = log_probs[: live * vocab].reshape(live, vocab)
+        status = decoder_step(
+            tokens[:live], conditioning[:live], model,
+            h_flat[: layers * live * hidden].reshape(h_shape),
+            c_flat[: layers * live * cell_width].reshape(c_shape),
+            h_out_flat[: layers * live * hidden].reshape(h_shape),
+            c_out_flat[: layers * live * cell_width].reshape(c_shape),
+            step_log_probs, weights[:live], step_buffer, work,
+        )  # fmt: skip
+        if status != OK:
+            return status, active[0], t
+        eos_penalty = _wu_penalty(t + 1, alpha)
+        bound = max(_wu_penalty(t + 2, alpha), _wu_penalty(max_length, alpha))
+        any_searching = False
+        for i in range(count):
+            row = active[i]
+            sums = beam_sums[row]
+            for b in range(beams):
+                row_log_probs = step_log_probs[i * beams + b]
+                for v in range(vocab):
+                    candidates[b * vocab + v] = sums[b] + row_log_probs[v]
+                eos_sums[b] = (
+                    candidates[b * vocab + eos] if t >= min_length else -np.inf
+                )
+                candidates[b * vocab + eos] = -np.inf
+            # The beam_width largest, by decreasing value, ties to the lowest
+            # index (a stable sort's order).
+            for k in range(beams):
+                pick = -1
+                for index in range(beams * vocab):
+                    if candidates[index] == np.inf:  # taken
+                        continue
+                    if pick < 0 or candidates[index] > candidates[pick]:
+                        pick = index
+                best[k] = pick
+                new_sums[row, k] = candidates[pick]
+                candidates[pick] = np.inf
+            for k in range(beams):
+                new_parents[row, k] = best[k] // vocab
+                new_tokens[row, k] = best[k] % vocab
+            last_sum = new_sums[row, beams - 1]
+            last_index = best[beams - 1]
+            for b in range(beams):
+                value = eos_sums[b]
+                if value == -np.inf:
+                    continue
+                if value > last_sum or (
+                    value == last_sum and b * vocab + eos < last_index
+                ):
+                    pool_counts[row] = _pool_insert(
+                        pool_scores[row], pool_ends[row], pool_beams[row],
+                        pool_counts[row], n_best, value / eos_penalty, t - 1, b,
+                    )  # fmt: skip
+                    if pool_counts[row] >= n_best:
+                        nth_best[row] = pool_scores[row, n_best - 1]
+            for k in range(beams):
+                chosen_tokens[row, t, k] = new_tokens[row, k]
+                chosen_parents[row, t, k] = new_parents[row, k]
+                beam_sums[row, k] = new_sums[row, k]
+            dead = beam_sums[row, 0] == -np.inf
+            if dead and pool_counts[row] == 0:
+                return NO_CONTINUATION, row, t
+            if t == max_length - 1:
+                cut_penalty = _wu_penalty(max_length, alpha)
+                for k in range(beams):
+                    if beam_sums[row, k] > -np.inf:
+                        pool_counts[row] = _pool_insert(
+                            pool_scores[row], pool_ends[row], pool_beams[row],
+                            pool_counts[row], n_best,
+                            beam_sums[row, k] / cut_penalty, t, k,
+                        )  # fmt: skip
+                searching[i] = False
+            else:
+                searching[i] = not dead and beam_sums[row, 0] / bound > nth_best[row]
+            any_searching = any_searching or searching[i]
+        if not any_searching:
+            break
+        # The next step's beams: each row still searching, its beams taking
+        # their parents' new state (from the step's output buffers).
+        kept = 0
+        for i in range(count):
+            if searching[i]:
+                keep[kept] = i
+                kept += 1
+        next_live = kept * beams
+        for j in range(kept):
+            i = keep[j]
+            row = active[i]
+            for k in range(beams):
+                target = j * beams + k
+                source = i * beams + new_parents[row, k]
+                tokens[target] = new_tokens[row, k]
+                conditioning[target] = rows_of[row]
+                for layer in range(layers):
+                    frm = (layer * live + source) * hidden
+                    to = (layer * next_live + target) * hidden
+                    _copy(h_flat[to : to + hidden], h_out_flat[frm : frm + hidden])
+                    frm = (layer * live + source) * cell_width
+                    to = (layer * next_live + target) * cell_width
+                    _copy(
+                        c_flat[to : to + cell_width],
+                        c_out_flat[frm : frm + cell_width],
+                    )
+            active[j] = row
+        count = kept
+    for n in range(batch):
+        out_counts[n] = pool_counts[n]
+        for j in range(pool_counts[n]):
+            end = pool_ends[n, j]
+            beam = pool_beams[n, j]
+            out_scores[n, j] = pool_scores[n, j]
+            out_lengths[n, j] = end + 1
+            for s in range(end, -1, -1):
+                out_tokens[n, j, s] = chosen_tokens[n, s, beam]
+                beam = chosen_parents[n, s, beam]
+    return OK, -1, max_length
