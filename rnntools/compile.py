@@ -69,7 +69,7 @@ def compile_kernels(dtypes=("float32", "float64")):
 
 
 def _compile_decoder(dtype):
-    """The decoding kernels (one step, greedy search) on a tiny decoder with
+    """The decoding kernels (one step, greedy and beam search) on a tiny decoder with
     attention and a merge vector: every cell and attention mode share them
     (the cell and the attention are values, not types)."""
     from .cells import init_params
@@ -107,7 +107,11 @@ def _compile_decoder(dtype):
     first, rows = np.array([1, 2]), np.array([1, 0])
     arrays.step_rows(first, rows, state, model)
     arrays.greedy(first, rows, state, model, eos=2, max_length=3, min_length=0)
-    assert decoder.decoder_step.signatures and decoder.greedy_block.signatures
+    arrays.beam(
+        first, rows, state, model, eos=2, max_length=3, min_length=0,
+        beam_width=2, n_best=2, alpha=0.5,
+    )  # fmt: skip
+    assert decoder.decoder_step.signatures and decoder.beam_block.signatures
 
 
 def main(argv=None):

@@ -16,7 +16,7 @@ ENTRY_KERNELS = [
     "embedding_gather", "embedding_scatter_add",
 ]  # fmt: skip
 #: The decoding kernels (:mod:`rnntools.kernels.decoder`) called from Python.
-DECODER_KERNELS = ["decoder_step", "greedy_block", "scratch_size"]
+DECODER_KERNELS = ["decoder_step", "greedy_block", "beam_block", "scratch_size"]
 
 
 @pytest.fixture(scope="module")
