@@ -69,9 +69,9 @@ def compile_kernels(dtypes=("float32", "float64")):
 
 
 def _compile_decoder(dtype):
-    """The decoding kernels (one step, greedy and beam search) on a tiny decoder with
-    attention and a merge vector: every cell and attention mode share them
-    (the cell and the attention are values, not types)."""
+    """The decoding kernels (one step, greedy and beam search) on a tiny
+    decoder with attention and a merge vector: every cell and attention mode
+    share them (the cell and the attention are values, not types)."""
     from .cells import init_params
     from .estimators._decoder import DecoderArrays
     from .estimators._generator import _Condition

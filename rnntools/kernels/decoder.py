@@ -584,12 +584,13 @@ def beam_block(first_tokens, rows, h0, c0, model, vocab, eos, max_length,
     beam_sums = np.full((batch, beams), -np.inf)
     for n in range(batch):
         beam_sums[n, 0] = 0.0
+    # The first step runs one beam per row: the others are copies of it,
+    # scored -inf (what beam search feeds them does not matter).
     tokens = np.empty(width, dtype=np.int64)
     conditioning = np.empty(width, dtype=np.int64)
     for n in range(batch):
-        for k in range(beams):
-            tokens[n * beams + k] = first_tokens[n]
-            conditioning[n * beams + k] = rows[n]
+        tokens[n] = first_tokens[n]
+        conditioning[n] = rows[n]
     h_size, c_size = layers * width * hidden, layers * width * cell_width
     h_flat = buffer[:h_size]
     h_out_flat = buffer[h_size : 2 * h_size]
@@ -599,14 +600,8 @@ def beam_block(first_tokens, rows, h0, c0, model, vocab, eos, max_length,
     positions = model[11].shape[1]
     weights = buffer[offset : offset + width * positions].reshape(width, positions)
     step_buffer = buffer[offset + width * positions :]
-    # Every row's state, repeated for its beams.
-    for layer in range(layers):
-        for n in range(batch):
-            for k in range(beams):
-                target = (layer * width + n * beams + k) * hidden
-                _copy(h_flat[target : target + hidden], h0[layer, n])
-                target = (layer * width + n * beams + k) * cell_width
-                _copy(c_flat[target : target + cell_width], c0[layer, n])
+    _copy(h_flat[: h0.size], h0.reshape(h0.size))
+    _copy(c_flat[: c0.size], c0.reshape(c0.size))
     candidates = np.empty(beams * vocab)
     eos_sums = np.empty(beams)
     best = np.empty(beams, dtype=np.int64)
@@ -617,7 +612,8 @@ def beam_block(first_tokens, rows, h0, c0, model, vocab, eos, max_length,
     keep = np.empty(batch, dtype=np.int64)
     rows_of = rows.copy()  # the conditioning row of each original row
     for t in range(max_length):
-        live = count * beams
+        per_row = 1 if t == 0 else beams  # beams fed per row
+        live = count * per_row
         h_shape = (layers, live, hidden)
         c_shape = (layers, live, cell_width)
         step_log_probs = log_probs[: live * vocab].reshape(live, vocab)
@@ -638,7 +634,7 @@ def beam_block(first_tokens, rows, h0, c0, model, vocab, eos, max_length,
             row = active[i]
             sums = beam_sums[row]
             for b in range(beams):
-                row_log_probs = step_log_probs[i * beams + b]
+                row_log_probs = step_log_probs[i * per_row + b % per_row]
                 for v in range(vocab):
                     candidates[b * vocab + v] = sums[b] + row_log_probs[v]
                 eos_sums[b] = (
@@ -710,7 +706,7 @@ def beam_block(first_tokens, rows, h0, c0, model, vocab, eos, max_length,
             row = active[i]
             for k in range(beams):
                 target = j * beams + k
-                source = i * beams + new_parents[row, k]
+                source = i * per_row + new_parents[row, k] % per_row
                 tokens[target] = new_tokens[row, k]
                 conditioning[target] = rows_of[row]
                 for layer in range(layers):
