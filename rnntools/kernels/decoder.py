@@ -642,17 +642,22 @@ def beam_block(first_tokens, rows, h0, c0, model, vocab, eos, max_length,
                 )
                 candidates[b * vocab + eos] = -np.inf
             # The beam_width largest, by decreasing value, ties to the lowest
-            # index (a stable sort's order).
-            for k in range(beams):
-                pick = -1
-                for index in range(beams * vocab):
-                    if candidates[index] == np.inf:  # taken
-                        continue
-                    if pick < 0 or candidates[index] > candidates[pick]:
-                        pick = index
-                best[k] = pick
-                new_sums[row, k] = candidates[pick]
-                candidates[pick] = np.inf
+            # index (a stable sort's order): one pass, inserting into the
+            # sorted few, after those of equal value.
+            kept_sums = new_sums[row]
+            filled = 0
+            for index in range(beams * vocab):
+                value = candidates[index]
+                if filled == beams and not value > kept_sums[beams - 1]:
+                    continue
+                position = min(filled, beams - 1)
+                while position > 0 and kept_sums[position - 1] < value:
+                    kept_sums[position] = kept_sums[position - 1]
+                    best[position] = best[position - 1]
+                    position -= 1
+                kept_sums[position] = value
+                best[position] = index
+                filled = min(filled + 1, beams)
             for k in range(beams):
                 new_parents[row, k] = best[k] // vocab
                 new_tokens[row, k] = best[k] % vocab
