@@ -272,12 +272,12 @@ def lstm_backward_layer(
 
 @njit(**KERNEL_OPTIONS)
 def _gru_forward_step(
-    active, s, lengths, reverse, w_hh_t, b_hn, h, pre, activated, candidate,
-    new_gate, out, out_col, gates, h_prev, hn, work,
+    active, s, lengths, reverse, w_hh_t, b_hn, h, pre, rz_pre, activated,
+    candidate, new_gate, out, out_col, gates, h_prev, hn, work,
 ):  # fmt: skip
     hidden = h.shape[1]
-    width = 3 * hidden
     pre = pre[:active]
+    rz_pre = rz_pre[:active]
     act = activated[:active]
     candidate = candidate[:active]
     new_gate = new_gate[:active]
@@ -285,9 +285,10 @@ def _gru_forward_step(
     for b in range(active):
         projected = gates[_step_time(s, b, lengths, reverse), b]
         for j in range(2 * hidden):
-            pre[b, j] += projected[j]
-    # One sigmoid pass over whole rows; the n columns of ``act`` are unused.
-    sigmoid(pre.reshape(active * width), act.reshape(active * width), work)
+            rz_pre[b, j] = pre[b, j] + projected[j]
+    # One sigmoid pass over the r and z columns of every row, as one block.
+    size = active * 2 * hidden
+    sigmoid(rz_pre.reshape(size), act.reshape(size), work)
     for b in range(active):
         t = _step_time(s, b, lengths, reverse)
         hn_t = hn[_saved(t, hn), b]
@@ -342,7 +343,8 @@ def gru_forward_layer(
     steps, batch, width = gates.shape
     hidden = width // 3
     pre = np.empty((batch, width), dtype=gates.dtype)
-    activated = np.empty((batch, width), dtype=gates.dtype)
+    rz_pre = np.empty((batch, 2 * hidden), dtype=gates.dtype)
+    activated = np.empty((batch, 2 * hidden), dtype=gates.dtype)
     candidate = np.empty((batch, hidden), dtype=gates.dtype)
     new_gate = np.empty((batch, hidden), dtype=gates.dtype)
     work = np.empty(work_size(width), dtype=gates.dtype)
@@ -352,7 +354,7 @@ def gru_forward_layer(
         if active == 0:
             break
         _gru_forward_step(
-            active, s, lengths, reverse, w_hh_t, b_hn, h, pre, activated,
+            active, s, lengths, reverse, w_hh_t, b_hn, h, pre, rz_pre, activated,
             candidate, new_gate, out, out_col, gates, h_prev, hn, work,
         )  # fmt: skip
 
@@ -679,8 +681,8 @@ def lstm_step(x, w_ih_t, w_hh_t, bias, tanh_columns, h, c, h_out, c_out, gates,
 
 
 @njit(**KERNEL_OPTIONS)
-def gru_step(x, w_ih_t, w_hh_t, bias, b_hn, h, h_out, gates, pre, activated,
-             candidate, work, input_ready):  # fmt: skip
+def gru_step(x, w_ih_t, w_hh_t, bias, b_hn, h, h_out, gates, pre, gate_work,
+             work, input_ready):  # fmt: skip
     """One GRU step of one layer (PyTorch's reset-after form): ``h -> h_out``.
 
     Parameters
@@ -695,25 +697,30 @@ def gru_step(x, w_ih_t, w_hh_t, bias, b_hn, h, h_out, gates, pre, activated,
         Read only.
     h_out : ndarray of shape (B, H)
         Out.
-    gates, pre, activated : ndarray of shape (B, 3H)
+    gates, pre : ndarray of shape (B, 3H)
         Scratch.
-    candidate : ndarray of shape (B, H)
-        Scratch.
+    gate_work : ndarray of shape (>= 4 B H,)
+        Scratch: the ``r`` and ``z`` pre-activations and activations, as
+        blocks of their own (the sigmoid then runs on them alone, not on the
+        ``n`` columns too: a third less of it), then the candidate.
     work : ndarray of shape (>= work_size(3H),)
     input_ready : bool
         ``gates`` already holds ``x W_ih + bias`` (``x`` is then unused).
     """
     batch, hidden = h.shape
-    width = 3 * hidden
+    size = 2 * batch * hidden
     if not input_ready:
         _step_input(x, w_ih_t, bias, gates)
     row_invariant_matmul(h, w_hh_t, pre)
+    rz_pre = gate_work[:size].reshape(batch, 2 * hidden)
+    rz = gate_work[size : 2 * size].reshape(batch, 2 * hidden)
     for b in range(batch):
         for j in range(2 * hidden):
-            pre[b, j] += gates[b, j]
-    sigmoid(pre.reshape(batch * width), activated.reshape(batch * width), work)
+            rz_pre[b, j] = pre[b, j] + gates[b, j]
+    sigmoid(rz_pre.reshape(size), rz.reshape(size), work)
+    candidate = gate_work[: batch * hidden].reshape(batch, hidden)  # rz_pre's
     for b in range(batch):
-        r_gate = activated[b, :hidden]
+        r_gate = rz[b, :hidden]
         projected_n = gates[b, 2 * hidden :]
         recurrent_n = pre[b, 2 * hidden :]
         candidate_row = candidate[b]
@@ -721,7 +728,7 @@ def gru_step(x, w_ih_t, w_hh_t, bias, b_hn, h, h_out, gates, pre, activated,
             candidate_row[j] = projected_n[j] + r_gate[j] * (recurrent_n[j] + b_hn[j])
     tanh(candidate.reshape(batch * hidden), h_out.reshape(batch * hidden), work)
     for b in range(batch):
-        z_gate = activated[b, hidden : 2 * hidden]
+        z_gate = rz[b, hidden:]
         h_prev = h[b]
         h_row = h_out[b]
         for j in range(hidden):
@@ -832,8 +839,7 @@ def stack_step(cell, relu, x, x_projected, w_ih0_t, w_ih_rest_t, w_hh_t, bias,
     size = batch * width
     gates = flat[:size].reshape(batch, width)
     pre = flat[size : 2 * size].reshape(batch, width)
-    activated = flat[2 * size : 3 * size].reshape(batch, width)
-    candidate = flat[3 * size : 3 * size + batch * hidden].reshape(batch, hidden)
+    gate_work = flat[2 * size : 3 * size + batch * hidden]  # gru: >= 4 B H
     layer_input = x
     for layer in range(h.shape[0]):
         w_ih_t = w_ih0_t if layer == 0 else w_ih_rest_t[layer - 1]
@@ -848,8 +854,8 @@ def stack_step(cell, relu, x, x_projected, w_ih0_t, w_ih_rest_t, w_hh_t, bias,
         elif cell == GRU_CELL:
             gru_step(
                 layer_input, w_ih_t, w_hh_t[layer], bias[layer], b_hn[layer],
-                h[layer], h_out[layer], layer_gates, pre, activated, candidate,
-                work, input_ready,
+                h[layer], h_out[layer], layer_gates, pre, gate_work, work,
+                input_ready,
             )  # fmt: skip
         else:
             rnn_step(
