@@ -33,7 +33,12 @@ from .cells import (
     expected_shapes,
     param_names,
 )
-from .kernels import activations, cpu
+from .kernels import GRU_CELL, LSTM_CELL, RNN_CELL, lazy_module
+
+# Imported at their first use: loading the kernels (and the register tiles
+# they call, compiled once per dtype) is not needed to import the API.
+cpu = lazy_module("rnntools.kernels.cpu")
+activations = lazy_module("rnntools.kernels.activations")
 
 _LAYER_KEY = re.compile(
     r"^(weight_ih|weight_hh|bias_ih|bias_hh)_l(0|[1-9]\d*)(_reverse)?$"
@@ -953,7 +958,7 @@ class PreparedStep:
     work_length: int  # the activations' work buffer
 
 
-_CELL_CODES = {"rnn": cpu.RNN_CELL, "lstm": cpu.LSTM_CELL, "gru": cpu.GRU_CELL}
+_CELL_CODES = {"rnn": RNN_CELL, "lstm": LSTM_CELL, "gru": GRU_CELL}
 
 
 def prepare_step(params, cell, *, nonlinearity="tanh", dtype=None):

@@ -33,6 +33,7 @@ Compilation options (caching, ``fastmath``, ``error_model``) are explained in
 import numpy as np
 from numba import njit
 
+from . import GRU_CELL, LSTM_CELL, RNN_CELL  # noqa: F401 (cell codes)
 from ._jit import KERNEL_OPTIONS
 from .activations import constants, gate_activations, sigmoid, tanh, work_size
 from .blas import matmul_tn
@@ -771,10 +772,6 @@ def rnn_step(x, w_ih_t, w_hh_t, bias, relu, h, h_out, gates, pre, work,
                 h_out[b, j] = max(pre[b, j], zero)
     else:
         tanh(pre.reshape(batch * hidden), h_out.reshape(batch * hidden), work)
-
-
-#: ``cell`` codes of :func:`stack_step`.
-RNN_CELL, LSTM_CELL, GRU_CELL = 0, 1, 2
 
 
 @njit(**KERNEL_OPTIONS)
