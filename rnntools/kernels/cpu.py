@@ -776,10 +776,16 @@ def rnn_step(x, w_ih_t, w_hh_t, bias, relu, h, h_out, gates, pre, work,
 
 @njit(**KERNEL_OPTIONS)
 def _finite(array):
-    for value in array.ravel():
-        if not np.isfinite(value):
-            return False
-    return True
+    """Whether every element of ``array`` is finite (``v - v`` is 0 for a
+    finite ``v``, NaN otherwise): one OR over the whole array, which LLVM
+    vectorises (an early return per element did not: 5x slower, a seventh
+    of a decoding step)."""
+    flat = array.ravel()
+    bad = 0
+    for i in range(flat.shape[0]):
+        value = flat[i]
+        bad |= np.int32((value - value) != 0)
+    return bad == 0
 
 
 @njit(**KERNEL_OPTIONS)
