@@ -1069,7 +1069,7 @@ def _thread_scratch(size, dtype, purpose="step"):
     buffers = getattr(_step_scratch, "buffers", None)
     if buffers is None:
         buffers = _step_scratch.buffers = {}
-    key = (purpose, np.dtype(dtype))
+    key = (purpose, dtype)
     buffer = buffers.get(key)
     if buffer is None or buffer.size < size:
         buffer = buffers[key] = np.empty(size, dtype=dtype)
