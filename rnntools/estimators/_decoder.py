@@ -2,12 +2,12 @@
 :mod:`rnntools.kernels.decoder`.
 
 :class:`DecoderArrays` is built once per :meth:`generate` call from a fitted
-model's parameters; :meth:`DecoderArrays.step` advances any rows by one step
-(beam search, sampling, prompts, attention weights) and
-:meth:`DecoderArrays.greedy` runs greedy search to the end, a block of rows
-per thread, with no Python between steps. Rows are independent and computed
-by the same operations whatever the batch (row-invariant products), so
-splitting them into blocks never changes a bit.
+model's parameters. :meth:`DecoderArrays.step_rows` advances any rows by one
+step (sampling, prompts, attention weights); :meth:`DecoderArrays.greedy` and
+:meth:`DecoderArrays.beam` run greedy and beam search to the end, a block of
+rows per thread, with no Python between steps. Rows are independent and
+computed by the same operations whatever the batch (row-invariant products),
+so splitting them into blocks never changes a bit.
 """
 
 import itertools

@@ -1,13 +1,14 @@
 """``@njit`` kernels of decoding: the generating decoder's whole step in one
-call, and the whole of greedy search for a block of rows.
+call, and the whole of greedy search and of beam search for a block of rows.
 
-One step of the decoder of :mod:`rnntools.estimators._generator`: embedding
-lookup → recurrent stack (:func:`.cpu.stack_step`) → optional Luong attention
-(:func:`.cpu.attention_step`, then ``tanh(W_c [context; output])``) → optional
-merge vector → output layer → log-softmax with forbidden tokens. Called from
-Python it costs one call per step instead of a dozen NumPy operations; inside
-:func:`greedy_block` it costs no Python at all, so a block of rows is decoded
-to the end on one thread with no synchronisation between steps.
+One step of the decoder of :mod:`rnntools.estimators._generator`
+(:func:`decoder_step`): embedding lookup → recurrent stack
+(:func:`.cpu.stack_step`) → optional Luong attention (:func:`attention_step`,
+then ``tanh(W_c [context; output])``) → optional merge vector → output layer
+→ log-softmax with forbidden tokens. Called from Python it costs one call per
+step instead of a dozen NumPy operations; inside :func:`greedy_block` and
+:func:`beam_block` it costs no Python at all, so a block of rows is decoded to
+the end on one thread with no synchronisation between steps.
 
 Every product is :func:`.row_invariant.row_invariant_matmul` and every other
 operation runs row by row, so a row's log-probabilities are bit-identical
@@ -15,7 +16,7 @@ whatever the rows around it: greedy search, beam search and sampling give an
 input the same output alone and in any batch, on any number of threads.
 
 The decoder's arrays travel as one tuple, ``model`` (see
-:func:`rnntools.estimators._generator._DecoderArrays.kernel_model`):
+:meth:`rnntools.estimators._decoder.DecoderArrays.kernel_model`):
 
 ``(embedding, cell, relu, w_ih0_t, w_ih_rest_t, w_hh_t, bias, b_hn,
 tanh_columns, attention, attention_c_t, memory, keys_t, memory_lengths,
