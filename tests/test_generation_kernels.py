@@ -163,3 +163,15 @@ def test_fused_greedy_search_is_decoding_greedy_search(
     assert outputs == _written(model, expected, _as_text(model, X))
     # The same float64 sums of the same log-probabilities, in the same order.
     np.testing.assert_array_equal(scores, expected_scores)
+
+
+@pytest.mark.parametrize("key", ["embedding.weight", "head.weight"])
+def test_a_reshaped_parameter_is_refused_before_the_kernels(key):
+    # The kernels have no bounds checks: a wrong shape must stop in Python.
+    model, X = _language_model()
+    rows, cols = model.params_[key].shape
+    model.params_[key] = np.zeros((rows, cols + 3), model.params_[key].dtype)
+    with pytest.raises(ValueError, match=rf"params_\['{key}'\] has shape"):
+        model.generate(X)
+    with pytest.raises(ValueError, match=rf"params_\['{key}'\] has shape"):
+        model.predict_proba(X)

@@ -524,6 +524,15 @@ class _GeneratorRNN(_BaseRNN):
         """The decoder laid out for decoding (:class:`._decoder.DecoderArrays`),
         for about ``rows`` row-steps."""
         params = self.params_
+        # The decoding kernels trust every shape (no bounds checks): an array
+        # of params_ replaced by hand must not reach them.
+        for key, shape in self._expected_param_shapes().items():
+            found = np.shape(params[key]) if key in params else None
+            if found != shape:
+                raise ValueError(
+                    f"params_[{key!r}] has shape {found}, expected {shape} for "
+                    "this model's hyperparameters and vocabularies."
+                )
         return DecoderArrays.from_params(
             params,
             cell=self.cell,
