@@ -161,9 +161,7 @@ class DecoderArrays:
             def project(block):
                 row_invariant_matmul(flat[block], self.weight_a_t, keys[block])
 
-            blocks = self._blocks(flat.shape[0], flops=2 * self.weight_a_t.size)
-            with kernel_threads():
-                parallel_map(project, blocks)
+            self._on_threads(project, flat.shape[0], flops=2 * self.weight_a_t.size)
             keys = keys.reshape(sources, positions, -1)
         else:
             keys = memory
@@ -214,6 +212,35 @@ class DecoderArrays:
         blocks = int(max(1, min(num_threads(), rows, affordable)))
         bounds = [k * rows // blocks for k in range(blocks + 1)]
         return [slice(lo, hi) for lo, hi in itertools.pairwise(bounds)]
+
+    def _on_threads(self, run, rows, steps=1, flops=None):
+        """``[run(block) for block in self._blocks(rows, steps, flops)]``,
+        the blocks on several threads when there are several."""
+        blocks = self._blocks(rows, steps, flops)
+        if len(blocks) == 1:
+            return [run(blocks[0])]
+        with kernel_threads():
+            return parallel_map(run, blocks)
+
+    def _search_scratch(self, h, c, block, rows_per_input, model):
+        """A block's state, and this thread's buffers for a search of
+        ``rows_per_input`` rows per input (1 greedy, the width for beams):
+        ``(h, c, log_probs, buffer, work)``."""
+        block_h = np.ascontiguousarray(h[:, block])
+        block_c = np.ascontiguousarray(c[:, block])
+        rows = (block.stop - block.start) * rows_per_input
+        size = kernels.search_scratch_size(
+            rows, model, *block_h.shape[::2], block_c.shape[2]
+        )
+        work_length = self.step.work_length
+        buffer = _thread_scratch(size + work_length, self.step.dtype)
+        log_probs = _thread_scratch(
+            rows * self.vocab_size, np.dtype(np.float64), "log_probs"
+        )
+        return (
+            block_h, block_c, log_probs, buffer[:size],
+            buffer[size : size + work_length],
+        )  # fmt: skip
 
     def _state_parts(self, state, rows):
         """``[h, c]`` of ``state`` for the kernels (``c`` empty but for LSTMs)."""
@@ -274,13 +301,7 @@ class DecoderArrays:
                 c_out[:, block] = parts[3]
             return status
 
-        blocks = self._blocks(count)
-        if len(blocks) == 1:
-            statuses = [run(blocks[0])]
-        else:
-            with kernel_threads():
-                statuses = parallel_map(run, blocks)
-        _raise_for(max(statuses), None, None)
+        _raise_for(max(self._on_threads(run, count)), None, None)
         new_state = (h_out, c_out) if self.step.cell == "lstm" else h_out
         return log_probs, new_state
 
@@ -306,33 +327,18 @@ class DecoderArrays:
         scores = np.empty(count)
 
         def run(block):
-            rows_in_block = block.stop - block.start
-            block_h = np.ascontiguousarray(h[:, block])
-            block_c = np.ascontiguousarray(c[:, block])
-            size = kernels.greedy_scratch_size(
-                rows_in_block, model, *block_h.shape[::2], block_c.shape[2]
-            )
-            work_length = self.step.work_length
-            buffer = _thread_scratch(size + work_length, self.step.dtype)
-            log_probs = _thread_scratch(
-                rows_in_block * self.vocab_size, np.dtype(np.float64), "log_probs"
+            block_h, block_c, log_probs, buffer, work = self._search_scratch(
+                h, c, block, 1, model
             )
             status, row, t = kernels.greedy_block(
                 first[block], rows[block], block_h, block_c, model,
                 self.vocab_size, eos, max_length, min_length, emitted[block],
-                lengths[block], scores[block], log_probs, buffer[:size],
-                buffer[size : size + work_length],
+                lengths[block], scores[block], log_probs, buffer, work,
             )  # fmt: skip
             return status, (block.start + row if row >= 0 else row), t
 
-        blocks = self._blocks(count, steps=max_length)
-        if len(blocks) == 1:
-            results = [run(blocks[0])]
-        else:
-            with kernel_threads():
-                results = parallel_map(run, blocks)
-        for status, row, t in results:
-            _raise_for(status, row, t)
+        for status, row, t in self._on_threads(run, count, steps=max_length):
+            _raise_for(status, row, t, min_length)
         return emitted, lengths, scores
 
     def beam(self, first, rows, state, model, *, eos, max_length, min_length,
@@ -355,47 +361,20 @@ class DecoderArrays:
         counts = np.empty(count, dtype=np.int64)
 
         def run(block):
-            rows_in_block = block.stop - block.start
-            block_h = np.ascontiguousarray(h[:, block])
-            block_c = np.ascontiguousarray(c[:, block])
-            size = kernels.greedy_scratch_size(
-                rows_in_block * beam_width, model, *block_h.shape[::2],
-                block_c.shape[2],
-            )  # fmt: skip
-            work_length = self.step.work_length
-            buffer = _thread_scratch(size + work_length, self.step.dtype)
-            log_probs = _thread_scratch(
-                rows_in_block * beam_width * self.vocab_size,
-                np.dtype(np.float64),
-                "log_probs",
+            block_h, block_c, log_probs, buffer, work = self._search_scratch(
+                h, c, block, beam_width, model
             )
             status, row, t = kernels.beam_block(
                 first[block], rows[block], block_h, block_c, model,
                 self.vocab_size, eos, max_length, min_length, beam_width, n_best,
                 float(alpha), tokens[block], lengths[block], scores[block],
-                counts[block], log_probs, buffer[:size],
-                buffer[size : size + work_length],
+                counts[block], log_probs, buffer, work,
             )  # fmt: skip
             return status, (block.start + row if row >= 0 else row), t
 
-        blocks = self._blocks(count, steps=max_length * beam_width)
-        if len(blocks) == 1:
-            results = [run(blocks[0])]
-        else:
-            with kernel_threads():
-                results = parallel_map(run, blocks)
+        results = self._on_threads(run, count, steps=max_length * beam_width)
         for status, row, t in results:
-            if status == kernels.NO_CONTINUATION:
-                note = (
-                    f" (eos_id is forbidden until min_length={min_length} tokens)"
-                    if t < min_length
-                    else ""
-                )
-                raise ValueError(
-                    f"Every continuation of row {row} has log-probability -inf "
-                    f"at step {t}{note}."
-                )
-            _raise_for(status, row, t)
+            _raise_for(status, row, t, min_length)
         return [
             [
                 (tokens[n, j, : lengths[n, j]].copy(), float(scores[n, j]))
@@ -405,9 +384,15 @@ class DecoderArrays:
         ]
 
 
-def _raise_for(status, row, t):
-    """The error of a kernel's status code (nothing for ``OK``)."""
+def _raise_for(status, row, t, min_length=0):
+    """The error of a kernel's status code (nothing for ``OK``), as
+    :mod:`rnntools.decoding` words it."""
     where = "" if row is None else f" (row {row}, step {t})"
+    eos_note = (
+        f" (eos_id is forbidden until min_length={min_length} tokens)"
+        if row is not None and t < min_length
+        else ""
+    )
     if status == kernels.NON_FINITE_STATE:
         raise ValueError(f"The decoder's state holds NaN or infinity{where}.")
     if status == kernels.NON_FINITE_LOG_PROBS:
@@ -417,5 +402,11 @@ def _raise_for(status, row, t):
         )
     if status == kernels.NO_ALLOWED_TOKEN:
         raise ValueError(
-            f"Every token allowed to row {row} has log-probability -inf at step {t}."
+            f"Every token allowed to row {row} has log-probability -inf at step "
+            f"{t}{eos_note}."
+        )
+    if status == kernels.NO_CONTINUATION:
+        raise ValueError(
+            f"Every continuation of row {row} has log-probability -inf at step "
+            f"{t}{eos_note}."
         )

@@ -33,7 +33,7 @@ Compilation options (caching, ``fastmath``, ``error_model``) are explained in
 import numpy as np
 from numba import njit
 
-from . import GRU_CELL, LSTM_CELL, RNN_CELL  # noqa: F401 (cell codes)
+from . import GRU_CELL, LSTM_CELL
 from ._jit import KERNEL_OPTIONS
 from .activations import constants, gate_activations, sigmoid, tanh, work_size
 from .blas import matmul_tn
@@ -796,7 +796,7 @@ def stack_step(cell, relu, x, x_projected, w_ih0_t, w_ih_rest_t, w_hh_t, bias,
     Parameters
     ----------
     cell : int
-        :data:`RNN_CELL`, :data:`LSTM_CELL` or :data:`GRU_CELL`.
+        ``rnntools.kernels.RNN_CELL``, ``LSTM_CELL`` or ``GRU_CELL``.
     relu : bool
         ReLU instead of tanh (rnn cell only).
     x : ndarray of shape (B, I), or (B, G*H) if ``x_projected``

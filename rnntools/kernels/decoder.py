@@ -356,11 +356,29 @@ def decoder_step(tokens, rows, model, h, c, h_out, c_out, log_probs,
 
 
 @njit(**KERNEL_OPTIONS)
-def greedy_scratch_size(rows, model, layers, hidden, cell_width):
-    """Length of the ``buffer`` :func:`greedy_block` needs for ``rows`` rows
-    of ``layers`` states of ``hidden`` (and LSTM cells of ``cell_width``)."""
+def search_scratch_size(rows, model, layers, hidden, cell_width):
+    """Length of the ``buffer`` :func:`greedy_block` and :func:`beam_block`
+    need for ``rows`` decoded rows (beams) of ``layers`` states of ``hidden``
+    (and LSTM cells of ``cell_width``)."""
     states = 2 * layers * rows * (hidden + cell_width)
     return states + rows * model[11].shape[1] + scratch_size(rows, model)
+
+
+@njit(**KERNEL_OPTIONS)
+def _search_buffers(buffer, rows, model, layers, hidden, cell_width):
+    """``buffer`` cut as :func:`search_scratch_size` counts it: the flat
+    states ``h``, ``h_out``, ``c``, ``c_out`` (each ``(layers, rows, width)``
+    at most), the attention weights ``(rows, S)`` and the step's scratch."""
+    h_size, c_size = layers * rows * hidden, layers * rows * cell_width
+    h_flat = buffer[:h_size]
+    h_out_flat = buffer[h_size : 2 * h_size]
+    c_flat = buffer[2 * h_size : 2 * h_size + c_size]
+    c_out_flat = buffer[2 * h_size + c_size : 2 * (h_size + c_size)]
+    offset = 2 * (h_size + c_size)
+    positions = model[11].shape[1]
+    weights = buffer[offset : offset + rows * positions].reshape(rows, positions)
+    step_buffer = buffer[offset + rows * positions :]
+    return h_flat, h_out_flat, c_flat, c_out_flat, weights, step_buffer
 
 
 @njit(**KERNEL_OPTIONS)
@@ -409,7 +427,7 @@ def greedy_block(first_tokens, rows, h0, c0, model, vocab, eos, max_length,
         Out: summed log-probabilities of the emitted tokens, ``eos`` included.
     log_probs : float64 ndarray of shape (>= N V,)
         Scratch.
-    buffer : ndarray of shape (>= greedy_scratch_size(N, model, L, H, ...),)
+    buffer : ndarray of shape (>= search_scratch_size(N, model, L, H, ...),)
         Scratch, kept by the caller between calls (fresh pages for every call
         cost as much as the steps of a small batch).
     work : ndarray of shape (>= activations.work_size(G*H),)
@@ -433,17 +451,11 @@ def greedy_block(first_tokens, rows, h0, c0, model, vocab, eos, max_length,
     conditioning = rows.copy()
     keep = np.empty(batch, dtype=np.int64)
     # The states live flat at the start of their buffers, (L, count, H).
-    h_size, c_size = layers * batch * hidden, layers * batch * cell_width
-    h_flat = buffer[:h_size]
-    h_out_flat = buffer[h_size : 2 * h_size]
-    c_flat = buffer[2 * h_size : 2 * h_size + c_size]
-    c_out_flat = buffer[2 * h_size + c_size : 2 * (h_size + c_size)]
-    offset = 2 * (h_size + c_size)
-    positions = model[11].shape[1]
-    weights = buffer[offset : offset + batch * positions].reshape(batch, positions)
-    step_buffer = buffer[offset + batch * positions :]
-    _copy(h_flat, h0.reshape(h_size))
-    _copy(c_flat, c0.reshape(c_size))
+    h_flat, h_out_flat, c_flat, c_out_flat, weights, step_buffer = _search_buffers(
+        buffer, batch, model, layers, hidden, cell_width
+    )
+    _copy(h_flat[: h0.size], h0.reshape(h0.size))
+    _copy(c_flat[: c0.size], c0.reshape(c0.size))
     for n in range(batch):
         lengths[n] = 0
         scores[n] = 0.0
@@ -557,7 +569,7 @@ def beam_block(first_tokens, rows, h0, c0, model, vocab, eos, max_length,
         Out: hypotheses found per row (``n_best`` unless fewer are possible).
     log_probs : float64 ndarray of shape (>= N beam_width V,)
         Scratch.
-    buffer : ndarray of shape (>= greedy_scratch_size(N beam_width, ...),)
+    buffer : ndarray of shape (>= search_scratch_size(N beam_width, ...),)
         Scratch.
     work : ndarray of shape (>= activations.work_size(G*H),)
 
@@ -592,15 +604,9 @@ def beam_block(first_tokens, rows, h0, c0, model, vocab, eos, max_length,
     for n in range(batch):
         tokens[n] = first_tokens[n]
         conditioning[n] = rows[n]
-    h_size, c_size = layers * width * hidden, layers * width * cell_width
-    h_flat = buffer[:h_size]
-    h_out_flat = buffer[h_size : 2 * h_size]
-    c_flat = buffer[2 * h_size : 2 * h_size + c_size]
-    c_out_flat = buffer[2 * h_size + c_size : 2 * (h_size + c_size)]
-    offset = 2 * (h_size + c_size)
-    positions = model[11].shape[1]
-    weights = buffer[offset : offset + width * positions].reshape(width, positions)
-    step_buffer = buffer[offset + width * positions :]
+    h_flat, h_out_flat, c_flat, c_out_flat, weights, step_buffer = _search_buffers(
+        buffer, width, model, layers, hidden, cell_width
+    )
     _copy(h_flat[: h0.size], h0.reshape(h0.size))
     _copy(c_flat[: c0.size], c0.reshape(c0.size))
     candidates = np.empty(beams * vocab)
@@ -611,7 +617,6 @@ def beam_block(first_tokens, rows, h0, c0, model, vocab, eos, max_length,
     new_parents = np.empty((batch, beams), dtype=np.int64)
     searching = np.empty(batch, dtype=np.bool_)
     keep = np.empty(batch, dtype=np.int64)
-    rows_of = rows.copy()  # the conditioning row of each original row
     for t in range(max_length):
         per_row = 1 if t == 0 else beams  # beams fed per row
         live = count * per_row
@@ -714,7 +719,7 @@ def beam_block(first_tokens, rows, h0, c0, model, vocab, eos, max_length,
                 target = j * beams + k
                 source = i * per_row + new_parents[row, k] % per_row
                 tokens[target] = new_tokens[row, k]
-                conditioning[target] = rows_of[row]
+                conditioning[target] = rows[row]
                 for layer in range(layers):
                     frm = (layer * live + source) * hidden
                     to = (layer * next_live + target) * hidden
