@@ -350,7 +350,7 @@ def beam_search(
     # beam, and which rows went on to the next step. A hypothesis is the node
     # (step, row position, beam) of its last token; _Histories reads them all
     # back in one backward pass at the end.
-    histories = _Histories(beam_width)
+    histories = _Histories()
     vocab_size = None
     for t in range(max_length):
         log_probs, state = _call_step(step, tokens, state, vocab_size, eos_id, t)
@@ -432,8 +432,7 @@ class _Histories:
     is the empty hypothesis.
     """
 
-    def __init__(self, beam_width):
-        self.beam_width = beam_width
+    def __init__(self):
         self.tokens = []  # per step, int64 (rows at that step, beam_width)
         self.parents = []
         self.kept = []  # per step, positions (at that step) of the next rows

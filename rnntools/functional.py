@@ -35,8 +35,8 @@ from .cells import (
 )
 from .kernels import GRU_CELL, LSTM_CELL, RNN_CELL, lazy_module
 
-# Imported at their first use: loading the kernels (and the register tiles
-# they call, compiled once per dtype) is not needed to import the API.
+# Imported at their first use: the kernels (and Numba) are not needed to
+# import the API.
 cpu = lazy_module("rnntools.kernels.cpu")
 activations = lazy_module("rnntools.kernels.activations")
 

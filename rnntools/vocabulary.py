@@ -377,11 +377,19 @@ class Vocabulary(BaseEstimator):
             padded[np.arange(count), sizes + head] = self.EOS
         return padded, lengths
 
-    def _character_table(self):
-        """Code points of the one-character tokens, sorted, and their ids;
-        built once per fit."""
-        cached = getattr(self, "_character_table_cache", None)
+    def _per_fit(self, name, build):
+        """``build()``, computed once per fit (while :attr:`tokens_` is the
+        same list) and kept on the vocabulary as ``name``."""
+        cached = getattr(self, name, None)
         if cached is None or cached[0] is not self.tokens_:
+            cached = (self.tokens_, build())
+            setattr(self, name, cached)
+        return cached[1]
+
+    def _character_table(self):
+        """Code points of the one-character tokens, sorted, and their ids."""
+
+        def build():
             single = sorted(
                 (ord(token), id_)
                 for id_, token in enumerate(self.tokens_)
@@ -390,10 +398,9 @@ class Vocabulary(BaseEstimator):
                 and len(token) == 1
             )
             codes = np.array([code for code, _ in single], dtype=np.uint32)
-            ids = np.array([id_ for _, id_ in single], dtype=np.int64)
-            cached = (self.tokens_, codes, ids)
-            self._character_table_cache = cached
-        return cached[1], cached[2]
+            return codes, np.array([id_ for _, id_ in single], dtype=np.int64)
+
+        return self._per_fit("_character_table_cache", build)
 
     def encode_one(self, sequence, *, add_bos=False, add_eos=False):
         """Ids of the tokens of one sequence, see :meth:`encode`.
@@ -505,13 +512,10 @@ class Vocabulary(BaseEstimator):
         return array
 
     def _token_array(self):
-        """:attr:`tokens_` as an object array (ids index it all at once),
-        built once per fit."""
-        cached = getattr(self, "_token_array_cache", None)
-        if cached is None or cached[0] is not self.tokens_:
-            cached = (self.tokens_, np.array(self.tokens_, dtype=object))
-            self._token_array_cache = cached
-        return cached[1]
+        """:attr:`tokens_` as an object array (ids index it all at once)."""
+        return self._per_fit(
+            "_token_array_cache", lambda: np.array(self.tokens_, dtype=object)
+        )
 
     def _decode_checked(self, ids, strip_special):
         ids = ids.tolist()
