@@ -117,6 +117,21 @@ def test_beam_width_one_is_greedy_and_n_best_scores_are_the_models(model):
                 )
 
 
+def test_n_best_beyond_the_possible_outputs_returns_those_possible():
+    lm = quiet_fit(
+        RNNLanguageModel(hidden_size=8, max_iter=2, random_state=0), ["ab", "ba"]
+    )
+    # One token each: "a", "b", "<unk>" or <eos> at once ("") — four outputs,
+    # not the five asked for.
+    options, scores = lm.generate(
+        ["a", "b"], beam_width=5, n_best=5, max_length=1, return_scores=True
+    )
+    assert scores.shape == (2, 4)
+    for completions, row in zip(options, scores, strict=True):
+        assert sorted(completions) == sorted(["a", "b", "<unk>", ""])
+        assert np.all(np.isfinite(row)) and np.all(np.diff(row) <= 0)
+
+
 def test_sampling_is_seeded_and_degenerates_to_greedy(model):
     prompts = ["hel", "the", "w"]
     greedy = model.generate(prompts)

@@ -655,7 +655,10 @@ class _GeneratorRNN(_BaseRNN):
             training targets are text), or with ``n_best > 1`` a list of
             ``n_best`` of them, best first.
         scores : ndarray of shape (n,) or (n, n_best)
-            Only with ``return_scores=True``.
+            Only with ``return_scores=True``. Where the model gives fewer than
+            ``n_best`` distinct outputs a non-zero probability, an input has
+            fewer outputs: its missing scores are ``-inf``, and columns that
+            no input fills are left out.
         attention : list of ndarray
             Only with ``return_attention=True``.
         """
@@ -695,7 +698,7 @@ class _GeneratorRNN(_BaseRNN):
             beam_width, n_best, alpha = decoding._check_beam(beam_width, n_best, alpha)
             # As decoding.beam_search(step, _reorder, state, first, ...) does
             # it, inside the kernels (tests/test_generation_kernels.py).
-            results = prepared.beam(
+            tokens, lengths, scores, counts = prepared.beam(
                 first,
                 state[1],
                 start.initial_state,
@@ -707,11 +710,21 @@ class _GeneratorRNN(_BaseRNN):
                 n_best=n_best,
                 alpha=alpha,
             )
-            sequences = [[tokens for tokens, _ in result] for result in results]
-            scores = np.array([[score for _, score in result] for result in results])
+            found = int(counts.max())  # < n_best where fewer are possible
+            options = self._detokenize_rows(
+                tokens[:, :found].reshape(-1, max_length),
+                lengths[:, :found].reshape(-1),
+                np.repeat(as_text, found),
+            )
             if n_best == 1:
-                sequences = [options[0] for options in sequences]
-                scores = scores[:, 0]
+                outputs, scores = options, scores[:, 0]
+            else:
+                outputs = [
+                    options[n * found : n * found + count]
+                    for n, count in enumerate(counts.tolist())
+                ]
+                scores = scores[:, :found]
+            best, sequences = (tokens[:, 0], lengths[:, 0]), None
         elif sampling:
             sequences, scores = decoding.sample(
                 step,
@@ -724,6 +737,7 @@ class _GeneratorRNN(_BaseRNN):
                 random_state=random_state,
                 **common,
             )
+            outputs = self._detokenize(sequences, as_text)
         else:
             emitted, lengths, scores = prepared.greedy(
                 first,
@@ -734,28 +748,15 @@ class _GeneratorRNN(_BaseRNN):
                 max_length=max_length,
                 min_length=min_length,
             )
-            ids = emitted[np.arange(max_length) < lengths[:, None]]
-            sequences = None  # made only if needed: 500 arrays cost 0.1 ms
-        if sequences is None:
-            outputs = self._detokenize_ids(ids, lengths, as_text)
-            if return_attention:
-                sequences = np.split(ids, np.cumsum(lengths)[:-1])
-        elif n_best > 1:
-            flat = self._detokenize(
-                [tokens for options in sequences for tokens in options],
-                [text for options, text in zip(sequences, as_text, strict=True)
-                 for _ in options],
-            )  # fmt: skip
-            counts = np.cumsum([0] + [len(options) for options in sequences])
-            outputs = [flat[start:end] for start, end in itertools.pairwise(counts)]
-        else:
-            outputs = self._detokenize(sequences, as_text)
+            outputs = self._detokenize_rows(emitted, lengths, as_text)
+            best, sequences = (emitted, lengths), None
         result = [outputs]
         if return_scores:
             result.append(scores)
         if return_attention:
-            best = [options[0] for options in sequences] if n_best > 1 else sequences
-            result.append(self._attention_of(start, first, best, prepared))
+            if sequences is None:  # 500 arrays cost 0.1 ms: made only if needed
+                sequences = [row[:length] for row, length in zip(*best, strict=True)]
+            result.append(self._attention_of(start, first, sequences, prepared))
         return result[0] if len(result) == 1 else tuple(result)
 
     def _attention_of(self, start, first, sequences, prepared):
@@ -806,6 +807,23 @@ class _GeneratorRNN(_BaseRNN):
         return [
             "".join(piece) if text else piece
             for piece, text in zip(pieces, as_text, strict=True)
+        ]
+
+    def _detokenize_rows(self, ids, lengths, as_text):
+        """Token lists of the rows of ``ids`` (``(N, T)`` ids, of which row
+        ``n`` holds ``lengths[n]``), joined into a ``str`` where ``as_text``.
+
+        As :meth:`_detokenize_ids`, unchecked; the ids past each row's length
+        must be valid ids too (they are looked up, then dropped): the whole
+        block at once and one ``del`` per row cost half of cutting the rows
+        out first (500 captions of 10 words: 36 against 76 µs).
+        """
+        rows = self.vocabulary_._token_array()[ids].tolist()
+        for row, length in zip(rows, lengths.tolist(), strict=True):
+            del row[length:]
+        return [
+            "".join(row) if text else row
+            for row, text in zip(rows, as_text, strict=True)
         ]
 
     def predict(self, X):
