@@ -6,14 +6,13 @@ import io
 import pytest
 
 from rnntools import compile as ahead_of_time
-from rnntools.kernels import cpu, decoder
+from rnntools.kernels import blas, cpu, decoder, row_invariant
 
 #: The kernels called from Python (the others are compiled into them).
 ENTRY_KERNELS = [
-    "input_projection", "lstm_forward_layer", "gru_forward_layer",
-    "rnn_forward_layer", "lstm_backward_layer", "gru_backward_layer",
-    "rnn_backward_layer", "layer_param_grads", "stack_step",
-    "embedding_gather", "embedding_scatter_add",
+    "lstm_forward_layer", "gru_forward_layer", "rnn_forward_layer",
+    "lstm_backward_layer", "gru_backward_layer", "rnn_backward_layer",
+    "stack_step", "embedding_gather", "embedding_scatter_add",
 ]  # fmt: skip
 #: The decoding kernels (:mod:`rnntools.kernels.decoder`) called from Python.
 DECODER_KERNELS = ["decoder_step", "greedy_block", "beam_block", "scratch_size"]
@@ -35,7 +34,10 @@ def test_compile_reports_what_it_did(printed):
 @pytest.mark.parametrize(
     "module, name",
     [(cpu, name) for name in ENTRY_KERNELS]
-    + [(decoder, name) for name in DECODER_KERNELS],
+    + [(decoder, name) for name in DECODER_KERNELS]
+    # The products cpu.input_projection and cpu.layer_param_grads (Python)
+    # call.
+    + [(row_invariant, "row_invariant_matmul"), (blas, "matmul_tn")],
 )
 def test_every_entry_kernel_has_both_dtypes(printed, module, name):
     kernel = getattr(module, name)

@@ -39,6 +39,13 @@ from .activations import constants, gate_activations, sigmoid, tanh, work_size
 from .blas import matmul_tn
 from .row_invariant import row_invariant_matmul
 
+#: Options of the per-step helpers (``_lstm_forward_step``, ...), each called
+#: from one layer loop: Numba inlines them there instead of compiling each as
+#: a function of its own, whose code (register-tile products, activations)
+#: LLVM then optimised twice, for the helper and again inside the loop (1.7 s
+#: of a cold first LSTM fit of 10 s).
+STEP_OPTIONS = {**KERNEL_OPTIONS, "inline": "always"}
+
 
 @njit(**KERNEL_OPTIONS)
 def _copy(destination, source):
@@ -82,34 +89,36 @@ def _step_time(s, b, lengths, reverse):
     return lengths[b] - 1 - s if reverse else s
 
 
-@njit(**KERNEL_OPTIONS)
 def input_projection(inp, w_ih, bias, gates):
     """``gates[t, b] = w_ih @ inp[t, b] + bias`` for all timesteps in one GEMM.
+
+    Plain Python around compiled code (:func:`.row_invariant_matmul`, then
+    numpy's add: the same float operations as a loop in here). As an
+    ``@njit`` kernel of its own, it compiled the product's register tiles once
+    more: 0.9 s of a cold first LSTM fit of 10 s.
 
     Parameters
     ----------
     inp : ndarray of shape (T, B, I)
+        C-contiguous.
     w_ih : ndarray of shape (G*H, I)
     bias : ndarray of shape (G*H,)
     gates : ndarray of shape (T, B, G*H)
-        Output.
+        Output, C-contiguous.
     """
     steps, batch, features = inp.shape
     rows = steps * batch
-    width = gates.shape[2]
-    gates_2d = gates.reshape(rows, width)
+    gates_2d = gates.reshape(rows, gates.shape[2])
     row_invariant_matmul(
         inp.reshape(rows, features), np.ascontiguousarray(w_ih.T), gates_2d
     )
-    for r in range(rows):
-        for j in range(width):
-            gates_2d[r, j] += bias[j]
+    gates_2d += bias
 
 
 # --------------------------------------------------------------------- LSTM
 
 
-@njit(**KERNEL_OPTIONS)
+@njit(**STEP_OPTIONS)
 def _lstm_forward_step(
     active, s, lengths, reverse, w_hh_t, h, c, pre, gathered, cell_tanh,
     tanh_columns, out, out_col, gates, h_prev, c_prev, tanh_c, work,
@@ -202,7 +211,7 @@ def lstm_forward_layer(
         )  # fmt: skip
 
 
-@njit(**KERNEL_OPTIONS)
+@njit(**STEP_OPTIONS)
 def _lstm_backward_step(
     active, s, lengths, reverse, w_hh, d_out, out_col, gates, c_prev, tanh_c,
     d_h, d_c, d_gates, step_grads,
@@ -271,7 +280,7 @@ def lstm_backward_layer(
 # ---------------------------------------------------------------------- GRU
 
 
-@njit(**KERNEL_OPTIONS)
+@njit(**STEP_OPTIONS)
 def _gru_forward_step(
     active, s, lengths, reverse, w_hh_t, b_hn, h, pre, rz_pre, activated,
     candidate, new_gate, out, out_col, gates, h_prev, hn, work,
@@ -360,7 +369,7 @@ def gru_forward_layer(
         )  # fmt: skip
 
 
-@njit(**KERNEL_OPTIONS)
+@njit(**STEP_OPTIONS)
 def _gru_backward_step(
     active, s, lengths, reverse, w_hh, d_out, out_col, gates, h_prev, hn,
     d_h, d_h_direct, d_gates_ih, step_grads, d_gates_hh,
@@ -437,7 +446,7 @@ def gru_backward_layer(
 # ---------------------------------------------------------------- Elman RNN
 
 
-@njit(**KERNEL_OPTIONS)
+@njit(**STEP_OPTIONS)
 def _rnn_forward_step(
     active, s, lengths, reverse, w_hh_t, relu, h, pre, activated, out, out_col,
     gates, h_prev, work,
@@ -501,7 +510,7 @@ def rnn_forward_layer(
         )  # fmt: skip
 
 
-@njit(**KERNEL_OPTIONS)
+@njit(**STEP_OPTIONS)
 def _rnn_backward_step(
     active, s, lengths, reverse, w_hh, relu, d_out, out_col, gates,
     d_h, d_gates, step_grads,
@@ -570,7 +579,6 @@ def _zero_padding(buffer, lengths):
             buffer[t, b] = 0
 
 
-@njit(**KERNEL_OPTIONS)
 def layer_param_grads(
     inp, h_prev, w_ih, d_gates_ih, d_gates_hh, d_w_ih, d_w_hh, d_b_ih, d_b_hh,
     d_inp,
@@ -579,7 +587,9 @@ def layer_param_grads(
 
     One GEMM each over all ``T * B`` rows, after the time loop. Padded rows of
     ``d_gates_*`` are zero, and ``inp`` and ``h_prev`` are finite there, so
-    padding contributes nothing.
+    padding contributes nothing. Plain Python around compiled code, as
+    :func:`input_projection` (an ``@njit`` kernel here compiled the products
+    once more: 0.7 s of a cold first LSTM fit).
 
     Parameters
     ----------
@@ -597,6 +607,8 @@ def layer_param_grads(
         Out.
     d_inp : ndarray of shape (T, B, I)
         Out: gradient of the layer input from this direction.
+
+    All C-contiguous.
     """
     steps, batch, features = inp.shape
     hidden = h_prev.shape[2]
@@ -609,12 +621,8 @@ def layer_param_grads(
     row_invariant_matmul(
         g_ih, np.ascontiguousarray(w_ih), d_inp.reshape(rows, features)
     )
-    d_b_ih[:] = 0
-    d_b_hh[:] = 0
-    for r in range(rows):
-        for j in range(width):
-            d_b_ih[j] += g_ih[r, j]
-            d_b_hh[j] += g_hh[r, j]
+    np.sum(g_ih, axis=0, out=d_b_ih)
+    np.sum(g_hh, axis=0, out=d_b_hh)
 
 
 # ------------------------------------------------------ single-step inference
