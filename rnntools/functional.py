@@ -132,22 +132,26 @@ class _BlockCache:
     def __post_init__(self):
         self.kernel_lengths = self.backend.to_device(self.lengths)
 
-    def empty(self, shape, dtype):
-        """A scratch buffer that goes back to the pool with the cache."""
+    def empty(self, shape, dtype, keep=True):
+        """A scratch buffer that goes back to the pool with the cache (or,
+        with ``keep=False``, when the caller releases it)."""
         array = self.backend.scratch(shape, dtype)
-        self.buffers.append(array)
+        if keep:
+            self.buffers.append(array)
         return array
 
-    def padded(self, shape, dtype):
-        """A scratch ``(T, B_k, ...)`` buffer that is 0 at every padded step.
+    def padded(self, shape, dtype, keep=True):
+        """A scratch ``(T, B_k, ...)`` buffer that is 0 at every padded step
+        (``keep`` as in :meth:`empty`).
 
         The kernels write every active step; only padding needs clearing, so
         a batch without padding skips the memset.
         """
         if self.lengths.min() == shape[0]:
-            return self.empty(shape, dtype)
+            return self.empty(shape, dtype, keep)
         array = self.backend.scratch_zeros(shape, dtype)
-        self.buffers.append(array)
+        if keep:
+            self.buffers.append(array)
         return array
 
 
@@ -583,6 +587,7 @@ def rnn_forward(
         )
         # Scattered here, on the block's own thread, in parallel.
         output[rows] = backend.to_host(block_output).transpose(1, 0, 2)
+        backend.release([block_output])
         for part, block_part in zip(final, block_final, strict=True):
             part[:, rows] = block_part
         return block
@@ -616,7 +621,7 @@ def _forward_block(cache, x_block, rows, states):
     -------
     block : _BlockCache
     output : ndarray of shape (T, B_k, D*H)
-        Time-major (a buffer of the block).
+        Time-major: a pooled buffer the caller releases.
     states : list of ndarray
     """
     steps = cache.steps
@@ -631,8 +636,13 @@ def _forward_block(cache, x_block, rows, states):
     num_dirs = _num_directions(cache.bidirectional)
     layer_input = _time_major_on(backend, x_block, lengths, block.buffers)
     for layer in range(cache.num_layers):
+        # Backward reads every layer's input, not the last layer's output:
+        # the caller releases that as soon as it has the batch-first copy,
+        # and backward's time-major d_output (the same shape) reuses it.
         out = block.padded(
-            (steps, len(lengths), num_dirs * cache.hidden_size), cache.dtype
+            (steps, len(lengths), num_dirs * cache.hidden_size),
+            cache.dtype,
+            keep=layer < cache.num_layers - 1,
         )
         saved = []
         for direction, suffix in enumerate(direction_suffixes(cache.bidirectional)):
@@ -911,7 +921,7 @@ def _backward_direction(
         )  # fmt: skip
     elif cache.cell == "gru":
         (hn,) = saved.extra
-        d_gates_hh = backend.scratch(saved.gates.shape, cache.dtype)
+        d_gates_hh = backend.scratch((*saved.gates.shape[:2], hidden), cache.dtype)
         temporaries.append(d_gates_hh)
         kernels.gru_backward_layer(
             d_out, out_col, w_hh, saved.gates, saved.h_prev, hn, *common,

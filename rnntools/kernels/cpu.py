@@ -398,7 +398,7 @@ def _gru_backward_step(
             d_z_hh[j] = d_z
             d_n_hh[j] = d_n * r_gate[j]
             direct[j] = dh * z_gate[j]
-        _copy(d_gates_hh[t, b], step_grads[b])
+        _copy(d_gates_hh[t, b], step_grads[b, 2 * hidden :])
     row_invariant_matmul(step_grads[:active], w_hh, d_h[:active])
     for b in range(active):
         for j in range(hidden):
@@ -422,9 +422,11 @@ def gru_backward_layer(
         In: gradient of the final state. Out: gradient of the initial state.
     d_gates_ih : ndarray of shape (T, B, 3H)
         Out: gradient of ``x W_ih + b_ih``.
-    d_gates_hh : ndarray of shape (T, B, 3H)
-        Out: gradient of ``h W_hh + b_hh`` (differs in the ``n`` block, which
-        the reset gate scales).
+    d_gates_hh : ndarray of shape (T, B, H)
+        Out: gradient of the ``n`` block of ``h W_hh + b_hh`` (which the
+        reset gate scales). Its ``r`` and ``z`` blocks are those of
+        ``d_gates_ih``: not stored twice (two ``T B H`` arrays of a training
+        step's memory).
     """
     steps, batch, width = gates.shape
     hidden = width // 3
@@ -596,9 +598,12 @@ def layer_param_grads(
     inp : ndarray of shape (T, B, I)
     h_prev : ndarray of shape (T, B, H)
     w_ih : ndarray of shape (G*H, I)
-    d_gates_ih, d_gates_hh : ndarray of shape (T, B, G*H)
-        Gradients of the input and recurrent pre-activations (the same array
-        for rnn and lstm).
+    d_gates_ih : ndarray of shape (T, B, G*H)
+        Gradient of the input pre-activations.
+    d_gates_hh : ndarray of shape (T, B, G*H), or (T, B, H) for the gru
+        Gradient of the recurrent pre-activations: the same array as
+        ``d_gates_ih`` for rnn and lstm; for the gru, its ``n`` block only
+        (the ``r`` and ``z`` blocks are ``d_gates_ih``'s).
     d_w_ih : ndarray of shape (G*H, I)
         Out.
     d_w_hh : ndarray of shape (G*H, H)
@@ -615,14 +620,24 @@ def layer_param_grads(
     rows = steps * batch
     width = d_gates_ih.shape[2]
     g_ih = d_gates_ih.reshape(rows, width)
-    g_hh = d_gates_hh.reshape(rows, width)
+    h_prev_2d = h_prev.reshape(rows, hidden)
     matmul_tn(g_ih, inp.reshape(rows, features), d_w_ih)
-    matmul_tn(g_hh, h_prev.reshape(rows, hidden), d_w_hh)
     row_invariant_matmul(
         g_ih, np.ascontiguousarray(w_ih), d_inp.reshape(rows, features)
     )
     np.sum(g_ih, axis=0, out=d_b_ih)
-    np.sum(g_hh, axis=0, out=d_b_hh)
+    shared = width - d_gates_hh.shape[2]  # the gru's r and z blocks, else 0
+    g_hh = d_gates_hh.reshape(rows, width - shared)
+    if shared:
+        # A strided view of g_ih: np.matmul hands BLAS its row stride (np.dot
+        # copied it: two T B H arrays more at the peak).
+        # Tiny gradients may underflow, as in every other product here, but
+        # numpy checks the FPU flags after BLAS and would warn (or raise).
+        with np.errstate(under="ignore"):
+            np.matmul(g_ih[:, :shared].T, h_prev_2d, out=d_w_hh[:shared])
+        d_b_hh[:shared] = d_b_ih[:shared]
+    matmul_tn(g_hh, h_prev_2d, d_w_hh[shared:])
+    np.sum(g_hh, axis=0, out=d_b_hh[shared:])
 
 
 # ------------------------------------------------------ single-step inference

@@ -139,21 +139,32 @@ def _gate_products(h, b, row_ok, w_hh_t, j, acc):
 
 
 @cuda.jit(**_DEVICE)
-def _recurrent_grad(d_gates, t, b, row_ok, w_hh, j):
-    """``sum_g d_gates[t, b, g] * w_hh[g, j]``, the row staged in shared memory.
+def _gate_grad(d_ih, d_hh, t, b, g):
+    """Gradient ``g`` of the recurrent pre-activations ``h W_hh + b_hh`` at
+    ``(t, b)``: ``d_hh`` holds its last ``d_hh.shape[2]`` columns, the others
+    are ``d_ih``'s (the gru's ``r`` and ``z`` blocks; none for lstm and rnn,
+    which pass ``d_gates`` twice)."""
+    split = d_ih.shape[2] - d_hh.shape[2]
+    return d_ih[t, b, g] if g < split else d_hh[t, b, g - split]
+
+
+@cuda.jit(**_DEVICE)
+def _recurrent_grad(d_ih, d_hh, t, b, row_ok, w_hh, j):
+    """``sum_g d_gates[t, b, g] * w_hh[g, j]``, the row staged in shared
+    memory, ``d_gates`` as :func:`_gate_grad` reads it.
 
     Every thread of the block must call it (it synchronises).
     """
-    tile = cuda.shared.array((STEP_ROWS, STEP_TILE), dtype=d_gates.dtype)
+    tile = cuda.shared.array((STEP_ROWS, STEP_TILE), dtype=d_hh.dtype)
     width, hidden = w_hh.shape
     tx = cuda.threadIdx.x
     ty = cuda.threadIdx.y
     chunk = cuda.blockDim.x
-    acc = d_gates.dtype.type(0)
+    acc = d_hh.dtype.type(0)
     for g0 in range(0, width, chunk):
         g = g0 + tx
         if row_ok and g < width:
-            tile[ty, tx] = d_gates[t, b, g]
+            tile[ty, tx] = _gate_grad(d_ih, d_hh, t, b, g)
         cuda.syncthreads()
         if row_ok and j < hidden:
             for gg in range(min(chunk, width - g0)):
@@ -206,10 +217,11 @@ def _rows_gate_products(h, rows, w_hh_t, j, acc):
 
 
 @cuda.jit(**_DEVICE)
-def _rows_recurrent_grad(d_gates, times, rows, w_hh, j, acc):
+def _rows_recurrent_grad(d_ih, d_hh, times, rows, w_hh, j, acc):
     """``acc[r] = sum_g d_gates[times[r], rows[r], g] * w_hh[g, j]`` for the
-    block's rows ``r``, each weight loaded once for all of them, the weights
-    of :data:`SEQUENCE_UNROLL` steps along ``g`` before they are used."""
+    block's rows ``r`` (``d_gates`` as :func:`_gate_grad` reads it), each
+    weight loaded once for all of them, the weights of
+    :data:`SEQUENCE_UNROLL` steps along ``g`` before they are used."""
     width = w_hh.shape[0]
     weights = cuda.local.array(SEQUENCE_UNROLL, dtype=acc.dtype)
     for r in range(SEQUENCE_ROWS):
@@ -220,12 +232,12 @@ def _rows_recurrent_grad(d_gates, times, rows, w_hh, j, acc):
             weights[u] = w_hh[g0 + u, j]
         for u in range(SEQUENCE_UNROLL):
             for r in range(SEQUENCE_ROWS):
-                acc[r] += d_gates[times[r], rows[r], g0 + u] * weights[u]
+                acc[r] += _gate_grad(d_ih, d_hh, times[r], rows[r], g0 + u) * weights[u]
         g0 += SEQUENCE_UNROLL
     for g in range(g0, width):
         weight = w_hh[g, j]
         for r in range(SEQUENCE_ROWS):
-            acc[r] += d_gates[times[r], rows[r], g] * weight
+            acc[r] += _gate_grad(d_ih, d_hh, times[r], rows[r], g) * weight
 
 
 @cuda.jit(**_DEVICE)
@@ -238,15 +250,18 @@ def _later_times(s, lengths, reverse, rows, times):
 
 
 @cuda.jit(**_DEVICE)
-def _add_initial_state_grads(lengths, reverse, rows, w_hh, d_gates, d_h, acc, times):
+def _add_initial_state_grads(
+    lengths, reverse, rows, w_hh, d_ih, d_hh, d_h, acc, times
+):  # fmt: skip
     """``d_h[b] += d_gates[t0(b), b] @ w_hh`` for the block's sequences, at
-    each one's first step (the sequence kernels' :func:`_initial_state_grad`)."""
+    each one's first step (the sequence kernels' :func:`_initial_state_grad`;
+    ``d_gates`` as :func:`_gate_grad` reads it)."""
     batch, hidden = d_h.shape
     first = cuda.blockIdx.x * SEQUENCE_ROWS
     for r in range(SEQUENCE_ROWS):
         times[r] = _step_time(0, rows[r], lengths, reverse)
     for j in range(cuda.threadIdx.x, hidden, cuda.blockDim.x):
-        _rows_recurrent_grad(d_gates, times, rows, w_hh, j, acc)
+        _rows_recurrent_grad(d_ih, d_hh, times, rows, w_hh, j, acc)
         for r in range(SEQUENCE_ROWS):
             if first + r < batch:
                 d_h[first + r, j] += acc[r]
@@ -771,7 +786,7 @@ def _lstm_backward_step(
     row_ok = b < active
     later = row_ok and s + 1 < lengths[b]
     t_later = _step_time(s + 1, b, lengths, reverse) if later else 0
-    recurrent = _recurrent_grad(d_gates, t_later, b, later, w_hh, j)
+    recurrent = _recurrent_grad(d_gates, d_gates, t_later, b, later, w_hh, j)
     if not row_ok or j >= d_h.shape[1]:
         return
     _lstm_backward_point(
@@ -796,7 +811,7 @@ def _lstm_backward_sequence(
     for s in range(steps - 1, -1, -1):
         _later_times(s, lengths, reverse, rows, times)
         for j in range(cuda.threadIdx.x, hidden, cuda.blockDim.x):
-            _rows_recurrent_grad(d_gates, times, rows, w_hh, j, acc)
+            _rows_recurrent_grad(d_gates, d_gates, times, rows, w_hh, j, acc)
             for r in range(SEQUENCE_ROWS):
                 b = first + r
                 if b < batch and s < lengths[b]:
@@ -806,24 +821,27 @@ def _lstm_backward_sequence(
                         d_out, out_col, gates, c_prev, tanh_c, d_h, d_c, d_gates,
                     )  # fmt: skip
         cuda.syncthreads()
-    _add_initial_state_grads(lengths, reverse, rows, w_hh, d_gates, d_h, acc, times)
+    _add_initial_state_grads(
+        lengths, reverse, rows, w_hh, d_gates, d_gates, d_h, acc, times
+    )
 
 
 @cuda.jit(**_KERNEL)
-def _initial_state_grad(lengths, reverse, w_hh, d_gates, d_h):
-    """``d_h[b] += d_gates[t0(b), b] @ w_hh`` at each sequence's first step."""
+def _initial_state_grad(lengths, reverse, w_hh, d_ih, d_hh, d_h):
+    """``d_h[b] += d_gates[t0(b), b] @ w_hh`` at each sequence's first step
+    (``d_gates`` as :func:`_gate_grad` reads it)."""
     j, b = cuda.grid(2)
     row_ok = b < d_h.shape[0]
     t_first = _step_time(0, b, lengths, reverse) if row_ok else 0
-    recurrent = _recurrent_grad(d_gates, t_first, b, row_ok, w_hh, j)
+    recurrent = _recurrent_grad(d_ih, d_hh, t_first, b, row_ok, w_hh, j)
     if row_ok and j < d_h.shape[1]:
         d_h[b, j] += recurrent
 
 
-def _finish_backward(lengths, reverse, w_hh, d_gates_hh, d_h):
+def _finish_backward(lengths, reverse, w_hh, d_ih, d_hh, d_h):
     batch, hidden = d_h.shape
     grid, block = _step_grid(batch, hidden)
-    _initial_state_grad[grid, block](lengths, reverse, w_hh, d_gates_hh, d_h)
+    _initial_state_grad[grid, block](lengths, reverse, w_hh, d_ih, d_hh, d_h)
 
 
 def lstm_backward_layer(
@@ -852,7 +870,7 @@ def lstm_backward_layer(
                 s, active, lengths, reverse, w_hh, d_out, out_col, gates, c_prev,
                 tanh_c, d_h, d_c, d_gates,
             )  # fmt: skip
-        _finish_backward(lengths, reverse, w_hh, d_gates, d_h)
+        _finish_backward(lengths, reverse, w_hh, d_gates, d_gates, d_h)
     _zero_padding_of(d_gates, lengths)
 
 
@@ -977,13 +995,10 @@ def _gru_backward_point(
     d_r = d_n * hn[t, b, j] * r_gate * (one - r_gate)
     d_z = dh * (h_prev[t, b, j] - n_gate) * z_gate * (one - z_gate)
     d_ih = d_gates_ih[t, b]
-    d_hh = d_gates_hh[t, b]
     d_ih[j] = d_r
     d_ih[hidden + j] = d_z
     d_ih[2 * hidden + j] = d_n
-    d_hh[j] = d_r
-    d_hh[hidden + j] = d_z
-    d_hh[2 * hidden + j] = d_n * r_gate
+    d_gates_hh[t, b, j] = d_n * r_gate  # the n block: r and z are d_ih's
     d_h[b, j] = dh * z_gate
 
 
@@ -996,7 +1011,7 @@ def _gru_backward_step(
     row_ok = b < active
     later = row_ok and s + 1 < lengths[b]
     t_later = _step_time(s + 1, b, lengths, reverse) if later else 0
-    recurrent = _recurrent_grad(d_gates_hh, t_later, b, later, w_hh, j)
+    recurrent = _recurrent_grad(d_gates_ih, d_gates_hh, t_later, b, later, w_hh, j)
     if not row_ok or j >= d_h.shape[1]:
         return
     _gru_backward_point(
@@ -1021,7 +1036,7 @@ def _gru_backward_sequence(
     for s in range(steps - 1, -1, -1):
         _later_times(s, lengths, reverse, rows, times)
         for j in range(cuda.threadIdx.x, hidden, cuda.blockDim.x):
-            _rows_recurrent_grad(d_gates_hh, times, rows, w_hh, j, acc)
+            _rows_recurrent_grad(d_gates_ih, d_gates_hh, times, rows, w_hh, j, acc)
             for r in range(SEQUENCE_ROWS):
                 b = first + r
                 if b < batch and s < lengths[b]:
@@ -1032,7 +1047,9 @@ def _gru_backward_sequence(
                         d_gates_hh,
                     )  # fmt: skip
         cuda.syncthreads()
-    _add_initial_state_grads(lengths, reverse, rows, w_hh, d_gates_hh, d_h, acc, times)
+    _add_initial_state_grads(
+        lengths, reverse, rows, w_hh, d_gates_ih, d_gates_hh, d_h, acc, times
+    )
 
 
 def gru_backward_layer(
@@ -1061,7 +1078,7 @@ def gru_backward_layer(
                 s, active, lengths, reverse, w_hh, d_out, out_col, gates, h_prev,
                 hn, d_h, d_gates_ih, d_gates_hh,
             )  # fmt: skip
-        _finish_backward(lengths, reverse, w_hh, d_gates_hh, d_h)
+        _finish_backward(lengths, reverse, w_hh, d_gates_ih, d_gates_hh, d_h)
     _zero_padding_of(d_gates_ih, lengths)
     _zero_padding_of(d_gates_hh, lengths)
 
@@ -1179,7 +1196,7 @@ def _rnn_backward_step(
     row_ok = b < active
     later = row_ok and s + 1 < lengths[b]
     t_later = _step_time(s + 1, b, lengths, reverse) if later else 0
-    recurrent = _recurrent_grad(d_gates, t_later, b, later, w_hh, j)
+    recurrent = _recurrent_grad(d_gates, d_gates, t_later, b, later, w_hh, j)
     if not row_ok or j >= d_h.shape[1]:
         return
     _rnn_backward_point(
@@ -1203,7 +1220,7 @@ def _rnn_backward_sequence(
     for s in range(steps - 1, -1, -1):
         _later_times(s, lengths, reverse, rows, times)
         for j in range(cuda.threadIdx.x, hidden, cuda.blockDim.x):
-            _rows_recurrent_grad(d_gates, times, rows, w_hh, j, acc)
+            _rows_recurrent_grad(d_gates, d_gates, times, rows, w_hh, j, acc)
             for r in range(SEQUENCE_ROWS):
                 b = first + r
                 if b < batch and s < lengths[b]:
@@ -1213,7 +1230,9 @@ def _rnn_backward_sequence(
                         relu, d_out, out_col, gates, d_h, d_gates,
                     )  # fmt: skip
         cuda.syncthreads()
-    _add_initial_state_grads(lengths, reverse, rows, w_hh, d_gates, d_h, acc, times)
+    _add_initial_state_grads(
+        lengths, reverse, rows, w_hh, d_gates, d_gates, d_h, acc, times
+    )
 
 
 def rnn_backward_layer(
@@ -1241,7 +1260,7 @@ def rnn_backward_layer(
                 s, active, lengths, reverse, w_hh, relu, d_out, out_col, gates,
                 d_h, d_gates,
             )  # fmt: skip
-        _finish_backward(lengths, reverse, w_hh, d_gates, d_h)
+        _finish_backward(lengths, reverse, w_hh, d_gates, d_gates, d_h)
     _zero_padding_of(d_gates, lengths)
 
 
@@ -1261,13 +1280,19 @@ def layer_param_grads(
     rows = steps * batch
     width = d_gates_ih.shape[2]
     g_ih = d_gates_ih.reshape(rows, width)
-    g_hh = d_gates_hh.reshape(rows, width)
+    h_prev_2d = h_prev.reshape(rows, h_prev.shape[2])
     _matmul(g_ih, inp.reshape(rows, features), d_w_ih, transpose_a=True)
-    _matmul(g_hh, h_prev.reshape(rows, h_prev.shape[2]), d_w_hh, transpose_a=True)
     _matmul(g_ih, w_ih, d_inp.reshape(rows, features))
-    grid = _flat_grid(width)
-    _column_sums[grid](g_ih, d_b_ih)
-    _column_sums[grid](g_hh, d_b_hh)
+    _column_sums[_flat_grid(width)](g_ih, d_b_ih)
+    shared = width - d_gates_hh.shape[2]  # the gru's r and z blocks, else 0
+    g_hh = d_gates_hh.reshape(rows, width - shared)
+    if shared:
+        # The r and z rows from g_ih (the GEMM kernel takes no strided view:
+        # its n rows are computed, then overwritten).
+        _matmul(g_ih, h_prev_2d, d_w_hh, transpose_a=True)
+        _column_sums[_flat_grid(width)](g_ih, d_b_hh)
+    _matmul(g_hh, h_prev_2d, d_w_hh[shared:], transpose_a=True)
+    _column_sums[_flat_grid(width - shared)](g_hh, d_b_hh[shared:])
 
 
 # -------------------------------------------------------------- signatures
@@ -1293,7 +1318,7 @@ def _signatures(dtype):
         "_adam_update": [(f1, f1, f1, f1, dtype, dtype, dtype, dtype)],
         "_sgd_update": [(f1, f1, f1, dtype, dtype, flag)],
         "_gemm": [(f2, f2, f1, f2, flag, flag, flag)],
-        "_initial_state_grad": [(i1, flag, f2, f3, f2)],
+        "_initial_state_grad": [(i1, flag, f2, f3, f3, f2)],
         "_lstm_forward_step": [(*step, f2, f2, f2, f2, f3, i64, f3, f3, f3, f3)],
         "_lstm_backward_step": [(*step, f2, f3, i64, f3, f3, f3, f2, f2, f3)],
         "_gru_forward_step": [(*step, f2, f1, f2, f2, f3, i64, f3, f3, f3)],
