@@ -112,8 +112,8 @@ class _DirectionCache:
     """What one layer and direction saved for backward (time-major)."""
 
     gates: np.ndarray  # (T, B, G*H) activations
-    h_prev: np.ndarray  # (T, B, H)
-    extra: tuple  # lstm: (c_prev, tanh_c); gru: (hn,); rnn: ()
+    h_prev: np.ndarray  # (T, B, H); rnn: (1, B, H), rebuilt by backward
+    extra: tuple  # lstm: (c_prev, tanh_c); gru: (hn,); rnn: (h0,) or ()
 
 
 @dataclass
@@ -720,7 +720,9 @@ def _forward_direction(cache, block, layer, suffix, layer_input, state, out):
     # What backward reads, one step long in inference (nothing is read).
     saved = steps if cache.saving else 1
     # Read by the weight-gradient GEMM at padded rows too: must be finite.
-    h_prev = block.padded((saved, batch, hidden), dtype)
+    # The rnn's states are its saved activations: backward rebuilds its
+    # h_prev from them (kernels.rnn_previous_states), one T B H array less.
+    h_prev = block.padded((1 if cache.cell == "rnn" else saved, batch, hidden), dtype)
     bias = backend.copy(b_ih)
     if cache.cell == "gru":  # b_hn stays inside the reset product
         backend.add_into(bias[: 2 * hidden], b_hh[: 2 * hidden])
@@ -734,8 +736,8 @@ def _forward_direction(cache, block, layer, suffix, layer_input, state, out):
         b_hn = b_hh[2 * hidden :]
         hn = block.empty((saved, batch, hidden), dtype)
         extra = (hn,)
-    else:
-        extra = ()
+    else:  # the initial state, which the kernel overwrites
+        extra = (backend.copy(state[0]),) if cache.saving else ()
     for first, last in spans:
         span = last - first
         if len(spans) == 1:
@@ -887,7 +889,7 @@ def _backward_block(cache, block, d_out, d_states, temporaries):
             d_carry = [backend.to_device(part[index]) for part in d_states]
             _backward_direction(
                 cache, block, layer, direction, suffix, d_out, d_carry, grads,
-                d_inp_direction, temporaries,
+                d_inp_direction, temporaries, direction == num_dirs - 1,
             )  # fmt: skip
             backend.add_into(d_inp, d_inp_direction)
             for part, value in zip(d_states, d_carry, strict=True):
@@ -898,9 +900,14 @@ def _backward_block(cache, block, d_out, d_states, temporaries):
 
 def _backward_direction(
     cache, block, layer, direction, suffix, d_out, d_carry, grads, d_inp_direction,
-    temporaries,
+    temporaries, last_reader,
 ):  # fmt: skip
-    """BPTT of one layer and direction; writes its entries of ``grads``."""
+    """BPTT of one layer and direction; writes its entries of ``grads``.
+
+    With ``last_reader``, no later direction reads ``d_out`` (one of
+    ``temporaries``): it goes back to the pool as soon as the recurrence is
+    done, for the rnn's rebuilt ``h_prev`` to reuse.
+    """
     saved = block.directions[layer][direction]
     names = param_names(layer, suffix)
     w_ih, w_hh = (cache.kernel_params[name] for name in names[:2])
@@ -932,10 +939,21 @@ def _backward_direction(
             d_out, out_col, w_hh, saved.gates, cache.relu, *common,
             d_carry[0], d_gates_ih,
         )  # fmt: skip
+    if last_reader:
+        temporaries[:] = [array for array in temporaries if array is not d_out]
+        backend.release([d_out])
+    h_prev = saved.h_prev
+    if cache.cell == "rnn":
+        (h0,) = saved.extra
+        h_prev = backend.scratch(saved.gates.shape, cache.dtype)
+        temporaries.append(h_prev)
+        kernels.rnn_previous_states(
+            saved.gates, h0, block.kernel_lengths, reverse, h_prev
+        )
     for name in names:
         grads[name] = backend.new(cache.params[name].shape, cache.dtype)
     kernels.layer_param_grads(
-        block.inputs[layer], saved.h_prev, w_ih, d_gates_ih, d_gates_hh,
+        block.inputs[layer], h_prev, w_ih, d_gates_ih, d_gates_hh,
         *(grads[name] for name in names), d_inp_direction,
     )  # fmt: skip
 

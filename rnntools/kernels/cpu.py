@@ -512,6 +512,36 @@ def rnn_forward_layer(
         )  # fmt: skip
 
 
+def rnn_previous_states(states, h0, lengths, reverse, h_prev):
+    """The state each step of an Elman RNN started from, rebuilt from the
+    states :func:`rnn_forward_layer` saved (in training it keeps no
+    ``h_prev`` of its own: that was a copy of ``states``, shifted).
+
+    Plain numpy (copies): nothing to compile.
+
+    Parameters
+    ----------
+    states : ndarray of shape (T, B, H)
+        The ``gates`` :func:`rnn_forward_layer` wrote: ``h'`` at each active
+        step, finite numbers elsewhere.
+    h0 : ndarray of shape (B, H)
+        The initial state.
+    lengths : int64 ndarray of shape (B,)
+    reverse : bool
+    h_prev : ndarray of shape (T, B, H)
+        Out: ``h0`` at each sequence's first step (time 0, or its last time
+        in reverse), else the state of the step before (time ``t - 1``, or
+        ``t + 1`` in reverse); finite at padded steps.
+    """
+    if reverse:
+        h_prev[:-1] = states[1:]
+        h_prev[-1] = 0
+        h_prev[lengths - 1, np.arange(len(lengths))] = h0
+    else:
+        h_prev[1:] = states[:-1]
+        h_prev[0] = h0
+
+
 @njit(**STEP_OPTIONS)
 def _rnn_backward_step(
     active, s, lengths, reverse, w_hh, relu, d_out, out_col, gates,

@@ -1093,7 +1093,9 @@ def _rnn_forward_point(t, b, j, pre, relu, h, h_next, out, out_col, gates, h_pre
     pre += gates[t, b, j]
     act = max(pre, gates.dtype.type(0)) if relu else math.tanh(pre)
     gates[t, b, j] = act
-    h_prev[t, b, j] = h[b, j]
+    # One step long in training, as on the CPU: backward rebuilds the rest
+    # from ``gates`` (:func:`rnn_previous_states`).
+    h_prev[min(t, h_prev.shape[0] - 1), b, j] = h[b, j]
     h_next[b, j] = act
     out[t, b, out_col + j] = act
 
@@ -1264,6 +1266,31 @@ def rnn_backward_layer(
     _zero_padding_of(d_gates, lengths)
 
 
+@cuda.jit(**_KERNEL)
+def _rnn_previous_states(states, h0, lengths, reverse, h_prev):
+    j, b = cuda.grid(2)
+    steps, batch, hidden = states.shape
+    if b >= batch or j >= hidden:
+        return
+    first = lengths[b] - 1 if reverse else 0
+    for t in range(steps):
+        source = t + 1 if reverse else t - 1
+        if t == first:
+            h_prev[t, b, j] = h0[b, j]
+        elif source >= 0 and source < steps:
+            h_prev[t, b, j] = states[source, b, j]
+        else:
+            h_prev[t, b, j] = 0
+
+
+def rnn_previous_states(states, h0, lengths, reverse, h_prev):
+    """As :func:`rnntools.kernels.cpu.rnn_previous_states`, as device arrays:
+    thread ``(j, b)`` writes unit ``j`` of sequence ``b`` at every step."""
+    batch, hidden = h0.shape
+    grid, block = _step_grid(batch, hidden)
+    _rnn_previous_states[grid, block](states, h0, lengths, reverse, h_prev)
+
+
 # ------------------------------------------------------- weight gradients
 
 
@@ -1319,6 +1346,7 @@ def _signatures(dtype):
         "_sgd_update": [(f1, f1, f1, dtype, dtype, flag)],
         "_gemm": [(f2, f2, f1, f2, flag, flag, flag)],
         "_initial_state_grad": [(i1, flag, f2, f3, f3, f2)],
+        "_rnn_previous_states": [(f3, f2, i1, flag, f3)],
         "_lstm_forward_step": [(*step, f2, f2, f2, f2, f3, i64, f3, f3, f3, f3)],
         "_lstm_backward_step": [(*step, f2, f3, i64, f3, f3, f3, f2, f2, f3)],
         "_gru_forward_step": [(*step, f2, f1, f2, f2, f3, i64, f3, f3, f3)],
