@@ -160,7 +160,10 @@ class ForwardCache:
     """Everything :func:`rnn_backward` needs; returned by :func:`rnn_forward`.
 
     Treat it as opaque. It holds the time-major activations of every layer and
-    direction, so its memory is about ``(G + 3) * L * D * T * B * H`` numbers.
+    direction, so its memory is about ``k * L * D * T * B * H`` numbers: ``k``
+    is 7 for the lstm (gates, h, c, tanh c), 5 for the gru (gates, h, the
+    reset product) and 1 for the rnn (its states), plus the inputs of every
+    layer above the first.
     """
 
     cell: str
