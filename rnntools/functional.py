@@ -585,12 +585,14 @@ def rnn_forward(
 
     def run_block(rows):
         block_initial = [part[:, rows].copy() for part in initial]
+        # On the CPU the last layer writes ``output`` itself, a span of steps
+        # at a time (each block its own rows, on its own thread).
+        sink = output if backend is _CPU else None
         block, block_output, block_final = _forward_block(
-            cache, x[rows], rows, block_initial
+            cache, x[rows], rows, block_initial, sink
         )
-        # Scattered here, on the block's own thread, in parallel.
-        output[rows] = backend.to_host(block_output).transpose(1, 0, 2)
-        backend.release([block_output])
+        if sink is None:
+            output[rows] = backend.to_host(block_output).transpose(1, 0, 2)
         for part, block_part in zip(final, block_final, strict=True):
             part[:, rows] = block_part
         return block
@@ -607,7 +609,7 @@ def rnn_forward(
     return output, final_state, cache
 
 
-def _forward_block(cache, x_block, rows, states):
+def _forward_block(cache, x_block, rows, states, sink=None):
     """Run every layer and direction over one block of sequences.
 
     Parameters
@@ -619,12 +621,16 @@ def _forward_block(cache, x_block, rows, states):
         Their indices in the caller's batch.
     states : list of ndarray of shape (L*D, B_k, H)
         Initial ``[h]`` or ``[h, c]``; overwritten with the final state.
+    sink : ndarray of shape (B, T, D*H), optional
+        Where the last layer writes its output, rows ``rows`` (batch-first,
+        a span of steps at a time: no time-major copy of the whole output;
+        backward does not read it). CPU only.
 
     Returns
     -------
     block : _BlockCache
-    output : ndarray of shape (T, B_k, D*H)
-        Time-major: a pooled buffer the caller releases.
+    output : ndarray of shape (T, B_k, D*H) or None
+        Time-major, the block's own (None with ``sink``).
     states : list of ndarray
     """
     steps = cache.steps
@@ -639,20 +645,23 @@ def _forward_block(cache, x_block, rows, states):
     num_dirs = _num_directions(cache.bidirectional)
     layer_input = _time_major_on(backend, x_block, lengths, block.buffers)
     for layer in range(cache.num_layers):
-        # Backward reads every layer's input, not the last layer's output:
-        # the caller releases that as soon as it has the batch-first copy,
-        # and backward's time-major d_output (the same shape) reuses it.
-        out = block.padded(
-            (steps, len(lengths), num_dirs * cache.hidden_size),
-            cache.dtype,
-            keep=layer < cache.num_layers - 1,
+        last = layer == cache.num_layers - 1
+        out = (
+            None
+            if last and sink is not None
+            else block.padded(
+                (steps, len(lengths), num_dirs * cache.hidden_size), cache.dtype
+            )
         )
         saved = []
         for direction, suffix in enumerate(direction_suffixes(cache.bidirectional)):
             index = layer * num_dirs + direction
             state = [backend.to_device(part[index]) for part in states]
+            layer_sink = sink if out is None else None
             saved.append(
-                _forward_direction(cache, block, layer, suffix, layer_input, state, out)
+                _forward_direction(
+                    cache, block, layer, suffix, layer_input, state, out, layer_sink
+                )
             )
             for part, value in zip(states, state, strict=True):
                 part[index] = backend.to_host(value)
@@ -685,7 +694,10 @@ def _time_major_on(backend, batch_first, lengths, buffers):
 #: In inference, the input projection is computed this many bytes of gates at
 #: a time (a span of steps), not for all ``T`` steps at once: memory then
 #: holds the inputs and outputs, not ``G*H`` numbers per step and sequence.
-INFERENCE_SPAN_BYTES = 16 * 2**20
+#: Per block of sequences (thread), with the last layer's span of output: at
+#: 256x100x64x512 a forward's peak is the output (50 MiB) and the inputs
+#: plus 2 x 2 spans (68 MiB in all; 16 MiB spans: 104-124 MiB).
+INFERENCE_SPAN_BYTES = 2 * 2**20
 
 
 def _time_spans(cache, block, steps, bytes_per_step, reverse):
@@ -705,13 +717,27 @@ def _time_spans(cache, block, steps, bytes_per_step, reverse):
     return [(first, min(steps, first + span)) for first in range(0, steps, span)]
 
 
-def _forward_direction(cache, block, layer, suffix, layer_input, state, out):
-    """Run one layer and direction; ``state`` is updated to the final state."""
+def _forward_direction(
+    cache, block, layer, suffix, layer_input, state, out, sink=None
+):  # fmt: skip
+    """Run one layer and direction; ``state`` is updated to the final state.
+
+    The output goes to the time-major ``out`` or, with ``sink`` (``out``
+    None), to rows ``block.rows`` of the batch-first ``sink``, through a
+    buffer of one span of steps (released at the end: on the CPU,
+    backward's ``d_output`` then reuses it).
+    """
     backend = cache.backend
     kernels = backend.kernels
     w_ih, w_hh, b_ih, b_hh = (
         cache.kernel_params[name] for name in param_names(layer, suffix)
     )
+    if backend is _CPU:
+        # The kernels run on w_hh.T: transposed once here, so that each call's
+        # np.ascontiguousarray(w_hh.T) is a view. Transposed by every call, 4
+        # MiB for an LSTM of 512 units, it made short inference spans cost
+        # 1.7x a single span (256x50x64x512).
+        w_hh = np.ascontiguousarray(w_hh.T).T
     steps, batch, _ = layer_input.shape
     hidden = cache.hidden_size
     width = GATES[cache.cell] * hidden
@@ -741,6 +767,11 @@ def _forward_direction(cache, block, layer, suffix, layer_input, state, out):
         extra = (hn,)
     else:  # the initial state, which the kernel overwrites
         extra = (backend.copy(state[0]),) if cache.saving else ()
+    if sink is not None:
+        span_steps = spans[0][1] - spans[0][0]
+        span_out = block.empty((span_steps, batch, hidden), dtype, keep=False)
+        padded = block.lengths.min() < steps
+        columns = slice(out_col, out_col + hidden)
     for first, last in spans:
         span = last - first
         if len(spans) == 1:
@@ -756,23 +787,32 @@ def _forward_direction(cache, block, layer, suffix, layer_input, state, out):
                 reverse,
             )
         span_gates = gates[:span]
-        span_out = out[times]
+        if sink is None:
+            written, column = out[times], out_col
+        else:
+            written, column = span_out[:span], 0
+            if padded:  # the kernels write the active steps only
+                written.fill(0)
         kernels.input_projection(layer_input[times], w_ih, bias, span_gates)
         if cache.cell == "lstm":
             kernels.lstm_forward_layer(
-                w_hh, *common, state[0], state[1], span_out, out_col,
+                w_hh, *common, state[0], state[1], written, column,
                 span_gates, h_prev, c_prev, tanh_c,
             )  # fmt: skip
         elif cache.cell == "gru":
             kernels.gru_forward_layer(
-                w_hh, b_hn, *common, state[0], span_out, out_col, span_gates,
+                w_hh, b_hn, *common, state[0], written, column, span_gates,
                 h_prev, hn,
             )  # fmt: skip
         else:
             kernels.rnn_forward_layer(
-                w_hh, cache.relu, *common, state[0], span_out, out_col,
+                w_hh, cache.relu, *common, state[0], written, column,
                 span_gates, h_prev,
             )  # fmt: skip
+        if sink is not None:
+            sink[block.rows, times, columns] = written.transpose(1, 0, 2)
+    if sink is not None:
+        backend.release([span_out])
     return _DirectionCache(gates, h_prev, extra)
 
 
