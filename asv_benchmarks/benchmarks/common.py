@@ -755,6 +755,16 @@ class RNNBenchmark(Benchmark):
         _, _, cache = self.forward()
         return self.rnn_backward(cache, self.d_output)
 
+    def inference(self):
+        """The forward ``predict`` runs: no cache kept for a backward."""
+        return self.rnn_forward(
+            self.x,
+            self.weights,
+            self.cell,
+            bidirectional=self.bidirectional,
+            return_cache=False,
+        )
+
 
 class EstimatorBenchmark(Benchmark):
     """One cell of an rnntools estimator on fixed, seeded synthetic sequences.

@@ -20,7 +20,8 @@ from .common import (
 
 
 class RNNKernelsSuite(RNNBenchmark):
-    """Time and peak memory of one forward and one forward+backward call."""
+    """Time and peak memory of one forward, one inference forward (no cache)
+    and one forward+backward call."""
 
     param_names = ("cell", "shape", "bidirectional", "dtype")
     params = (CELLS, SHAPES, (False, True), ("float32", "float64"))
@@ -34,8 +35,14 @@ class RNNKernelsSuite(RNNBenchmark):
     def time_forward_backward(self, *args):
         self.forward_backward()
 
+    def time_inference(self, *args):
+        self.inference()
+
     def peakmem_forward_backward(self, *args):
         self.forward_backward()
+
+    def peakmem_inference(self, *args):
+        self.inference()
 
 
 class TorchSpeedupSuite(RNNBenchmark):
