@@ -25,6 +25,7 @@ from .cells import GATES
 from .functional import prepare_step, rnn_backward, rnn_forward, rnn_step
 from .kernels import _jit
 from .layers import embedding_backward, embedding_forward
+from .optim import AdamOptimizer
 
 
 def compile_kernels(dtypes=("float32", "float64")):
@@ -65,6 +66,8 @@ def compile_kernels(dtypes=("float32", "float64")):
         weight = np.ones((5, 3), dtype=dtype)
         ids = np.array([[0, 4], [2, 2]])
         embedding_backward(ids, embedding_forward(ids, weight), 5)
+        # The optimizer's fused Adam step.
+        AdamOptimizer([weight], 0.1).update_params([weight], [np.ones_like(weight)])
         _compile_decoder(dtype)
     return time.perf_counter() - start
 

@@ -97,8 +97,28 @@ class AdamOptimizer(_Optimizer):
                     param, grad, m, v, step, self.beta_1, self.beta_2, self.epsilon
                 )
                 continue
+            if _contiguous(param, grad, m, v):
+                from .kernels.cpu import adam_update  # Numba on first use only
+
+                cast = param.dtype.type
+                adam_update(
+                    param.reshape(-1), grad.reshape(-1), m.reshape(-1),
+                    v.reshape(-1), np.float64(step), cast(self.beta_1),
+                    cast(1 - self.beta_1), cast(self.beta_2),
+                    cast(1 - self.beta_2), cast(self.epsilon),
+                )  # fmt: skip
+                continue
             m *= self.beta_1
             m += (1 - self.beta_1) * grad
             v *= self.beta_2
             v += (1 - self.beta_2) * grad * grad
             param -= (step * m / (np.sqrt(v) + self.epsilon)).astype(param.dtype)
+
+
+def _contiguous(param, *others):
+    """Whether ``param`` and ``others`` are C-contiguous host arrays of
+    ``param``'s dtype (flat views of them are then the arrays themselves)."""
+    return all(
+        type(a) is np.ndarray and a.dtype == param.dtype and a.flags.c_contiguous
+        for a in (param, *others)
+    )

@@ -12,7 +12,7 @@ from rnntools.kernels import blas, cpu, decoder, row_invariant
 ENTRY_KERNELS = [
     "lstm_forward_layer", "gru_forward_layer", "rnn_forward_layer",
     "lstm_backward_layer", "gru_backward_layer", "rnn_backward_layer",
-    "stack_step", "embedding_gather", "embedding_scatter_add",
+    "stack_step", "embedding_gather", "embedding_scatter_add", "adam_update",
 ]  # fmt: skip
 #: The decoding kernels (:mod:`rnntools.kernels.decoder`) called from Python.
 DECODER_KERNELS = ["decoder_step", "greedy_block", "beam_block", "scratch_size"]

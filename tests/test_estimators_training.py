@@ -207,6 +207,42 @@ def test_adam_matches_torch():
     )
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_adam_kernel_rounds_as_the_numpy_expressions(dtype):
+    """The fused step (rnntools.kernels.cpu.adam_update) gives the bits of
+    the numpy form it replaced, gradients of 1e-8 to 1e2 included: the
+    float64 step, ``1 - beta`` rounded from float64, no fused multiply-add.
+    A non-contiguous parameter takes the numpy form itself."""
+    rng = np.random.default_rng(0)
+    shapes = [(7, 5), (5,), (3, 4, 2)]
+    params = [rng.standard_normal(shape).astype(dtype) for shape in shapes]
+    expected = [p.copy() for p in params]
+    strided = np.ones((4, 6), dtype=dtype)[:, ::2]  # not C-contiguous
+    strided_expected = strided.copy()
+    optimizer = AdamOptimizer([*params, strided], 0.01)
+    m = [np.zeros_like(p) for p in [*expected, strided_expected]]
+    v = [np.zeros_like(p) for p in [*expected, strided_expected]]
+    for t in range(1, 51):
+        grads = [
+            (rng.standard_normal(p.shape) * 10.0 ** rng.integers(-8, 3)).astype(dtype)
+            for p in [*params, strided]
+        ]
+        optimizer.update_params([*params, strided], grads)
+        step = 0.01 * np.sqrt(1 - 0.999**t) / (1 - 0.9**t)
+        for p, g, m_p, v_p in zip(
+            [*expected, strided_expected], grads, m, v, strict=True
+        ):
+            m_p *= 0.9
+            m_p += (1 - 0.9) * g
+            v_p *= 0.999
+            v_p += (1 - 0.999) * g * g
+            p -= (step * m_p / (np.sqrt(v_p) + 1e-8)).astype(dtype)
+    for got, want in zip(
+        [*params, strided], [*expected, strided_expected], strict=True
+    ):
+        np.testing.assert_array_equal(got, want)
+
+
 def test_optimizers_keep_float32_params_float32():
     params = [np.ones((2, 2), dtype=np.float32)]
     for optimizer in (AdamOptimizer(params, 0.1), SGDOptimizer(params, 0.1)):
