@@ -593,6 +593,7 @@ def rnn_forward(
         )
         if sink is None:
             output[rows] = backend.to_host(block_output).transpose(1, 0, 2)
+            backend.release([block_output])
         for part, block_part in zip(final, block_final, strict=True):
             part[:, rows] = block_part
         return block
@@ -630,7 +631,7 @@ def _forward_block(cache, x_block, rows, states, sink=None):
     -------
     block : _BlockCache
     output : ndarray of shape (T, B_k, D*H) or None
-        Time-major, the block's own (None with ``sink``).
+        Time-major, a pooled buffer the caller releases (None with ``sink``).
     states : list of ndarray
     """
     steps = cache.steps
@@ -646,11 +647,15 @@ def _forward_block(cache, x_block, rows, states, sink=None):
     layer_input = _time_major_on(backend, x_block, lengths, block.buffers)
     for layer in range(cache.num_layers):
         last = layer == cache.num_layers - 1
+        # Backward reads every layer's input, not the last layer's output:
+        # with no sink, the caller releases that once it has it batch-first.
         out = (
             None
             if last and sink is not None
             else block.padded(
-                (steps, len(lengths), num_dirs * cache.hidden_size), cache.dtype
+                (steps, len(lengths), num_dirs * cache.hidden_size),
+                cache.dtype,
+                keep=not last,
             )
         )
         saved = []
