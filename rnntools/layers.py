@@ -106,7 +106,9 @@ def linear_forward(x, weight, bias):
             f"x {x.shape}, weight {weight.shape} and bias {bias.shape} do not "
             "match: expected (..., F), (K, F) and (K,)."
         )
-    return x @ weight.T + bias
+    # As one 2-D product: ``(B, T, F) @ (F, K)`` would be B small products.
+    out = x.reshape(-1, x.shape[-1]) @ weight.T + bias
+    return out.reshape(*x.shape[:-1], weight.shape[0])
 
 
 def linear_backward(x, weight, d_out):
@@ -126,7 +128,8 @@ def linear_backward(x, weight, d_out):
     """
     flat_x = x.reshape(-1, x.shape[-1])
     flat_d = d_out.reshape(-1, d_out.shape[-1])
-    return d_out @ weight, flat_d.T @ flat_x, flat_d.sum(axis=0)
+    d_x = (flat_d @ weight).reshape(x.shape)  # one 2-D product, as forward
+    return d_x, flat_d.T @ flat_x, flat_d.sum(axis=0)
 
 
 # ------------------------------------------------------------------ attention
