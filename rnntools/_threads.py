@@ -21,8 +21,8 @@ from threadpoolctl import ThreadpoolController
 
 _lock = threading.Lock()
 _active_calls = 0
-_blas_limit = None
-_controller = None
+_blas_limits = []  # (library, threads to restore)
+_libraries = None
 _executor = None
 _executor_pid = None
 
@@ -76,20 +76,40 @@ def parallel_map(function, items):
     return [first, *rest]
 
 
-def _blas_controller():
-    global _controller
-    if _controller is None:
-        _controller = ThreadpoolController().select(user_api="blas")
-    return _controller
+def _blas_libraries():
+    """The BLAS libraries of the process, found once.
+
+    SciPy's OpenBLAS, which Numba's ``np.dot`` calls, is loaded first: Numba
+    loads it only when a kernel is first compiled or read from the cache,
+    inside the first :func:`kernel_threads`, too late to be seen, and a
+    forgotten BLAS pool made a GRU forward+backward 1.9x slower.
+    """
+    global _libraries
+    if _libraries is None:
+        import scipy.linalg.cython_blas  # noqa: F401
+
+        controller = ThreadpoolController().select(user_api="blas")
+        _libraries = controller.lib_controllers
+    return _libraries
 
 
 @contextmanager
 def kernel_threads():
-    """Limit BLAS to one thread for the duration; reentrant and thread-safe."""
-    global _active_calls, _blas_limit
+    """Limit BLAS to one thread for the duration; reentrant and thread-safe.
+
+    The libraries' own setters, not :meth:`ThreadpoolController.limit`, which
+    queries every library's version and architecture on each call (8 us, twice
+    per training step).
+    """
+    global _active_calls, _blas_limits
     with _lock:
         if _active_calls == 0:
-            _blas_limit = _blas_controller().limit(limits=1)
+            _blas_limits = []
+            for library in _blas_libraries():
+                threads = library.get_num_threads()
+                if threads != 1:
+                    library.set_num_threads(1)
+                    _blas_limits.append((library, threads))
         _active_calls += 1
     try:
         yield
@@ -97,5 +117,6 @@ def kernel_threads():
         with _lock:
             _active_calls -= 1
             if _active_calls == 0:
-                _blas_limit.restore_original_limits()
-                _blas_limit = None
+                for library, threads in _blas_limits:
+                    library.set_num_threads(threads)
+                _blas_limits = []

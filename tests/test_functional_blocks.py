@@ -6,6 +6,10 @@ batch is split, and the results are compared with the references and with
 the single-block path.
 """
 
+import json
+import os
+import subprocess
+import sys
 import threading
 
 import numpy as np
@@ -99,3 +103,51 @@ def test_concurrent_calls_from_threads(many_blocks):
     for result in results:
         for name, value in expected.items():
             np.testing.assert_array_equal(result[name], value, err_msg=name)
+
+
+BLAS_LIMITS_SCRIPT = """
+import json
+import threadpoolctl
+import rnntools.functional  # no scikit-learn, no SciPy BLAS loaded yet
+from rnntools._threads import kernel_threads
+
+def blas_threads():
+    return {
+        info["filepath"]: info["num_threads"]
+        for info in threadpoolctl.threadpool_info()
+        if info["user_api"] == "blas"
+    }
+
+with kernel_threads():
+    with kernel_threads():  # reentrant: the inner exit restores nothing
+        pass
+    inside = blas_threads()
+print(json.dumps({"inside": inside, "after": blas_threads()}))
+"""
+
+
+def test_kernel_threads_limits_every_blas_numba_calls():
+    """Inside ``kernel_threads`` every BLAS is at one thread, SciPy's too.
+
+    Numba's ``np.dot`` calls SciPy's OpenBLAS, which Numba loads only when a
+    kernel is first used; a fresh process that has imported neither
+    scikit-learn nor ``scipy.linalg`` must still find and limit it (it was
+    missed once, and the forgotten pool made a training step 1.9x slower).
+    The limits are restored on exit. BLAS is set to 2 threads, so a limit
+    that is not applied, or not restored, shows.
+    """
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("OpenBLAS runs one thread on one CPU: no limit to see.")
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "2"}
+    result = subprocess.run(
+        [sys.executable, "-c", BLAS_LIMITS_SCRIPT],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
+    threads = json.loads(result.stdout)
+    assert any("scipy.libs" in path for path in threads["inside"]), threads
+    assert len(threads["inside"]) >= 2, threads  # NumPy's and SciPy's
+    assert set(threads["inside"].values()) == {1}, threads
+    assert set(threads["after"].values()) == {2}, threads
