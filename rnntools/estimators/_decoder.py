@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._threads import kernel_threads, num_threads, parallel_map
+from .._workspace import POOL
 from ..functional import (
     _MIN_FLOPS_PER_BLOCK,
     PreparedStep,
@@ -154,22 +155,31 @@ class DecoderArrays:
             :data:`~rnntools.kernels.decoder.KEY_POSITIONS` positions.
         """
         sources, positions, memory_size = memory.shape
-        if self.attention == "general":
-            flat = np.ascontiguousarray(memory, dtype=self.step.dtype).reshape(
-                sources * positions, memory_size
-            )
-            keys = np.empty((flat.shape[0], self.weight_a_t.shape[1]), flat.dtype)
-
-            def project(block):
-                row_invariant_matmul(flat[block], self.weight_a_t, keys[block])
-
-            self._on_threads(project, flat.shape[0], flops=2 * self.weight_a_t.size)
-            keys = keys.reshape(sources, positions, -1)
-        else:
-            keys = memory
         padded = -(-positions // kernels.KEY_POSITIONS) * kernels.KEY_POSITIONS
-        keys_t = np.zeros((sources, keys.shape[2], padded), dtype=self.step.dtype)
-        keys_t[:, :, :positions] = keys.transpose(0, 2, 1)
+        if self.attention != "general":
+            keys_t = np.zeros((sources, memory_size, padded), dtype=self.step.dtype)
+            keys_t[:, :, :positions] = memory.transpose(0, 2, 1)
+            return keys_t
+        flat = np.ascontiguousarray(memory, dtype=self.step.dtype).reshape(
+            sources * positions, memory_size
+        )
+        width = self.weight_a_t.shape[1]
+        keys_t = np.empty((sources, width, padded), dtype=self.step.dtype)
+        keys_t[:, :, positions:] = 0
+
+        def project(block):
+            # Each block's keys through a pooled scratch into their transposed
+            # place: a fresh (R * S, H) array of keys cost more in page
+            # faults than its product (3.7 against 0.9 ms for 500 x 30 x 128).
+            rows = slice(block.start * positions, block.stop * positions)
+            keys = POOL.empty((rows.stop - rows.start, width), flat.dtype)
+            row_invariant_matmul(flat[rows], self.weight_a_t, keys)
+            keys_t[block, :, :positions] = keys.reshape(-1, positions, width).transpose(
+                0, 2, 1
+            )
+            POOL.release([keys])
+
+        self._on_threads(project, sources, flops=2 * self.weight_a_t.size * positions)
         return keys_t
 
     def kernel_model(self, condition, forbidden):
