@@ -12,12 +12,18 @@ The number of threads is ``RNNTOOLS_NUM_THREADS`` if set, else the number of
 CPUs this process may run on.
 """
 
+import itertools
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
+import numpy as np
 from threadpoolctl import ThreadpoolController
+
+# Below this many flops per thread, a thread hand-off costs more than it saves
+# in a NumPy product (as for the recurrent kernels, see functional.py).
+_MIN_MATMUL_FLOPS_PER_THREAD = 15_000_000
 
 _lock = threading.Lock()
 _active_calls = 0
@@ -120,3 +126,30 @@ def kernel_threads():
                 for library, threads in _blas_limits:
                     library.set_num_threads(threads)
                 _blas_limits = []
+
+
+def matmul(a, b):
+    """``a @ b`` for 2-D arrays, with the rows of ``a`` split over rnntools'
+    threads when the product is large enough to pay for them.
+
+    Under :func:`kernel_threads` BLAS runs one thread, so a large product
+    (a language model's output layer over a big vocabulary) would lose the
+    cores that BLAS's own threads gave it; this gives them back, on threads
+    that sleep instead of spinning when they are done.
+    """
+    rows, depth = a.shape
+    cols = b.shape[1]
+    affordable = 2 * rows * depth * cols // _MIN_MATMUL_FLOPS_PER_THREAD
+    blocks = int(max(1, min(num_threads(), rows, affordable)))
+    if blocks == 1:
+        with kernel_threads():
+            return a @ b
+    out = np.empty((rows, cols), dtype=np.result_type(a, b))
+    bounds = [k * rows // blocks for k in range(blocks + 1)]
+
+    def product(block):
+        np.matmul(a[block], b, out=out[block])
+
+    with kernel_threads():
+        parallel_map(product, [slice(lo, hi) for lo, hi in itertools.pairwise(bounds)])
+    return out

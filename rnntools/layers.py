@@ -11,6 +11,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ._threads import matmul
 from .kernels import cpu
 
 __all__ = [
@@ -107,7 +108,11 @@ def linear_forward(x, weight, bias):
             "match: expected (..., F), (K, F) and (K,)."
         )
     # As one 2-D product: ``(B, T, F) @ (F, K)`` would be B small products.
-    out = x.reshape(-1, x.shape[-1]) @ weight.T + bias
+    out = matmul(x.reshape(-1, x.shape[-1]), weight.T)
+    if np.result_type(out, bias) == out.dtype:
+        out += bias
+    else:
+        out = out + bias
     return out.reshape(*x.shape[:-1], weight.shape[0])
 
 
@@ -128,8 +133,8 @@ def linear_backward(x, weight, d_out):
     """
     flat_x = x.reshape(-1, x.shape[-1])
     flat_d = d_out.reshape(-1, d_out.shape[-1])
-    d_x = (flat_d @ weight).reshape(x.shape)  # one 2-D product, as forward
-    return d_x, flat_d.T @ flat_x, flat_d.sum(axis=0)
+    d_x = matmul(flat_d, weight).reshape(x.shape)  # one 2-D product, as forward
+    return d_x, matmul(flat_d.T, flat_x), flat_d.sum(axis=0)
 
 
 # ------------------------------------------------------------------ attention
@@ -252,13 +257,13 @@ def _check_attention_inputs(query, memory, memory_lengths, params, score):
 
 def _project(x, matrix):
     """``x @ matrix`` over the last axis of ``x`` as one 2-D GEMM."""
-    flat = x.reshape(-1, x.shape[-1]) @ matrix
+    flat = matmul(x.reshape(-1, x.shape[-1]), matrix)
     return flat.reshape((*x.shape[:-1], matrix.shape[1]))
 
 
 def _outer_sum(a, b):
     """``sum over (b, t) of outer(a[b, t], b[b, t])``: ``(F_a, F_b)``."""
-    return a.reshape(-1, a.shape[-1]).T @ b.reshape(-1, b.shape[-1])
+    return matmul(a.reshape(-1, a.shape[-1]).T, b.reshape(-1, b.shape[-1]))
 
 
 def attention_forward(query, memory, memory_lengths, params, *, score="general"):

@@ -24,6 +24,7 @@ from helpers import (
 from strategies import RNNProblem
 
 import rnntools.functional as functional
+from rnntools import _threads
 
 # float64 results differ from the reference only by rounding (see
 # test_functional_naive.py for the derivation of 1e-12 relative to the scale).
@@ -151,3 +152,17 @@ def test_kernel_threads_limits_every_blas_numba_calls():
     assert len(threads["inside"]) >= 2, threads  # NumPy's and SciPy's
     assert set(threads["inside"].values()) == {1}, threads
     assert set(threads["after"].values()) == {2}, threads
+
+
+@pytest.mark.parametrize("transposed", [False, True])
+def test_threaded_matmul_equals_numpy(monkeypatch, transposed):
+    """``_threads.matmul`` split over 3 threads gives ``a @ b`` (each row by
+    the same BLAS kernel; float64, so equal to rounding), for a transposed
+    (non-contiguous) ``a`` too, as the layers' weight gradients pass it."""
+    monkeypatch.setattr(_threads, "_MIN_MATMUL_FLOPS_PER_THREAD", 1)
+    monkeypatch.setenv("RNNTOOLS_NUM_THREADS", "3")
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((13, 7))
+    a = np.ascontiguousarray(a.T).T if transposed else a
+    b = rng.standard_normal((7, 5))
+    np.testing.assert_allclose(_threads.matmul(a, b), a @ b, rtol=1e-13, atol=1e-13)

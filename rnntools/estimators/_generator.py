@@ -27,6 +27,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 
 from .. import decoding
+from .._threads import kernel_threads
 from ..cells import GATES, NONLINEARITIES, expected_shapes, init_params
 from ..kernels.row_invariant import row_invariant_matmul
 from ..layers import (
@@ -464,22 +465,29 @@ class _GeneratorRNN(_BaseRNN):
         """Weighted mean log-likelihood per target token, without dropout."""
         total, total_weight = 0.0, 0.0
         params = self.params_
-        for batch in gen_batches(len(lengths), _PREDICT_BATCH):
-            steps = int(lengths[batch].max())
-            step_weights = np.where(
-                np.arange(steps) < lengths[batch, None], weights[batch, None], 0.0
-            )
-            batch_pairs = pairs[batch, :steps]
-            condition = self._condition_forward(batch_pairs, params, training=False)
-            features, _, _ = self._decoder_forward(
-                batch_pairs.inputs, lengths[batch], params, condition, training=False
-            )
-            logits = linear_forward(features, params[HEAD_WEIGHT], params[HEAD_BIAS])
-            picked = np.take_along_axis(
-                log_softmax(logits), targets[batch, :steps, None], axis=2
-            )[:, :, 0]
-            total += float(np.dot(step_weights.ravel(), picked.ravel()))
-            total_weight += float(step_weights.sum())
+        with kernel_threads():  # BLAS at one thread throughout, as in fit
+            for batch in gen_batches(len(lengths), _PREDICT_BATCH):
+                steps = int(lengths[batch].max())
+                step_weights = np.where(
+                    np.arange(steps) < lengths[batch, None], weights[batch, None], 0.0
+                )
+                batch_pairs = pairs[batch, :steps]
+                condition = self._condition_forward(batch_pairs, params, training=False)
+                features, _, _ = self._decoder_forward(
+                    batch_pairs.inputs,
+                    lengths[batch],
+                    params,
+                    condition,
+                    training=False,
+                )
+                logits = linear_forward(
+                    features, params[HEAD_WEIGHT], params[HEAD_BIAS]
+                )
+                picked = np.take_along_axis(
+                    log_softmax(logits), targets[batch, :steps, None], axis=2
+                )[:, :, 0]
+                total += float(np.dot(step_weights.ravel(), picked.ravel()))
+                total_weight += float(step_weights.sum())
         if total_weight == 0:
             raise ValueError("Every sequence has zero weight: nothing to score.")
         return total / total_weight
