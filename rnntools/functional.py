@@ -182,6 +182,8 @@ class ForwardCache:
     resident: bool = False  # params were device arrays: so are the gradients
     saving: bool = True  # activations kept for backward (False: inference)
     blocks: list = field(default_factory=list)  # [_BlockCache]
+    # CPU forward only: w_hh.T of every layer and direction, C-contiguous.
+    recurrent_t: dict = None
 
 
 def _num_directions(bidirectional):
@@ -598,8 +600,20 @@ def rnn_forward(
             part[:, rows] = block_part
         return block
 
+    if backend is _CPU:
+        # The kernels run on w_hh.T, so that each call's
+        # np.ascontiguousarray(w_hh.T) is a view: transposed once per call,
+        # for all blocks (per block, an LSTM of 512 units copied 4 MiB per
+        # thread). Transposed by every kernel call, short inference spans
+        # cost 1.7x a single span (256x50x64x512).
+        cache.recurrent_t = {
+            key: np.ascontiguousarray(value.T)
+            for key, value in cache.kernel_params.items()
+            if key.startswith("weight_hh")
+        }
     with kernel_threads():
         cache.blocks = parallel_map(run_block, block_rows)
+    cache.recurrent_t = None  # backward runs on w_hh itself
     final_state = tuple(final) if cell == "lstm" else final[0]
     if not return_cache:
         for block in cache.blocks:
@@ -734,15 +748,10 @@ def _forward_direction(
     """
     backend = cache.backend
     kernels = backend.kernels
-    w_ih, w_hh, b_ih, b_hh = (
-        cache.kernel_params[name] for name in param_names(layer, suffix)
-    )
+    names = param_names(layer, suffix)
+    w_ih, w_hh, b_ih, b_hh = (cache.kernel_params[name] for name in names)
     if backend is _CPU:
-        # The kernels run on w_hh.T: transposed once here, so that each call's
-        # np.ascontiguousarray(w_hh.T) is a view. Transposed by every call, 4
-        # MiB for an LSTM of 512 units, it made short inference spans cost
-        # 1.7x a single span (256x50x64x512).
-        w_hh = np.ascontiguousarray(w_hh.T).T
+        w_hh = cache.recurrent_t[names[1]].T  # see rnn_forward
     steps, batch, _ = layer_input.shape
     hidden = cache.hidden_size
     width = GATES[cache.cell] * hidden
