@@ -1040,7 +1040,6 @@ class PreparedStep:
     cell_code: int  # the kernels' code of ``cell``
     flops_per_row: int  # forward flops of one row and step
     scratch_width: int  # numbers of scratch per row (gates, pre, activated, n)
-    work_length: int  # the activations' work buffer
 
 
 _CELL_CODES = {"rnn": RNN_CELL, "lstm": LSTM_CELL, "gru": GRU_CELL}
@@ -1139,7 +1138,6 @@ def prepare_step(params, cell, *, nonlinearity="tanh", dtype=None):
         cell_code=_CELL_CODES[cell],
         flops_per_row=_flops_per_step(cell, input_size, hidden, num_layers, False),
         scratch_width=3 * width + hidden,
-        work_length=activations.work_size(width),
     )
 
 
@@ -1170,13 +1168,13 @@ def _step_rows(prepared, x_t, parts, new_parts, rows):
     out = new_parts if whole else [np.empty_like(p) for p in block]
     rows_x = x_t[rows]
     size = rows_x.shape[0] * prepared.scratch_width
-    buffer = _thread_scratch(size + prepared.work_length, prepared.dtype)
-    scratch = buffer[:size].reshape(rows_x.shape[0], prepared.scratch_width)
-    work = buffer[size : size + prepared.work_length]
+    scratch = _thread_scratch(size, prepared.dtype)[:size].reshape(
+        rows_x.shape[0], prepared.scratch_width
+    )
     finite = cpu.stack_step(
         prepared.cell_code, prepared.relu, rows_x, False, prepared.w_ih0_t,
         prepared.w_ih_rest_t, prepared.w_hh_t, prepared.bias, prepared.b_hn,
-        prepared.tanh_columns, block[0], block[-1], out[0], out[-1], scratch, work,
+        prepared.tanh_columns, block[0], block[-1], out[0], out[-1], scratch,
     )  # fmt: skip
     if not whole:
         for full, part in zip(new_parts, out, strict=True):

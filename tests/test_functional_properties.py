@@ -35,7 +35,7 @@ from naive import make_params
 from strategies import RNNProblem, rnn_problems
 
 from rnntools import init_params, rnn_backward, rnn_forward
-from rnntools.kernels.activations import gate_activations, sigmoid, tanh, work_size
+from rnntools.kernels.activations import gate_activations, sigmoid, tanh
 
 # Same problem, computed with the batch split differently: BLAS may block the
 # GEMMs differently and the parameter gradients are summed in another order,
@@ -392,9 +392,9 @@ def activation_arguments(region, dtype):
 
 
 def evaluate(function, z):
-    """``function(z, out, work)`` with a fresh ``out`` and scratch of ``3 n``."""
+    """``function(z, out)`` with a fresh ``out``."""
     out = np.empty_like(z)
-    function(z, out, np.empty(3 * z.size, dtype=z.dtype))
+    function(z, out)
     return out
 
 
@@ -443,12 +443,35 @@ def test_activation_saturation_and_symmetry(dtype):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+def test_activation_nan_infinity_and_signed_zero(dtype):
+    """NaN stays NaN (a diverging model is caught downstream, not hidden),
+    infinities give the limits, and tanh keeps the sign of zero."""
+    z = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0], dtype=dtype)
+    sig, th = evaluate(sigmoid, z), evaluate(tanh, z)
+    assert np.isnan(sig[0]) and np.isnan(th[0])
+    np.testing.assert_array_equal(sig[1:], [1, 0, 0.5, 0.5])
+    np.testing.assert_array_equal(th[1:], [1, -1, 0, 0])
+    assert not np.signbit(th[3]) and np.signbit(th[4])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize("name", list(ACTIVATIONS))
+def test_activation_in_place(name, dtype):
+    """``out`` may be ``z`` itself, with the same bits as a separate ``out``."""
+    function, _ = ACTIVATIONS[name]
+    z = activation_arguments("moderate", dtype)
+    expected = evaluate(function, z)
+    function(z, z)
+    np.testing.assert_array_equal(z, expected)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
 def test_gate_activations_add_and_overwrite(dtype):
     """``gate_activations(recurrent, gates)`` writes sigmoid or tanh of
-    ``recurrent + gates`` over ``gates``, by column, tile by tile.
+    ``recurrent + gates`` over ``gates``, by column.
 
-    37 rows of 4 x 40 columns (6 rows per 1024-element tile, the last tile
-    partial), LSTM's column pattern (tanh on the g block), arguments from 0 to
+    37 rows of 4 x 40 columns (rows not a multiple of any vector width),
+    LSTM's column pattern (tanh on the g block), arguments from 0 to
     saturation. The sum rounds once in ``dtype`` on both sides. Sigmoid columns
     keep the relative bound of :data:`ACTIVATION_RTOL`; tanh columns go
     through ``2 sigmoid(2x) - 1``, so their error is absolute: that bound
@@ -464,9 +487,7 @@ def test_gate_activations_add_and_overwrite(dtype):
     tanh_columns[2 * hidden : 3 * hidden] = 2
     z = (recurrent + gates).astype(np.longdouble)
     recurrent_before = recurrent.copy()
-    gate_activations(
-        recurrent, gates, tanh_columns, np.empty(work_size(4 * hidden), dtype)
-    )
+    gate_activations(recurrent, gates, tanh_columns)
     np.testing.assert_array_equal(recurrent, recurrent_before)
     is_tanh = tanh_columns == 2
     error = np.abs(gates.astype(np.longdouble) - np.where(is_tanh, np.tanh(z), 1))

@@ -237,22 +237,18 @@ class DecoderArrays:
     def _search_scratch(self, h, c, block, rows_per_input, model):
         """A block's state, and this thread's buffers for a search of
         ``rows_per_input`` rows per input (1 greedy, the width for beams):
-        ``(h, c, log_probs, buffer, work)``."""
+        ``(h, c, log_probs, buffer)``."""
         block_h = np.ascontiguousarray(h[:, block])
         block_c = np.ascontiguousarray(c[:, block])
         rows = (block.stop - block.start) * rows_per_input
         size = kernels.search_scratch_size(
             rows, model, *block_h.shape[::2], block_c.shape[2]
         )
-        work_length = self.step.work_length
-        buffer = _thread_scratch(size + work_length, self.step.dtype)
+        buffer = _thread_scratch(size, self.step.dtype)[:size]
         log_probs = _thread_scratch(
             rows * self.vocab_size, np.dtype(np.float64), "log_probs"
         )
-        return (
-            block_h, block_c, log_probs, buffer[:size],
-            buffer[size : size + work_length],
-        )  # fmt: skip
+        return block_h, block_c, log_probs, buffer
 
     def _state_parts(self, state, rows):
         """``[h, c]`` of ``state`` for the kernels (``c`` empty but for LSTMs)."""
@@ -300,14 +296,12 @@ class DecoderArrays:
             if not whole:
                 parts = [np.ascontiguousarray(part) for part in parts]
             size = kernels.scratch_size(block.stop - block.start, model)
-            work_length = self.step.work_length
-            buffer = _thread_scratch(size + work_length, self.step.dtype)
+            buffer = _thread_scratch(size, self.step.dtype)[:size]
             out = log_probs[block]
             weights = attention_weights[block]
             status = kernels.decoder_step(
-                tokens[block], rows[block], model, *parts, out, weights,
-                buffer[:size], buffer[size : size + work_length],
-            )  # fmt: skip
+                tokens[block], rows[block], model, *parts, out, weights, buffer
+            )
             if not whole:
                 h_out[:, block] = parts[2]
                 c_out[:, block] = parts[3]
@@ -339,13 +333,13 @@ class DecoderArrays:
         scores = np.empty(count)
 
         def run(block):
-            block_h, block_c, log_probs, buffer, work = self._search_scratch(
+            block_h, block_c, log_probs, buffer = self._search_scratch(
                 h, c, block, 1, model
             )
             status, row, t = kernels.greedy_block(
                 first[block], rows[block], block_h, block_c, model,
                 self.vocab_size, eos, max_length, min_length, emitted[block],
-                lengths[block], scores[block], log_probs, buffer, work,
+                lengths[block], scores[block], log_probs, buffer,
             )  # fmt: skip
             return status, (block.start + row if row >= 0 else row), t
 
@@ -380,14 +374,14 @@ class DecoderArrays:
         counts = np.empty(count, dtype=np.int64)
 
         def run(block):
-            block_h, block_c, log_probs, buffer, work = self._search_scratch(
+            block_h, block_c, log_probs, buffer = self._search_scratch(
                 h, c, block, beam_width, model
             )
             status, row, t = kernels.beam_block(
                 first[block], rows[block], block_h, block_c, model,
                 self.vocab_size, eos, max_length, min_length, beam_width, n_best,
                 float(alpha), tokens[block], lengths[block], scores[block],
-                counts[block], log_probs, buffer, work,
+                counts[block], log_probs, buffer,
             )  # fmt: skip
             return status, (block.start + row if row >= 0 else row), t
 

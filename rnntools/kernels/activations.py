@@ -41,10 +41,6 @@ from ._jit import KERNEL_OPTIONS, OVERLOAD_OPTIONS
 _EXP_FLOOR_F32 = -87.33
 _EXP_FLOOR_F64 = -708.39
 _LOG2E = 1.4426950408889634
-#: Elements per pass: the four scratch arrays of a pass stay in L1/L2 cache
-#: (measured: untiled passes over 128 x 2048 gate blocks streamed from memory
-#: and cost ~3 ns per element instead of ~0.5).
-TILE = 1024
 # ln 2 split so that k * hi is exact for the k that occur.
 _LN2_HI_F64 = 6.93147180369123816490e-01
 _LN2_LO_F64 = 1.90821492927058770002e-10
@@ -284,14 +280,7 @@ def _tanh_from_parts(z, pm1, scale):
 
 
 @njit(**KERNEL_OPTIONS)
-def work_size(width):
-    """Scratch length :func:`sigmoid`, :func:`tanh` and
-    :func:`gate_activations` need for rows of ``width`` elements."""
-    return 3 * max(TILE, width)
-
-
-@njit(**KERNEL_OPTIONS)
-def sigmoid(z, out, work):
+def sigmoid(z, out):
     """``out = 1 / (1 + exp(-z))`` without overflow, elementwise.
 
     One vectorised pass: ``exp(-|z|)`` is computed in registers
@@ -300,11 +289,10 @@ def sigmoid(z, out, work):
     Parameters
     ----------
     z : ndarray of shape (n,)
-        Pre-activations. May be ``out`` itself.
+        Pre-activations. May be ``out`` itself (correct, but LLVM's runtime
+        alias check then takes the scalar loop, see :func:`expm1_parts`).
     out : ndarray of shape (n,)
         Output.
-    work : ndarray
-        Unused; kept for the callers' buffers (see :func:`work_size`).
     """
     for j in range(z.shape[0]):
         value = z[j]
@@ -313,18 +301,16 @@ def sigmoid(z, out, work):
 
 
 @njit(**KERNEL_OPTIONS)
-def tanh(z, out, work):
+def tanh(z, out):
     """``out = tanh(z)`` without overflow, elementwise, in one vectorised
     pass (as :func:`sigmoid`).
 
     Parameters
     ----------
     z : ndarray of shape (n,)
-        Arguments. May be ``out`` itself.
+        Arguments. May be ``out`` itself (as in :func:`sigmoid`).
     out : ndarray of shape (n,)
         Output.
-    work : ndarray
-        Unused; kept for the callers' buffers (see :func:`work_size`).
     """
     _, _, two = constants(out)
     for j in range(z.shape[0]):
@@ -334,7 +320,7 @@ def tanh(z, out, work):
 
 
 @njit(**KERNEL_OPTIONS)
-def gate_activations(recurrent, gates, tanh_columns, work):
+def gate_activations(recurrent, gates, tanh_columns):
     """``gates = activation(recurrent + gates)`` in place, sigmoid or tanh by
     column, over a block of gate pre-activations.
 
@@ -360,13 +346,11 @@ def gate_activations(recurrent, gates, tanh_columns, work):
         and biases). Out: the activations.
     tanh_columns : ndarray of shape (W,)
         Same dtype: 1 where the column takes sigmoid, 2 where it takes tanh.
-    work : ndarray
-        Unused; kept for the callers' buffers (see :func:`work_size`).
     """
     zero, one, _ = constants(gates)
     rows, width = recurrent.shape
     for r in range(rows):
-        recurrent_row = recurrent[r]  # row views: see expm1_parts' aliasing
+        recurrent_row = recurrent[r]
         gates_row = gates[r]
         for j in range(width):
             factor = tanh_columns[j]
@@ -375,9 +359,3 @@ def gate_activations(recurrent, gates, tanh_columns, work):
             e = scale + scale * pm1  # exp(-factor |z|)
             numerator = one if z >= zero else e
             gates_row[j] = factor * (numerator / (one + e)) - (factor - one)
-
-
-@njit(**KERNEL_OPTIONS)
-def _split_work(work, n):
-    """Three length-``n`` scratch arrays from ``work``."""
-    return work[:n], work[n : 2 * n], work[2 * n : 3 * n]

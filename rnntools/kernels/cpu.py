@@ -35,7 +35,7 @@ from numba import njit
 
 from . import GRU_CELL, LSTM_CELL
 from ._jit import CACHE, KERNEL_OPTIONS
-from .activations import constants, gate_activations, sigmoid, tanh, work_size
+from .activations import constants, gate_activations, sigmoid, tanh
 from .blas import matmul_tn
 from .row_invariant import row_invariant_matmul
 
@@ -121,7 +121,7 @@ def input_projection(inp, w_ih, bias, gates):
 @njit(**STEP_OPTIONS)
 def _lstm_forward_step(
     active, s, lengths, reverse, w_hh_t, h, c, pre, gathered, cell_tanh,
-    tanh_columns, out, out_col, gates, h_prev, c_prev, tanh_c, work,
+    tanh_columns, out, out_col, gates, h_prev, c_prev, tanh_c,
 ):  # fmt: skip
     hidden = h.shape[1]
     pre = pre[:active]
@@ -138,7 +138,7 @@ def _lstm_forward_step(
         step_gates = gathered[:active]
         for b in range(active):
             _copy(step_gates[b], gates[_step_time(s, b, lengths, reverse), b])
-    gate_activations(pre, step_gates, tanh_columns, work)
+    gate_activations(pre, step_gates, tanh_columns)
     for b in range(active):
         t = _step_time(s, b, lengths, reverse)
         if not uniform:
@@ -150,7 +150,7 @@ def _lstm_forward_step(
         for j in range(hidden):
             c_row[j] = f_gate[j] * c_row[j] + i_gate[j] * g_gate[j]
     cell_tanh = cell_tanh[:active]
-    tanh(c[:active].reshape(active * hidden), cell_tanh.reshape(active * hidden), work)
+    tanh(c[:active].reshape(active * hidden), cell_tanh.reshape(active * hidden))
     for b in range(active):
         t = _step_time(s, b, lengths, reverse)
         _copy(tanh_c[_saved(t, tanh_c), b], cell_tanh[b])
@@ -197,7 +197,6 @@ def lstm_forward_layer(
     pre = np.empty((batch, width), dtype=gates.dtype)
     gathered = np.empty((batch, width), dtype=gates.dtype)
     cell_tanh = np.empty((batch, hidden), dtype=gates.dtype)
-    work = np.empty(work_size(width), dtype=gates.dtype)
     tanh_columns = np.ones(width, dtype=gates.dtype)
     tanh_columns[2 * hidden : 3 * hidden] = 2  # the g gate
     w_hh_t = np.ascontiguousarray(w_hh.T)  # measured 2x faster small GEMMs
@@ -207,7 +206,7 @@ def lstm_forward_layer(
             break
         _lstm_forward_step(
             active, s, lengths, reverse, w_hh_t, h, c, pre, gathered, cell_tanh,
-            tanh_columns, out, out_col, gates, h_prev, c_prev, tanh_c, work,
+            tanh_columns, out, out_col, gates, h_prev, c_prev, tanh_c,
         )  # fmt: skip
 
 
@@ -283,7 +282,7 @@ def lstm_backward_layer(
 @njit(**STEP_OPTIONS)
 def _gru_forward_step(
     active, s, lengths, reverse, w_hh_t, b_hn, h, pre, rz_pre, activated,
-    candidate, new_gate, out, out_col, gates, h_prev, hn, work,
+    candidate, new_gate, out, out_col, gates, h_prev, hn,
 ):  # fmt: skip
     hidden = h.shape[1]
     pre = pre[:active]
@@ -298,7 +297,7 @@ def _gru_forward_step(
             rz_pre[b, j] = pre[b, j] + projected[j]
     # One sigmoid pass over the r and z columns of every row, as one block.
     size = active * 2 * hidden
-    sigmoid(rz_pre.reshape(size), act.reshape(size), work)
+    sigmoid(rz_pre.reshape(size), act.reshape(size))
     for b in range(active):
         t = _step_time(s, b, lengths, reverse)
         hn_t = hn[_saved(t, hn), b]
@@ -309,7 +308,7 @@ def _gru_forward_step(
         for j in range(hidden):
             hn_t[j] = recurrent_n[j] + b_hn[j]
             candidate_row[j] = projected_n[j] + r_gate[j] * hn_t[j]
-    tanh(candidate.reshape(active * hidden), new_gate.reshape(active * hidden), work)
+    tanh(candidate.reshape(active * hidden), new_gate.reshape(active * hidden))
     for b in range(active):
         t = _step_time(s, b, lengths, reverse)
         row = gates[t, b]
@@ -357,7 +356,6 @@ def gru_forward_layer(
     activated = np.empty((batch, 2 * hidden), dtype=gates.dtype)
     candidate = np.empty((batch, hidden), dtype=gates.dtype)
     new_gate = np.empty((batch, hidden), dtype=gates.dtype)
-    work = np.empty(work_size(width), dtype=gates.dtype)
     w_hh_t = np.ascontiguousarray(w_hh.T)  # measured 2x faster small GEMMs
     for s in range(steps):
         active = batch_sizes[s]
@@ -365,7 +363,7 @@ def gru_forward_layer(
             break
         _gru_forward_step(
             active, s, lengths, reverse, w_hh_t, b_hn, h, pre, rz_pre, activated,
-            candidate, new_gate, out, out_col, gates, h_prev, hn, work,
+            candidate, new_gate, out, out_col, gates, h_prev, hn,
         )  # fmt: skip
 
 
@@ -451,7 +449,7 @@ def gru_backward_layer(
 @njit(**STEP_OPTIONS)
 def _rnn_forward_step(
     active, s, lengths, reverse, w_hh_t, relu, h, pre, activated, out, out_col,
-    gates, h_prev, work,
+    gates, h_prev,
 ):  # fmt: skip
     zero, _, _ = constants(gates)
     hidden = h.shape[1]
@@ -467,7 +465,7 @@ def _rnn_forward_step(
             for j in range(hidden):
                 act[b, j] = max(pre[b, j], zero)
     else:
-        tanh(pre.reshape(active * hidden), act.reshape(active * hidden), work)
+        tanh(pre.reshape(active * hidden), act.reshape(active * hidden))
     for b in range(active):
         t = _step_time(s, b, lengths, reverse)
         _copy(gates[t, b], act[b])
@@ -500,7 +498,6 @@ def rnn_forward_layer(
     steps, batch, hidden = gates.shape
     pre = np.empty((batch, hidden), dtype=gates.dtype)
     activated = np.empty((batch, hidden), dtype=gates.dtype)
-    work = np.empty(work_size(hidden), dtype=gates.dtype)
     w_hh_t = np.ascontiguousarray(w_hh.T)  # measured 2x faster small GEMMs
     for s in range(steps):
         active = batch_sizes[s]
@@ -508,7 +505,7 @@ def rnn_forward_layer(
             break
         _rnn_forward_step(
             active, s, lengths, reverse, w_hh_t, relu, h, pre, activated, out,
-            out_col, gates, h_prev, work,
+            out_col, gates, h_prev,
         )  # fmt: skip
 
 
@@ -721,7 +718,7 @@ def _step_input(x, w_ih_t, bias, gates):
 
 @njit(**KERNEL_OPTIONS)
 def lstm_step(x, w_ih_t, w_hh_t, bias, tanh_columns, h, c, h_out, c_out, gates,
-              pre, work, input_ready):  # fmt: skip
+              pre, input_ready):  # fmt: skip
     """One LSTM step of one layer: ``(h, c) -> (h_out, c_out)``.
 
     Parameters
@@ -741,8 +738,6 @@ def lstm_step(x, w_ih_t, w_hh_t, bias, tanh_columns, h, c, h_out, c_out, gates,
         Out: the next state.
     gates, pre : ndarray of shape (B, 4H)
         Scratch.
-    work : ndarray of shape (>= work_size(4H),)
-        Scratch.
     input_ready : bool
         ``gates`` already holds ``x W_ih + bias`` (``x`` is then unused).
     """
@@ -750,14 +745,14 @@ def lstm_step(x, w_ih_t, w_hh_t, bias, tanh_columns, h, c, h_out, c_out, gates,
     if not input_ready:
         _step_input(x, w_ih_t, bias, gates)
     row_invariant_matmul(h, w_hh_t, pre)
-    gate_activations(pre, gates, tanh_columns, work)
+    gate_activations(pre, gates, tanh_columns)
     for b in range(batch):
         i_gate, f_gate, g_gate, _ = _split4(gates[b], hidden)
         c_prev = c[b]
         c_row = c_out[b]
         for j in range(hidden):
             c_row[j] = f_gate[j] * c_prev[j] + i_gate[j] * g_gate[j]
-    tanh(c_out.reshape(batch * hidden), h_out.reshape(batch * hidden), work)
+    tanh(c_out.reshape(batch * hidden), h_out.reshape(batch * hidden))
     for b in range(batch):
         o_gate = gates[b, 3 * hidden :]
         h_row = h_out[b]
@@ -767,7 +762,7 @@ def lstm_step(x, w_ih_t, w_hh_t, bias, tanh_columns, h, c, h_out, c_out, gates,
 
 @njit(**KERNEL_OPTIONS)
 def gru_step(x, w_ih_t, w_hh_t, bias, b_hn, h, h_out, gates, pre, gate_work,
-             work, input_ready):  # fmt: skip
+             input_ready):  # fmt: skip
     """One GRU step of one layer (PyTorch's reset-after form): ``h -> h_out``.
 
     Parameters
@@ -788,7 +783,6 @@ def gru_step(x, w_ih_t, w_hh_t, bias, b_hn, h, h_out, gates, pre, gate_work,
         Scratch: the ``r`` and ``z`` pre-activations and activations, as
         blocks of their own (the sigmoid then runs on them alone, not on the
         ``n`` columns too: a third less of it), then the candidate.
-    work : ndarray of shape (>= work_size(3H),)
     input_ready : bool
         ``gates`` already holds ``x W_ih + bias`` (``x`` is then unused).
     """
@@ -802,7 +796,7 @@ def gru_step(x, w_ih_t, w_hh_t, bias, b_hn, h, h_out, gates, pre, gate_work,
     for b in range(batch):
         for j in range(2 * hidden):
             rz_pre[b, j] = pre[b, j] + gates[b, j]
-    sigmoid(rz_pre.reshape(size), rz.reshape(size), work)
+    sigmoid(rz_pre.reshape(size), rz.reshape(size))
     candidate = gate_work[: batch * hidden].reshape(batch, hidden)  # rz_pre's
     for b in range(batch):
         r_gate = rz[b, :hidden]
@@ -811,7 +805,7 @@ def gru_step(x, w_ih_t, w_hh_t, bias, b_hn, h, h_out, gates, pre, gate_work,
         candidate_row = candidate[b]
         for j in range(hidden):
             candidate_row[j] = projected_n[j] + r_gate[j] * (recurrent_n[j] + b_hn[j])
-    tanh(candidate.reshape(batch * hidden), h_out.reshape(batch * hidden), work)
+    tanh(candidate.reshape(batch * hidden), h_out.reshape(batch * hidden))
     for b in range(batch):
         z_gate = rz[b, hidden:]
         h_prev = h[b]
@@ -821,7 +815,7 @@ def gru_step(x, w_ih_t, w_hh_t, bias, b_hn, h, h_out, gates, pre, gate_work,
 
 
 @njit(**KERNEL_OPTIONS)
-def rnn_step(x, w_ih_t, w_hh_t, bias, relu, h, h_out, gates, pre, work,
+def rnn_step(x, w_ih_t, w_hh_t, bias, relu, h, h_out, gates, pre,
              input_ready):  # fmt: skip
     """One Elman step of one layer: ``h_out = act(x W_ih + b + h W_hh)``.
 
@@ -838,7 +832,6 @@ def rnn_step(x, w_ih_t, w_hh_t, bias, relu, h, h_out, gates, pre, work,
         Out.
     gates, pre : ndarray of shape (B, H)
         Scratch.
-    work : ndarray of shape (>= work_size(H),)
     input_ready : bool
         ``gates`` already holds ``x W_ih + bias`` (``x`` is then unused).
     """
@@ -855,7 +848,7 @@ def rnn_step(x, w_ih_t, w_hh_t, bias, relu, h, h_out, gates, pre, work,
             for j in range(hidden):
                 h_out[b, j] = max(pre[b, j], zero)
     else:
-        tanh(pre.reshape(batch * hidden), h_out.reshape(batch * hidden), work)
+        tanh(pre.reshape(batch * hidden), h_out.reshape(batch * hidden))
 
 
 @njit(**KERNEL_OPTIONS)
@@ -874,7 +867,7 @@ def _finite(array):
 
 @njit(**KERNEL_OPTIONS)
 def stack_step(cell, relu, x, x_projected, w_ih0_t, w_ih_rest_t, w_hh_t, bias,
-               b_hn, tanh_columns, h, c, h_out, c_out, scratch, work):  # fmt: skip
+               b_hn, tanh_columns, h, c, h_out, c_out, scratch):  # fmt: skip
     """One timestep of a unidirectional stack of ``L`` layers, in one call.
 
     Parameters
@@ -908,8 +901,6 @@ def stack_step(cell, relu, x, x_projected, w_ih0_t, w_ih_rest_t, w_hh_t, bias,
     scratch : ndarray of shape (B, 3 * G*H + H)
         Scratch, kept by the caller between steps (fresh pages cost more than
         the step itself at large batches).
-    work : ndarray of shape (>= work_size(G*H),)
-        Scratch.
 
     Returns
     -------
@@ -936,18 +927,17 @@ def stack_step(cell, relu, x, x_projected, w_ih0_t, w_ih_rest_t, w_hh_t, bias,
             lstm_step(
                 layer_input, w_ih_t, w_hh_t[layer], bias[layer], tanh_columns,
                 h[layer], c[layer], h_out[layer], c_out[layer], layer_gates, pre,
-                work, input_ready,
+                input_ready,
             )  # fmt: skip
         elif cell == GRU_CELL:
             gru_step(
                 layer_input, w_ih_t, w_hh_t[layer], bias[layer], b_hn[layer],
-                h[layer], h_out[layer], layer_gates, pre, gate_work, work,
-                input_ready,
+                h[layer], h_out[layer], layer_gates, pre, gate_work, input_ready,
             )  # fmt: skip
         else:
             rnn_step(
                 layer_input, w_ih_t, w_hh_t[layer], bias[layer], relu, h[layer],
-                h_out[layer], layer_gates, pre, work, input_ready,
+                h_out[layer], layer_gates, pre, input_ready,
             )  # fmt: skip
         layer_input = h_out[layer]
     return True

@@ -280,7 +280,7 @@ def attention_step(query, decoder_output, memory, keys_t, memory_lengths, rows,
 
 @njit(**KERNEL_OPTIONS)
 def decoder_step(tokens, rows, model, h, c, h_out, c_out, log_probs,
-                 attention_weights, buffer, work):  # fmt: skip
+                 attention_weights, buffer):  # fmt: skip
     """One step of the decoder for ``N`` rows: next state and log-probabilities.
 
     Parameters
@@ -301,8 +301,6 @@ def decoder_step(tokens, rows, model, h, c, h_out, c_out, log_probs,
         Out (with attention): the weights over the source positions.
     buffer : ndarray of shape (>= scratch_size(N, model),)
         Scratch, compute dtype.
-    work : ndarray of shape (>= activations.work_size(G*H),)
-        Scratch.
 
     Returns
     -------
@@ -330,15 +328,15 @@ def decoder_step(tokens, rows, model, h, c, h_out, c_out, log_probs,
 
     embedding_gather(tokens, embedding, x)
     if not stack_step(cell, relu, x, projected, w_ih0_t, w_ih_rest_t, w_hh_t,
-                      bias, b_hn, tanh_columns, h, c, h_out, c_out, scratch,
-                      work):  # fmt: skip
+                      bias, b_hn, tanh_columns, h, c, h_out, c_out,
+                      scratch):  # fmt: skip
         return NON_FINITE_STATE
     output = h_out[h_out.shape[0] - 1]
     if attention:
         attention_step(output, output, memory, keys_t, memory_lengths, rows,
                        combined, attention_weights, attention_work)  # fmt: skip
         row_invariant_matmul(combined, attention_c_t, pre)
-        tanh(pre.reshape(batch * hidden), attentional.reshape(batch * hidden), work)
+        tanh(pre.reshape(batch * hidden), attentional.reshape(batch * hidden))
         output = attentional
     for n in range(batch):
         for j in range(hidden):
@@ -396,8 +394,8 @@ def _compact(flat, layers, count, width, keep, kept):
 
 @njit(**KERNEL_OPTIONS)
 def greedy_block(first_tokens, rows, h0, c0, model, vocab, eos, max_length,
-                 min_length, emitted, lengths, scores, log_probs, buffer,
-                 work):  # fmt: skip
+                 min_length, emitted, lengths, scores, log_probs,
+                 buffer):  # fmt: skip
     """Greedy search of ``N`` rows, every step in here.
 
     At each step every unfinished row emits its most probable token (ties to
@@ -430,7 +428,6 @@ def greedy_block(first_tokens, rows, h0, c0, model, vocab, eos, max_length,
     buffer : ndarray of shape (>= search_scratch_size(N, model, L, H, ...),)
         Scratch, kept by the caller between calls (fresh pages for every call
         cost as much as the steps of a small batch).
-    work : ndarray of shape (>= activations.work_size(G*H),)
 
     Returns
     -------
@@ -469,7 +466,7 @@ def greedy_block(first_tokens, rows, h0, c0, model, vocab, eos, max_length,
             c_flat[: layers * count * cell_width].reshape(c_shape),
             h_out_flat[: layers * count * hidden].reshape(h_shape),
             c_out_flat[: layers * count * cell_width].reshape(c_shape),
-            step_log_probs, weights[:count], step_buffer, work,
+            step_log_probs, weights[:count], step_buffer,
         )  # fmt: skip
         if status != OK:
             return status, active[0], t
@@ -543,7 +540,7 @@ def _pool_insert(scores, ends, beams, count, n_best, score, end, beam):
 @njit(**KERNEL_OPTIONS)
 def beam_block(first_tokens, rows, h0, c0, model, vocab, eos, max_length,
                min_length, beam_width, n_best, alpha, out_tokens, out_lengths,
-               out_scores, out_counts, log_probs, buffer, work):  # fmt: skip
+               out_scores, out_counts, log_probs, buffer):  # fmt: skip
     """Beam search of ``N`` rows, every step in here, as
     :func:`rnntools.decoding.beam_search` does it (same ranking, ties, pools,
     early stop; see there).
@@ -571,7 +568,6 @@ def beam_block(first_tokens, rows, h0, c0, model, vocab, eos, max_length,
         Scratch.
     buffer : ndarray of shape (>= search_scratch_size(N beam_width, ...),)
         Scratch.
-    work : ndarray of shape (>= activations.work_size(G*H),)
 
     Returns
     -------
@@ -629,7 +625,7 @@ def beam_block(first_tokens, rows, h0, c0, model, vocab, eos, max_length,
             c_flat[: layers * live * cell_width].reshape(c_shape),
             h_out_flat[: layers * live * hidden].reshape(h_shape),
             c_out_flat[: layers * live * cell_width].reshape(c_shape),
-            step_log_probs, weights[:live], step_buffer, work,
+            step_log_probs, weights[:live], step_buffer,
         )  # fmt: skip
         if status != OK:
             return status, active[0], t
