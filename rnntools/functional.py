@@ -407,12 +407,16 @@ def _check_device(device):
 
 
 def _check_finite_valid(batch_first, lengths, name):
-    """Finite check of the non-padded part of a ``(B, T, F)`` array."""
+    """Finite check of the non-padded part of a ``(B, T, F)`` array.
+
+    The whole array first: one pass, where gathering the valid steps copies
+    them (a quarter of a 500-sequence encoder's forward); the valid part is
+    gathered only when something is not finite (padding may hold anything).
+    """
+    if np.isfinite(batch_first).all():
+        return
     steps = batch_first.shape[1]
-    if lengths.min() == steps:
-        _check_finite(batch_first, name)
-    else:
-        _check_finite(batch_first[np.arange(steps) < lengths[:, None]], name)
+    _check_finite(batch_first[np.arange(steps) < lengths[:, None]], name)
 
 
 def _to_time_major(batch_first, lengths, out):
