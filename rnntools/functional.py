@@ -349,8 +349,11 @@ def _check_device_params(params, resident, shapes, dtype, backend):
 def _cast_finite(value, dtype, name):
     """``value`` as a C-contiguous ``dtype`` array, checked finite *after* the
     cast (a float64 1e39 becomes inf in float32)."""
-    with np.errstate(over="ignore"):
-        value = np.ascontiguousarray(value, dtype=dtype)
+    if not (
+        type(value) is np.ndarray and value.dtype == dtype and value.flags.c_contiguous
+    ):
+        with np.errstate(over="ignore"):
+            value = np.ascontiguousarray(value, dtype=dtype)
     _check_finite(value, name)
     return value
 
