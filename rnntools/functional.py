@@ -422,12 +422,13 @@ def _check_finite_valid(batch_first, lengths, name):
     _check_finite(batch_first[np.arange(steps) < lengths[:, None]], name)
 
 
-def _to_time_major(batch_first, lengths, out):
-    """``(B, T, F)`` → ``out`` of shape ``(T, B, F)``, zeros at padded steps."""
-    out[...] = batch_first.transpose(1, 0, 2)
-    steps = out.shape[0]
-    if lengths.min() < steps:
-        out[np.arange(steps)[:, None] >= lengths] = 0
+def _to_time_major(batch_first, lengths, out, first=0):
+    """Steps ``first:first + S`` of a ``(B, T, F)`` array → ``out`` of shape
+    ``(S, B, F)``, zeros at padded steps."""
+    last = first + out.shape[0]
+    out[...] = batch_first[:, first:last].transpose(1, 0, 2)
+    if lengths.min() < last:
+        out[np.arange(first, last)[:, None] >= lengths] = 0
     return out
 
 
@@ -665,7 +666,10 @@ def _forward_block(cache, x_block, rows, states, sink=None):
         batch_sizes=(lengths > np.arange(steps)[:, None]).sum(axis=1),
     )
     num_dirs = _num_directions(cache.bidirectional)
-    layer_input = _time_major_on(backend, x_block, lengths, block.buffers)
+    if backend is _CPU and not cache.saving:
+        layer_input = _SpanInputs(x_block, lengths, block.buffers)
+    else:
+        layer_input = _time_major_on(backend, x_block, lengths, block.buffers)
     for layer in range(cache.num_layers):
         last = layer == cache.num_layers - 1
         # Backward reads every layer's input, not the last layer's output:
@@ -691,10 +695,44 @@ def _forward_block(cache, x_block, rows, states, sink=None):
             )
             for part, value in zip(states, state, strict=True):
                 part[index] = backend.to_host(value)
-        block.inputs.append(layer_input)
-        block.directions.append(saved)
+        if cache.saving:  # what backward reads
+            block.inputs.append(layer_input)
+            block.directions.append(saved)
         layer_input = out
     return block, layer_input, states
+
+
+class _SpanInputs:
+    """The first layer's inputs in inference on the CPU: time-major one span
+    of steps at a time (see :data:`SPAN_BYTES`), into one pooled buffer, as
+    :func:`_forward_direction` asks for them. Memory then holds a span of the
+    inputs, not a time-major copy of them all (6 MiB at 256x100x64).
+
+    Parameters
+    ----------
+    batch_first : ndarray of shape (B_k, T, I)
+    lengths : int64 ndarray of shape (B_k,)
+    buffers : list
+        The block's pooled buffers, to which the span buffer is added.
+    """
+
+    def __init__(self, batch_first, lengths, buffers):
+        self.batch_first = batch_first
+        self.lengths = lengths
+        self.buffers = buffers
+        batch, steps, features = batch_first.shape
+        self.shape = (steps, batch, features)
+        self.buffer = None
+
+    def __getitem__(self, times):
+        """``(S, B_k, I)`` inputs of the steps ``times`` (a slice)."""
+        span = times.stop - times.start
+        if self.buffer is None or len(self.buffer) < span:
+            self.buffer = POOL.empty((span, *self.shape[1:]), self.batch_first.dtype)
+            self.buffers.append(self.buffer)
+        return _to_time_major(
+            self.batch_first, self.lengths, self.buffer[:span], times.start
+        )
 
 
 def _time_major_on(backend, batch_first, lengths, buffers):
@@ -719,11 +757,14 @@ def _time_major_on(backend, batch_first, lengths, buffers):
 
 #: In inference, the input projection is computed this many bytes of gates at
 #: a time (a span of steps), not for all ``T`` steps at once: memory then
-#: holds the inputs and outputs, not ``G*H`` numbers per step and sequence.
-#: Per block of sequences (thread), with the last layer's span of output: at
-#: 256x100x64x512 a forward's peak is the output (50 MiB) and the inputs
-#: plus 2 x 2 spans (68 MiB in all; 16 MiB spans: 104-124 MiB).
-INFERENCE_SPAN_BYTES = 2 * 2**20
+#: holds the outputs, not ``G*H`` numbers per step and sequence. Per block of
+#: sequences (thread), with the first layer's span of inputs
+#: (:class:`_SpanInputs`) and the last layer's span of output. An LSTM
+#: forward at 256x100x64x512, peak RSS increase of a first call: the output
+#: (50 MiB) and 9 MiB (time-major inputs and 2 MiB spans: 68 MiB; 16 MiB
+#: spans: 104-124 MiB). The same speed with 1 and 2 MiB; faster with span
+#: inputs than one copy of all (32x50x32x64: 0.67 -> 0.57 ms).
+INFERENCE_SPAN_BYTES = 2**20
 
 
 def _time_spans(cache, block, steps, bytes_per_step, reverse):
