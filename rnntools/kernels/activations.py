@@ -9,8 +9,8 @@ slower than NumPy's SIMD ``np.tanh``. The functions below evaluate
 * a Taylor polynomial for ``expm1(r)``: degree 12 in float64 (truncation error
   below ``0.35**13 / 13! ~ 2e-16`` relative) and degree 8 in float32
   (``0.35**9 / 9! ~ 2e-9``), i.e. within an ulp of the dtype;
-* ``2**-k`` written as IEEE-754 bits through an integer view of a float
-  buffer — a bit cast that vectorises, unlike ``ldexp``.
+* ``2**-k`` built from its IEEE-754 bits by a bit cast in a register
+  (:func:`_float_from_bits`), which vectorises, unlike ``ldexp``.
 
 Only arguments ``a <= 0`` are needed (``sigmoid`` and ``tanh`` are evaluated
 on ``-|z|`` and reflected), so nothing can overflow. Where ``exp(a)`` would be
@@ -159,26 +159,12 @@ def _expm1_reduced_overload(r):
     return impl
 
 
-def _int_view(scale):
-    """``scale`` viewed as integers of the same width (for ``@njit`` code)."""
-    raise NotImplementedError("only callable from @njit code")
-
-
-@overload(_int_view, jit_options=OVERLOAD_OPTIONS)
-def _int_view_overload(scale):
-    scalar = _float_kind(scale)
-    if scalar is None:
-        return None
-    integer = np.int32 if scalar is np.float32 else np.int64
-    return lambda scale: scale.view(integer)
-
-
 @intrinsic
 def _float_from_bits(typingctx, reference, bits):
     """The float of ``reference``'s dtype whose IEEE-754 bits are ``bits``
     (truncated or sign-extended to its width): a bit cast in a register,
-    which LLVM vectorises, where a store through :func:`_int_view` and a load
-    back took a second pass over memory."""
+    which LLVM vectorises (where storing the bits through an integer view of
+    a float array and loading them back took a second pass over memory)."""
     if not isinstance(reference, types.Array) or not isinstance(bits, types.Integer):
         return None
     result = reference.dtype
@@ -232,11 +218,8 @@ def expm1_parts(a, pm1, scale):
         Output: the power of two ``2**-k``, exact; 0 where ``exp(a)`` is
         flushed to zero.
     """
-    bits = _int_view(scale)
     for j in range(a.shape[0]):
-        k, r = _reduce(a[j])
-        bits[j] = _exponent_field(scale, k)
-        pm1[j] = _expm1_reduced(r)
+        scale[j], pm1[j] = _exp_parts(scale, a[j])
 
 
 def _exponent_field(scale, k):
