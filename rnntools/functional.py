@@ -704,9 +704,10 @@ def _forward_block(cache, x_block, rows, states, sink=None):
 
 class _SpanInputs:
     """The first layer's inputs in inference on the CPU: time-major one span
-    of steps at a time (see :data:`SPAN_BYTES`), into one pooled buffer, as
-    :func:`_forward_direction` asks for them. Memory then holds a span of the
-    inputs, not a time-major copy of them all (6 MiB at 256x100x64).
+    of steps at a time (see :data:`INFERENCE_SPAN_BYTES`), into one pooled
+    buffer, as :func:`_forward_direction` asks for them. Memory then holds a
+    span of the inputs, not a time-major copy of them all (6 MiB at
+    256x100x64).
 
     Parameters
     ----------
@@ -760,10 +761,11 @@ def _time_major_on(backend, batch_first, lengths, buffers):
 #: holds the outputs, not ``G*H`` numbers per step and sequence. Per block of
 #: sequences (thread), with the first layer's span of inputs
 #: (:class:`_SpanInputs`) and the last layer's span of output. An LSTM
-#: forward at 256x100x64x512, peak RSS increase of a first call: the output
-#: (50 MiB) and 9 MiB (time-major inputs and 2 MiB spans: 68 MiB; 16 MiB
-#: spans: 104-124 MiB). The same speed with 1 and 2 MiB; faster with span
-#: inputs than one copy of all (32x50x32x64: 0.67 -> 0.57 ms).
+#: forward at 256x100x64x512 needs 56 MiB above its inputs (peak RSS of a
+#: first call, ``compare_memory.py``), of which the output is 50; with a
+#: time-major copy of all inputs and 2 MiB spans it needed 68, with 16 MiB
+#: spans 104-124. Spans of 1 and 2 MiB run at the same speed, and span
+#: inputs faster than one copy of all (32x50x32x64: 0.67 -> 0.57 ms).
 INFERENCE_SPAN_BYTES = 2**20
 
 
