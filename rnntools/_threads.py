@@ -128,7 +128,7 @@ def kernel_threads():
                 _blas_limits = []
 
 
-def matmul(a, b):
+def parallel_matmul(a, b):
     """``a @ b`` for 2-D arrays, with the rows of ``a`` split over rnntools'
     threads when the product is large enough to pay for them.
 

@@ -11,7 +11,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._threads import matmul
+from ._threads import parallel_matmul
 from .kernels import cpu
 
 __all__ = [
@@ -108,7 +108,7 @@ def linear_forward(x, weight, bias):
             "match: expected (..., F), (K, F) and (K,)."
         )
     # As one 2-D product: ``(B, T, F) @ (F, K)`` would be B small products.
-    out = matmul(x.reshape(-1, x.shape[-1]), weight.T)
+    out = parallel_matmul(x.reshape(-1, x.shape[-1]), weight.T)
     if np.result_type(out, bias) == out.dtype:
         out += bias
     else:
@@ -133,8 +133,8 @@ def linear_backward(x, weight, d_out):
     """
     flat_x = x.reshape(-1, x.shape[-1])
     flat_d = d_out.reshape(-1, d_out.shape[-1])
-    d_x = matmul(flat_d, weight).reshape(x.shape)  # one 2-D product, as forward
-    return d_x, matmul(flat_d.T, flat_x), flat_d.sum(axis=0)
+    d_x = parallel_matmul(flat_d, weight).reshape(x.shape)  # 2-D, as forward
+    return d_x, parallel_matmul(flat_d.T, flat_x), flat_d.sum(axis=0)
 
 
 # ------------------------------------------------------------------ attention
@@ -257,13 +257,13 @@ def _check_attention_inputs(query, memory, memory_lengths, params, score):
 
 def _project(x, matrix):
     """``x @ matrix`` over the last axis of ``x`` as one 2-D GEMM."""
-    flat = matmul(x.reshape(-1, x.shape[-1]), matrix)
+    flat = parallel_matmul(x.reshape(-1, x.shape[-1]), matrix)
     return flat.reshape((*x.shape[:-1], matrix.shape[1]))
 
 
 def _outer_sum(a, b):
     """``sum over (b, t) of outer(a[b, t], b[b, t])``: ``(F_a, F_b)``."""
-    return matmul(a.reshape(-1, a.shape[-1]).T, b.reshape(-1, b.shape[-1]))
+    return parallel_matmul(a.reshape(-1, a.shape[-1]).T, b.reshape(-1, b.shape[-1]))
 
 
 def attention_forward(query, memory, memory_lengths, params, *, score="general"):

@@ -155,8 +155,8 @@ def test_kernel_threads_limits_every_blas_numba_calls():
 
 
 @pytest.mark.parametrize("transposed", [False, True])
-def test_threaded_matmul_equals_numpy(monkeypatch, transposed):
-    """``_threads.matmul`` split over 3 threads gives ``a @ b`` (each row by
+def test_parallel_matmul_equals_numpy(monkeypatch, transposed):
+    """``_threads.parallel_matmul`` split over 3 threads gives ``a @ b`` (each row by
     the same BLAS kernel; float64, so equal to rounding), for a transposed
     (non-contiguous) ``a`` too, as the layers' weight gradients pass it."""
     monkeypatch.setattr(_threads, "_MIN_MATMUL_FLOPS_PER_THREAD", 1)
@@ -165,4 +165,6 @@ def test_threaded_matmul_equals_numpy(monkeypatch, transposed):
     a = rng.standard_normal((13, 7))
     a = np.ascontiguousarray(a.T).T if transposed else a
     b = rng.standard_normal((7, 5))
-    np.testing.assert_allclose(_threads.matmul(a, b), a @ b, rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(
+        _threads.parallel_matmul(a, b), a @ b, rtol=1e-13, atol=1e-13
+    )

@@ -37,7 +37,7 @@ from sklearn.utils.validation import _check_sample_weight
 from .. import _devices
 from .._json import is_int, is_number, to_json_value
 from .._sequences import check_sequences
-from .._threads import kernel_threads, matmul
+from .._threads import kernel_threads, parallel_matmul
 from ..cells import (
     GATES,
     NONLINEARITIES,
@@ -536,14 +536,14 @@ class _BaseRNN(BaseEstimator):
         flat_features = features.reshape(-1, features.shape[-1])
         flat_d_logits = d_logits.reshape(-1, d_logits.shape[-1])
         d_features = (
-            matmul(flat_d_logits, params[_HEAD_WEIGHT])
+            parallel_matmul(flat_d_logits, params[_HEAD_WEIGHT])
             .reshape(features.shape)
             .astype(features.dtype, copy=False)
         )
         if not (np.isfinite(loss) and np.isfinite(d_features).all()):
             raise _NonFinite
         grads = self._backward_features(cache, d_features)
-        grads[_HEAD_WEIGHT] = matmul(flat_d_logits.T, flat_features)
+        grads[_HEAD_WEIGHT] = parallel_matmul(flat_d_logits.T, flat_features)
         grads[_HEAD_BIAS] = flat_d_logits.sum(axis=0)
         return loss, grads, total_weight
 
