@@ -3,7 +3,8 @@
 Each ``out[r, j]`` must be the one chain of fused multiply-adds from zero over
 ``k`` ascending, whichever register tile computes it: the same bits as the
 plain row-by-row loop, for every ``M`` (every tile shape and remainder), any
-row order, and both dtypes.
+row order, and both dtypes; with a bias, that chain plus the bias, rounded
+once (the bits of ``out += bias`` afterwards).
 """
 
 import numpy as np
@@ -19,9 +20,9 @@ DEPTHS_AND_WIDTHS = [(32, 128), (64, 256), (33, 77), (5, 200), (1, 17), (0, 40),
                      (17, 16), (3, 1), (128, 100), (300, 136)]  # fmt: skip
 
 
-def product(kernel, a, b):
+def product(kernel, a, b, bias=None):
     out = np.full((a.shape[0], b.shape[1]), np.nan, a.dtype)
-    kernel(a, b, out)
+    kernel(a, b, out, np.empty(0, a.dtype) if bias is None else bias)
     return out
 
 
@@ -32,9 +33,15 @@ def test_every_row_count_gives_the_row_by_row_bits(dtype, depth, width):
     a = rng.standard_normal((40, depth)).astype(dtype)
     b = rng.standard_normal((depth, width)).astype(dtype)
     reference = product(_row_by_row, a, b)
+    bias = rng.standard_normal(width).astype(dtype)
+    with_bias = reference + bias
+    np.testing.assert_array_equal(product(_row_by_row, a, b, bias), with_bias)
     for rows in [*range(1, 14), 18, 25, 40]:
         np.testing.assert_array_equal(
             product(row_invariant_matmul, a[:rows], b), reference[:rows]
+        )
+        np.testing.assert_array_equal(
+            product(row_invariant_matmul, a[:rows], b, bias), with_bias[:rows]
         )
     # float64 BLAS as a sanity bound on the values themselves: K products of
     # numbers ~1 carry a rounding error of about K * eps relative.

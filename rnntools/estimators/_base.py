@@ -472,8 +472,12 @@ class _BaseRNN(BaseEstimator):
         weight = params[_HEAD_WEIGHT]
         flat = np.ascontiguousarray(features.reshape(-1, features.shape[-1]))
         out = np.empty((len(flat), weight.shape[0]), dtype=flat.dtype)
-        row_invariant_matmul(flat, np.ascontiguousarray(weight.T, flat.dtype), out)
-        out += params[_HEAD_BIAS]
+        row_invariant_matmul(
+            flat,
+            np.ascontiguousarray(weight.T, flat.dtype),
+            out,
+            np.ascontiguousarray(params[_HEAD_BIAS], flat.dtype),
+        )
         return out.reshape(*features.shape[:-1], weight.shape[0])
 
     def _loss_and_grads(self, X, lengths, targets, weights, class_weights, params):

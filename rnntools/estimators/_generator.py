@@ -155,9 +155,12 @@ def bridge_forward(inputs, weight, bias, num_layers):
     # Row-invariant: a sequence's decoding starts from the same bits alone
     # and in any batch.
     row_invariant_matmul(
-        np.ascontiguousarray(inputs), np.ascontiguousarray(weight.T), out
+        np.ascontiguousarray(inputs),
+        np.ascontiguousarray(weight.T),
+        out,
+        np.ascontiguousarray(bias, inputs.dtype),
     )
-    out = np.tanh(out + bias)
+    np.tanh(out, out=out)
     return np.ascontiguousarray(
         out.reshape(len(inputs), num_layers, -1).transpose(1, 0, 2)
     )

@@ -37,7 +37,7 @@ from . import GRU_CELL, LSTM_CELL
 from ._jit import CACHE, KERNEL_OPTIONS
 from .activations import constants, gate_activations, sigmoid, tanh
 from .blas import matmul_tn
-from .row_invariant import row_invariant_matmul
+from .row_invariant import no_bias, row_invariant_matmul
 
 #: Options of the per-step helpers (``_lstm_forward_step``, ...), each called
 #: from one layer loop: Numba inlines them there instead of compiling each as
@@ -92,8 +92,8 @@ def _step_time(s, b, lengths, reverse):
 def input_projection(inp, w_ih, bias, gates):
     """``gates[t, b] = w_ih @ inp[t, b] + bias`` for all timesteps in one GEMM.
 
-    Plain Python around compiled code (:func:`.row_invariant_matmul`, then
-    numpy's add: the same float operations as a loop in here). As an
+    Plain Python around compiled code (:func:`.row_invariant_matmul`, which
+    adds the bias in its tiles). As an
     ``@njit`` kernel of its own, it compiled the product's register tiles once
     more: 0.9 s of a cold first LSTM fit of 10 s.
 
@@ -110,9 +110,11 @@ def input_projection(inp, w_ih, bias, gates):
     rows = steps * batch
     gates_2d = gates.reshape(rows, gates.shape[2])
     row_invariant_matmul(
-        inp.reshape(rows, features), np.ascontiguousarray(w_ih.T), gates_2d
+        inp.reshape(rows, features),
+        np.ascontiguousarray(w_ih.T),
+        gates_2d,
+        np.ascontiguousarray(bias),
     )
-    gates_2d += bias
 
 
 # --------------------------------------------------------------------- LSTM
@@ -125,7 +127,7 @@ def _lstm_forward_step(
 ):  # fmt: skip
     hidden = h.shape[1]
     pre = pre[:active]
-    row_invariant_matmul(h[:active], w_hh_t, pre)
+    row_invariant_matmul(h[:active], w_hh_t, pre, no_bias(pre))
     # The activations overwrite the input projection in ``gates``: in place
     # where the step's sequences share a time (forwards, or equal lengths),
     # else gathered into one block and scattered back, one call for the step
@@ -235,7 +237,7 @@ def _lstm_backward_step(
             d_o[j] = dh * tc[j] * o_gate[j] * (one - o_gate[j])
             d_c_row[j] = dc * f_gate[j]
         _copy(d_gates[t, b], step_grads[b])
-    row_invariant_matmul(step_grads[:active], w_hh, d_h[:active])
+    row_invariant_matmul(step_grads[:active], w_hh, d_h[:active], no_bias(d_h))
 
 
 @njit(**KERNEL_OPTIONS)
@@ -290,7 +292,7 @@ def _gru_forward_step(
     act = activated[:active]
     candidate = candidate[:active]
     new_gate = new_gate[:active]
-    row_invariant_matmul(h[:active], w_hh_t, pre)
+    row_invariant_matmul(h[:active], w_hh_t, pre, no_bias(pre))
     for b in range(active):
         projected = gates[_step_time(s, b, lengths, reverse), b]
         for j in range(2 * hidden):
@@ -397,7 +399,7 @@ def _gru_backward_step(
             d_n_hh[j] = d_n * r_gate[j]
             direct[j] = dh * z_gate[j]
         _copy(d_gates_hh[t, b], step_grads[b, 2 * hidden :])
-    row_invariant_matmul(step_grads[:active], w_hh, d_h[:active])
+    row_invariant_matmul(step_grads[:active], w_hh, d_h[:active], no_bias(d_h))
     for b in range(active):
         for j in range(hidden):
             d_h[b, j] += d_h_direct[b, j]
@@ -455,7 +457,7 @@ def _rnn_forward_step(
     hidden = h.shape[1]
     pre = pre[:active]
     act = activated[:active]
-    row_invariant_matmul(h[:active], w_hh_t, pre)
+    row_invariant_matmul(h[:active], w_hh_t, pre, no_bias(pre))
     for b in range(active):
         projected = gates[_step_time(s, b, lengths, reverse), b]
         for j in range(hidden):
@@ -561,7 +563,7 @@ def _rnn_backward_step(
                 dh = d_h_row[j] + d_out_row[j]
                 g[j] = dh * (one - act[j] * act[j])
         _copy(d_gates[t, b], g)
-    row_invariant_matmul(step_grads[:active], w_hh, d_h[:active])
+    row_invariant_matmul(step_grads[:active], w_hh, d_h[:active], no_bias(d_h))
 
 
 @njit(**KERNEL_OPTIONS)
@@ -650,7 +652,10 @@ def layer_param_grads(
     h_prev_2d = h_prev.reshape(rows, hidden)
     matmul_tn(g_ih, inp.reshape(rows, features), d_w_ih)
     row_invariant_matmul(
-        g_ih, np.ascontiguousarray(w_ih), d_inp.reshape(rows, features)
+        g_ih,
+        np.ascontiguousarray(w_ih),
+        d_inp.reshape(rows, features),
+        np.empty(0, dtype=d_inp.dtype),  # no bias
     )
     np.sum(g_ih, axis=0, out=d_b_ih)
     shared = width - d_gates_hh.shape[2]  # the gru's r and z blocks, else 0
@@ -710,10 +715,7 @@ def adam_update(param, grad, first, second, step, beta_1, one_minus_beta_1,
 @njit(**KERNEL_OPTIONS)
 def _step_input(x, w_ih_t, bias, gates):
     """``gates = x @ w_ih_t + bias`` row by row (as :func:`input_projection`)."""
-    row_invariant_matmul(x, w_ih_t, gates)
-    for b in range(gates.shape[0]):
-        for j in range(gates.shape[1]):
-            gates[b, j] += bias[j]
+    row_invariant_matmul(x, w_ih_t, gates, bias)
 
 
 @njit(**KERNEL_OPTIONS)
@@ -744,7 +746,7 @@ def lstm_step(x, w_ih_t, w_hh_t, bias, tanh_columns, h, c, h_out, c_out, gates,
     batch, hidden = h.shape
     if not input_ready:
         _step_input(x, w_ih_t, bias, gates)
-    row_invariant_matmul(h, w_hh_t, pre)
+    row_invariant_matmul(h, w_hh_t, pre, no_bias(pre))
     gate_activations(pre, gates, tanh_columns)
     for b in range(batch):
         i_gate, f_gate, g_gate, _ = _split4(gates[b], hidden)
@@ -790,7 +792,7 @@ def gru_step(x, w_ih_t, w_hh_t, bias, b_hn, h, h_out, gates, pre, gate_work,
     size = 2 * batch * hidden
     if not input_ready:
         _step_input(x, w_ih_t, bias, gates)
-    row_invariant_matmul(h, w_hh_t, pre)
+    row_invariant_matmul(h, w_hh_t, pre, no_bias(pre))
     rz_pre = gate_work[:size].reshape(batch, 2 * hidden)
     rz = gate_work[size : 2 * size].reshape(batch, 2 * hidden)
     for b in range(batch):
@@ -839,7 +841,7 @@ def rnn_step(x, w_ih_t, w_hh_t, bias, relu, h, h_out, gates, pre,
     batch, hidden = h.shape
     if not input_ready:
         _step_input(x, w_ih_t, bias, gates)
-    row_invariant_matmul(h, w_hh_t, pre)
+    row_invariant_matmul(h, w_hh_t, pre, no_bias(pre))
     for b in range(batch):
         for j in range(hidden):
             pre[b, j] += gates[b, j]

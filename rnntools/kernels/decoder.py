@@ -48,7 +48,7 @@ from numba import njit
 from ._jit import KERNEL_OPTIONS
 from .activations import constants, expm1_parts, tanh
 from .cpu import _copy, embedding_gather, stack_step
-from .row_invariant import row_invariant_matmul
+from .row_invariant import no_bias, row_invariant_matmul
 
 #: Source positions of the attention keys are padded to a multiple of this
 #: (16 float32 in an AVX-512 vector): the scores of a row are computed over
@@ -250,7 +250,7 @@ def attention_step(query, decoder_output, memory, keys_t, memory_lengths, rows,
         length = memory_lengths[source]
         for k in range(key_size):
             query_row[0, k] = query[n, k]
-        row_invariant_matmul(query_row, keys_t[source], scores)
+        row_invariant_matmul(query_row, keys_t[source], scores, no_bias(scores))
         best = scores[0, 0]
         for s in range(1, length):
             best = max(best, scores[0, s])
@@ -272,7 +272,10 @@ def attention_step(query, decoder_output, memory, keys_t, memory_lengths, rows,
         for s in range(length, weights.shape[1]):
             row_weights[s] = zero
         row_invariant_matmul(
-            weights_row[:length].reshape(1, length), memory[source][:length], context
+            weights_row[:length].reshape(1, length),
+            memory[source][:length],
+            context,
+            no_bias(context),
         )
         _copy(combined[n, :memory_size], context[0])
         _copy(combined[n, memory_size:], decoder_output[n])
@@ -335,7 +338,7 @@ def decoder_step(tokens, rows, model, h, c, h_out, c_out, log_probs,
     if attention:
         attention_step(output, output, memory, keys_t, memory_lengths, rows,
                        combined, attention_weights, attention_work)  # fmt: skip
-        row_invariant_matmul(combined, attention_c_t, pre)
+        row_invariant_matmul(combined, attention_c_t, pre, no_bias(pre))
         tanh(pre.reshape(batch * hidden), attentional.reshape(batch * hidden))
         output = attentional
     for n in range(batch):
@@ -344,10 +347,7 @@ def decoder_step(tokens, rows, model, h, c, h_out, c_out, log_probs,
         conditioning = merge[rows[n]]
         for j in range(merge_size):
             head_input[n, hidden + j] = conditioning[j]
-    row_invariant_matmul(head_input, head_weight_t, logits)
-    for n in range(batch):
-        for v in range(logits.shape[1]):
-            logits[n, v] += head_bias[v]
+    row_invariant_matmul(head_input, head_weight_t, logits, head_bias)
     if not log_softmax_rows(logits, mask, log_probs, softmax_work):
         return NON_FINITE_LOG_PROBS
     return OK

@@ -76,11 +76,14 @@ def _make_tile(row_counts, vectors, scalar=False):
     """Build an intrinsic that computes one register tile of ``a @ b``.
 
     The intrinsic, ``tile(a, a_start, lda, b, b_start, ldb, out, out_start,
-    ldc, depth, rows)``, sets the ``rows x (vectors * lanes)`` block of
-    ``out`` that starts at flat element ``out_start`` (rows ``ldc`` elements
-    apart) to the product of the ``rows x depth`` block of ``a`` at
-    ``a_start`` (rows ``lda`` apart) and the ``depth x (vectors * lanes)``
-    block of ``b`` at ``b_start`` (rows ``ldb`` apart). ``lanes`` is
+    ldc, depth, rows, bias, with_bias)``, sets the ``rows x (vectors *
+    lanes)`` block of ``out`` that starts at flat element ``out_start`` (rows
+    ``ldc`` elements apart) to the product of the ``rows x depth`` block of
+    ``a`` at ``a_start`` (rows ``lda`` apart) and the ``depth x (vectors *
+    lanes)`` block of ``b`` at ``b_start`` (rows ``ldb`` apart), plus, if
+    ``with_bias``, the ``vectors * lanes`` elements of the 1-D ``bias`` at
+    ``b_start`` (added to the finished sums before they are stored: the bits
+    of ``out += bias`` after the product, without its pass). ``lanes`` is
     ``VECTOR_BYTES // itemsize`` (16 float32, 8 float64), or 1 with
     ``scalar``. ``rows`` (runtime) must be one of ``row_counts``: the IR holds
     one loop per count (anything else writes nothing). Nothing is checked:
@@ -96,8 +99,8 @@ def _make_tile(row_counts, vectors, scalar=False):
 
     @intrinsic
     def tile(typingctx, a, a_start, lda, b, b_start, ldb, out, out_start, ldc,
-             depth, rows):  # fmt: skip
-        arrays = (a, b, out)
+             depth, rows, bias, with_bias):  # fmt: skip
+        arrays = (a, b, out, bias)
         if not all(
             isinstance(array, types.Array)
             and array.layout == "C"
@@ -107,8 +110,9 @@ def _make_tile(row_counts, vectors, scalar=False):
         ):
             return None
         signature = types.void(
-            a, a_start, lda, b, b_start, ldb, out, out_start, ldc, depth, rows
-        )
+            a, a_start, lda, b, b_start, ldb, out, out_start, ldc, depth, rows,
+            bias, with_bias,
+        )  # fmt: skip
 
         def codegen(context, builder, sig, args):
             intp = context.get_value_type(types.intp)
@@ -119,7 +123,7 @@ def _make_tile(row_counts, vectors, scalar=False):
                 for value, value_type in zip(args, sig.args, strict=True)
             ]
             (a_v, a_0, lda_v, b_v, b_0, ldb_v, out_v, out_0, ldc_v, depth_v,
-             rows_v) = values  # fmt: skip
+             rows_v, bias_v, with_bias_v) = values  # fmt: skip
             element = context.get_value_type(sig.args[0].dtype)
             size = context.get_abi_sizeof(element)
             lanes = 1 if scalar else VECTOR_BYTES // size
@@ -149,6 +153,11 @@ def _make_tile(row_counts, vectors, scalar=False):
             a_p = start(sig.args[0], a_v, a_0)
             b_p = start(sig.args[3], b_v, b_0)
             out_p = start(sig.args[6], out_v, out_0)
+            # Without a bias the "bias" is read from the tile's own first row
+            # of ``out`` (valid memory, about to be written) and not added.
+            bias_p = builder.select(
+                with_bias_v, start(sig.args[11], bias_v, b_0), out_p
+            )
             zero = ir.Constant(vector, None)
             broadcast = ir.Constant(ir.VectorType(ir.IntType(32), lanes), [0] * lanes)
 
@@ -207,13 +216,23 @@ def _make_tile(row_counts, vectors, scalar=False):
                         sums[i][v].add_incoming(updated[i][v], loop)
 
                 builder.position_at_end(done)
-                results = []
+                sums_out = []
                 for i in range(count):
                     for v in range(vectors):
                         result = builder.phi(vector)
                         result.add_incoming(zero, entry)
                         result.add_incoming(updated[i][v], loop)
-                        results.append(result)
+                        sums_out.append(result)
+                bias_k = [
+                    builder.load(at(bias_p, constant(v * lanes)), align=size)
+                    for v in range(vectors)
+                ]
+                results = [
+                    builder.select(
+                        with_bias_v, builder.fadd(result, bias_k[n % vectors]), result
+                    )
+                    for n, result in enumerate(sums_out)
+                ]
                 for i in range(count):
                     out_row = builder.gep(out_p, [builder.mul(constant(i), ldc_v)])
                     for v in range(vectors):
@@ -252,10 +271,10 @@ def _lanes_overload(array):
 
 
 @njit(**KERNEL_OPTIONS)
-def _right_edge(a, b, out, first_row, rows, first_col):
+def _right_edge(a, b, out, first_row, rows, first_col, bias, with_bias):
     """Columns ``first_col:`` of rows ``first_row:first_row + rows``
-    (``rows <= TILE_ROWS``) of ``out = a @ b``: one vector, then one column
-    at a time (same operations as every tile)."""
+    (``rows <= TILE_ROWS``) of ``out = a @ b (+ bias)``: one vector, then one
+    column at a time (same operations as every tile)."""
     depth = a.shape[1]
     cols = b.shape[1]
     lanes = _lanes(a)
@@ -263,17 +282,20 @@ def _right_edge(a, b, out, first_row, rows, first_col):
     vector_end = cols - (cols - first_col) % lanes
     for col in range(first_col, vector_end, lanes):
         _vector_tile(a, a_start, depth, b, col, cols,
-                     out, first_row * cols + col, cols, depth, rows)  # fmt: skip
+                     out, first_row * cols + col, cols, depth, rows,
+                     bias, with_bias)  # fmt: skip
     for col in range(vector_end, cols):
         _column_tile(a, a_start, depth, b, col, cols,
-                     out, first_row * cols + col, cols, depth, rows)  # fmt: skip
+                     out, first_row * cols + col, cols, depth, rows,
+                     bias, with_bias)  # fmt: skip
 
 
 @njit(**KERNEL_OPTIONS)
-def _row_by_row(a, b, out):
-    """``out = a @ b`` as a plain loop, row by row:
+def _row_by_row(a, b, out, bias):
+    """``out = a @ b (+ bias)`` as a plain loop, row by row:
     ``out[r] = 0``, then ``out[r] += a[r, k] * b[k]`` for ``k`` ascending,
-    which ``fastmath={"contract"}`` turns into one FMA per element and ``k``."""
+    which ``fastmath={"contract"}`` turns into one FMA per element and ``k``,
+    then ``out[r] += bias`` unless ``bias`` is empty."""
     for r in range(a.shape[0]):
         out_row = out[r]
         for j in range(b.shape[1]):
@@ -283,11 +305,21 @@ def _row_by_row(a, b, out):
             b_row = b[k]
             for j in range(b.shape[1]):
                 out_row[j] += value * b_row[j]
+        if bias.shape[0]:
+            for j in range(b.shape[1]):
+                out_row[j] += bias[j]
 
 
 @njit(**KERNEL_OPTIONS)
-def row_invariant_matmul(a, b, out):
-    """``out = a @ b`` in register tiles, bit for bit as :func:`_row_by_row`.
+def no_bias(out):
+    """An empty bias for :func:`row_invariant_matmul` (nothing is added)."""
+    return out.reshape(out.size)[:0]
+
+
+@njit(**KERNEL_OPTIONS)
+def row_invariant_matmul(a, b, out, bias):
+    """``out = a @ b + bias`` in register tiles, bit for bit as
+    :func:`_row_by_row`.
 
     Every ``out[r, j]`` is ``fma(a[r, K-1], b[K-1, j], ... fma(a[r, 0],
     b[0, j], 0))``: one chain of fused multiply-adds from zero, ``k``
@@ -306,6 +338,11 @@ def row_invariant_matmul(a, b, out):
     rows. Columns past the last full panel go one vector, then one column at
     a time.
 
+    A bias is added in the tiles, to the finished sums before they are
+    stored: the bits of ``out += bias`` after the product, without a second
+    pass over ``out`` (which cost a quarter of an LSTM's input projection at
+    6400 x 64 x 2048: 2.4 ms after 7.8).
+
     Parameters
     ----------
     a : ndarray of shape (M, K)
@@ -313,11 +350,15 @@ def row_invariant_matmul(a, b, out):
         Same dtype (float32 or float64), C-contiguous.
     out : ndarray of shape (M, N)
         Output, C-contiguous; must not overlap ``a`` or ``b``.
+    bias : ndarray of shape (N,) or (0,)
+        C-contiguous, same dtype; empty (:func:`no_bias`) for none: one array
+        type either way, so that one compiled product serves both.
     """
     rows, depth = a.shape
     cols = b.shape[1]
+    with_bias = bias.shape[0] > 0
     if rows == 1 and b.nbytes > STREAM_BYTES:
-        _row_by_row(a, b, out)
+        _row_by_row(a, b, out, bias)
         return
     lanes = _lanes(a)
     width = TILE_VECTORS * lanes
@@ -330,13 +371,14 @@ def row_invariant_matmul(a, b, out):
         for col in range(0, full_cols, width):
             for row in range(first, last, TILE_ROWS):
                 _tile(a, row * depth, depth, b, col, cols,
-                      out, row * cols + col, cols, depth, TILE_ROWS)  # fmt: skip
+                      out, row * cols + col, cols, depth, TILE_ROWS,
+                      bias, with_bias)  # fmt: skip
         if full_cols < cols:
             for row in range(first, last, TILE_ROWS):
                 # TILE_ROWS itself would be typed Literal[int](6): a second
                 # specialisation of _right_edge to compile (0.2 s cold).
                 tile_rows = min(TILE_ROWS, last - row)
-                _right_edge(a, b, out, row, tile_rows, full_cols)
+                _right_edge(a, b, out, row, tile_rows, full_cols, bias, with_bias)
     tail = rows - full_rows
     if tail == 0:
         return
@@ -346,10 +388,12 @@ def row_invariant_matmul(a, b, out):
         done = cols - cols % wide
         for col in range(0, done, wide):
             _wide_tile(a, a_start, depth, b, col, cols,
-                       out, full_rows * cols + col, cols, depth, tail)  # fmt: skip
+                       out, full_rows * cols + col, cols, depth, tail,
+                       bias, with_bias)  # fmt: skip
     else:
         done = full_cols
         for col in range(0, done, width):
             _tile(a, a_start, depth, b, col, cols,
-                  out, full_rows * cols + col, cols, depth, tail)  # fmt: skip
-    _right_edge(a, b, out, full_rows, tail, done)
+                  out, full_rows * cols + col, cols, depth, tail,
+                  bias, with_bias)  # fmt: skip
+    _right_edge(a, b, out, full_rows, tail, done, bias, with_bias)
