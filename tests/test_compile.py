@@ -6,7 +6,7 @@ import io
 import pytest
 
 from rnntools import compile as ahead_of_time
-from rnntools.kernels import blas, cpu, decoder, row_invariant
+from rnntools.kernels import blas, cpu, decoder, row_invariant, spin
 
 #: The kernels called from Python (the others are compiled into them).
 ENTRY_KERNELS = [
@@ -54,3 +54,7 @@ def test_every_entry_kernel_has_both_dtypes(printed, module, name):
         if hasattr(argument, "dtype") and argument.dtype.name.startswith("float")
     }
     assert {"float32", "float64"} <= dtypes
+
+
+def test_the_threads_spin_wait_is_compiled(printed):
+    assert spin.wait_for_flag.signatures

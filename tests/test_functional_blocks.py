@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -168,3 +169,47 @@ def test_parallel_matmul_equals_numpy(monkeypatch, transposed):
     np.testing.assert_allclose(
         _threads.parallel_matmul(a, b), a @ b, rtol=1e-13, atol=1e-13
     )
+
+
+def test_parallel_map_keeps_order_and_reraises_after_every_task():
+    """``_threads.parallel_map``: results in the order of the items; an
+    exception in a worker reaches the caller once every task has finished, and
+    the workers serve later calls; calls from inside a task get workers of
+    their own (no deadlock)."""
+    finished = []
+
+    def task(item):
+        if item == 2:
+            raise KeyError("task 2")
+        time.sleep(0.01 * (item == 3))
+        finished.append(item)
+        return item * item
+
+    assert _threads.parallel_map(lambda item: item * item, [0, 1, 2, 3]) == [0, 1, 4, 9]
+    with pytest.raises(KeyError, match="task 2"):
+        _threads.parallel_map(task, [0, 1, 2, 3])
+    assert sorted(finished) == [0, 1, 3]  # the slow task 3 was waited for
+    assert _threads.parallel_map(lambda item: item + 1, [0, 1, 2]) == [1, 2, 3]
+    nested = _threads.parallel_map(
+        lambda outer: _threads.parallel_map(lambda inner: (outer, inner), [0, 1]),
+        [0, 1, 2],
+    )
+    assert nested == [[(outer, 0), (outer, 1)] for outer in range(3)]
+
+
+def test_parallel_map_from_many_threads_at_once():
+    results = {}
+
+    def caller(name):
+        results[name] = [
+            _threads.parallel_map(lambda item: (name, item), [0, 1, 2])
+            for _ in range(50)
+        ]
+
+    threads = [threading.Thread(target=caller, args=(name,)) for name in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for name in range(4):
+        assert results[name] == [[(name, 0), (name, 1), (name, 2)]] * 50
