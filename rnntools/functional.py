@@ -23,6 +23,7 @@ from types import ModuleType
 
 import numpy as np
 
+from ._arrays import transposed
 from ._devices import cuda_kernels, on_device
 from ._threads import kernel_threads, num_threads, parallel_map
 from ._workspace import POOL
@@ -182,8 +183,8 @@ class ForwardCache:
     resident: bool = False  # params were device arrays: so are the gradients
     saving: bool = True  # activations kept for backward (False: inference)
     blocks: list = field(default_factory=list)  # [_BlockCache]
-    # CPU forward only: w_hh.T of every layer and direction, C-contiguous.
-    recurrent_t: dict = None
+    # CPU forward only: every weight transposed, C-contiguous (by key).
+    transposed: dict = None
 
 
 def _num_directions(bidirectional):
@@ -609,19 +610,19 @@ def rnn_forward(
         return block
 
     if backend is _CPU:
-        # The kernels run on w_hh.T, so that each call's
-        # np.ascontiguousarray(w_hh.T) is a view: transposed once per call,
-        # for all blocks (per block, an LSTM of 512 units copied 4 MiB per
-        # thread). Transposed by every kernel call, short inference spans
-        # cost 1.7x a single span (256x50x64x512).
-        cache.recurrent_t = {
-            key: np.ascontiguousarray(value.T)
+        # The kernels and input_projection run on w_hh.T and w_ih.T, so that
+        # their np.ascontiguousarray(w.T) is a view: transposed once per
+        # call, for all blocks and spans (per block, an LSTM of 512 units
+        # copied 4 MiB per thread; per span, inference at 256x50x64x512
+        # transposed w_ih 50 times per thread, 75 us each).
+        cache.transposed = {
+            key: transposed(value)
             for key, value in cache.kernel_params.items()
-            if key.startswith("weight_hh")
+            if key.startswith("weight_")
         }
     with kernel_threads():
         cache.blocks = parallel_map(run_block, block_rows)
-    cache.recurrent_t = None  # backward runs on w_hh itself
+    cache.transposed = None  # backward runs on the weights themselves
     final_state = tuple(final) if cell == "lstm" else final[0]
     if not return_cache:
         for block in cache.blocks:
@@ -801,7 +802,8 @@ def _forward_direction(
     names = param_names(layer, suffix)
     w_ih, w_hh, b_ih, b_hh = (cache.kernel_params[name] for name in names)
     if backend is _CPU:
-        w_hh = cache.recurrent_t[names[1]].T  # see rnn_forward
+        # Views of the weights transposed once per call (see rnn_forward).
+        w_ih, w_hh = (cache.transposed[name].T for name in names[:2])
     steps, batch, _ = layer_input.shape
     hidden = cache.hidden_size
     width = GATES[cache.cell] * hidden

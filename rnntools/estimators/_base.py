@@ -35,6 +35,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_sample_weight
 
 from .. import _devices
+from .._arrays import transposed
 from .._json import is_int, is_number, to_json_value
 from .._sequences import check_sequences
 from .._threads import kernel_threads, parallel_matmul
@@ -474,7 +475,7 @@ class _BaseRNN(BaseEstimator):
         out = np.empty((len(flat), weight.shape[0]), dtype=flat.dtype)
         row_invariant_matmul(
             flat,
-            np.ascontiguousarray(weight.T, flat.dtype),
+            transposed(weight, flat.dtype),
             out,
             np.ascontiguousarray(params[_HEAD_BIAS], flat.dtype),
         )

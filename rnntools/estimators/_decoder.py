@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .._arrays import transposed
 from .._threads import kernel_threads, num_threads, parallel_map
 from .._workspace import POOL
 from ..functional import (
@@ -111,15 +112,15 @@ class DecoderArrays:
         vocab_size, head_inputs = head_weight.shape
         padded = -(-vocab_size // _HEAD_COLUMNS) * _HEAD_COLUMNS
         head_weight_t = np.zeros((head_inputs, padded), dtype=dtype)
-        head_weight_t[:, :vocab_size] = head_weight.T
+        head_weight_t[:, :vocab_size] = transposed(head_weight, dtype)
         head_bias = np.zeros(padded, dtype=dtype)
         head_bias[:vocab_size] = params[keys["head_bias"]]
         empty = np.empty((0, 0), dtype=dtype)
         weight_a_t, attention_c_t = empty, empty
         if attention is not None:
-            attention_c_t = np.ascontiguousarray(params[keys["attention_c"]].T, dtype)
+            attention_c_t = transposed(params[keys["attention_c"]], dtype)
             if attention == "general":
-                weight_a_t = np.ascontiguousarray(params[keys["attention_a"]].T, dtype)
+                weight_a_t = transposed(params[keys["attention_a"]], dtype)
         flops = step.flops_per_row + 2 * head_inputs * padded
         if attention is not None:
             flops += 2 * attention_c_t.shape[0] * hidden

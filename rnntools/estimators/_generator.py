@@ -27,6 +27,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 
 from .. import decoding
+from .._arrays import transposed
 from .._threads import kernel_threads
 from ..cells import GATES, NONLINEARITIES, expected_shapes, init_params
 from ..kernels.row_invariant import row_invariant_matmul
@@ -156,7 +157,7 @@ def bridge_forward(inputs, weight, bias, num_layers):
     # and in any batch.
     row_invariant_matmul(
         np.ascontiguousarray(inputs),
-        np.ascontiguousarray(weight.T),
+        transposed(weight),
         out,
         np.ascontiguousarray(bias, inputs.dtype),
     )
