@@ -812,8 +812,9 @@ def _forward_direction(
     out_col = hidden if reverse else 0
     spans = _time_spans(cache, block, steps, batch * width * dtype.itemsize, reverse)
     gates = block.empty((spans[0][1] - spans[0][0], batch, width), dtype)
-    # What backward reads, one step long in inference (nothing is read).
-    saved = steps if cache.saving else 1
+    # What backward reads; no steps in inference, where the kernels then save
+    # nothing (the GRU's hn is also a working row: at least one step).
+    saved = steps if cache.saving else 0
     # Read by the weight-gradient GEMM at padded rows too: must be finite.
     # The rnn's states are its saved activations: backward rebuilds its
     # h_prev from them (kernels.rnn_previous_states), one T B H array less.
@@ -829,7 +830,7 @@ def _forward_direction(
         extra = (c_prev, tanh_c)
     elif cache.cell == "gru":
         b_hn = b_hh[2 * hidden :]
-        hn = block.empty((saved, batch, hidden), dtype)
+        hn = block.empty((max(saved, 1), batch, hidden), dtype)
         extra = (hn,)
     else:  # the initial state, which the kernel overwrites
         extra = (backend.copy(state[0]),) if cache.saving else ()

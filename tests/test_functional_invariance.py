@@ -88,7 +88,7 @@ def test_each_sequence_is_bit_identical_alone_in_any_batch_and_thread_count(
     rnn_problems(max_batch=4, max_hidden=8), st.sampled_from([np.float32, np.float64])
 )
 def test_inference_mode_gives_the_same_bits_and_no_cache(problem, dtype):
-    """``return_cache=False`` saves no activations (one-step scratch buffers)
+    """``return_cache=False`` saves no activations (buffers of no steps)
     but computes exactly what the training forward computes."""
     arrays = problem.make_arrays(dtype)
     kwargs = problem.forward_kwargs(arrays)

@@ -80,8 +80,16 @@ def _split3(row, hidden):
 @njit(**KERNEL_OPTIONS)
 def _saved(t, buffer):
     """Where step ``t`` is saved in a ``(T, B, H)`` buffer for backward: ``t``,
-    or 0 in a one-step buffer (inference: nothing is kept but the last)."""
+    or 0 in a one-step buffer (a working row that nothing reads back)."""
     return min(t, buffer.shape[0] - 1)
+
+
+@njit(**KERNEL_OPTIONS)
+def _save(buffer, t, b, row):
+    """``buffer[t, b] = row`` (see :func:`_saved`); nothing for a buffer of
+    no steps (inference: nothing is saved, no copy is made)."""
+    if buffer.shape[0] > 0:
+        _copy(buffer[_saved(t, buffer), b], row)
 
 
 @njit(**KERNEL_OPTIONS)
@@ -145,8 +153,8 @@ def _lstm_forward_step(
         t = _step_time(s, b, lengths, reverse)
         if not uniform:
             _copy(gates[t, b], step_gates[b])
-        _copy(h_prev[_saved(t, h_prev), b], h[b])
-        _copy(c_prev[_saved(t, c_prev), b], c[b])
+        _save(h_prev, t, b, h[b])
+        _save(c_prev, t, b, c[b])
         i_gate, f_gate, g_gate, _ = _split4(step_gates[b], hidden)
         c_row = c[b]
         for j in range(hidden):
@@ -155,7 +163,7 @@ def _lstm_forward_step(
     tanh(c[:active].reshape(active * hidden), cell_tanh.reshape(active * hidden))
     for b in range(active):
         t = _step_time(s, b, lengths, reverse)
-        _copy(tanh_c[_saved(t, tanh_c), b], cell_tanh[b])
+        _save(tanh_c, t, b, cell_tanh[b])
         o_gate = step_gates[b, 3 * hidden :]
         tc = cell_tanh[b]
         h_row = h[b]
@@ -190,8 +198,8 @@ def lstm_forward_layer(
         ``bias_ih + bias_hh``). Out: gate activations ``i, f, g, o``.
     h_prev, c_prev : ndarray of shape (T, B, H)
         Out: the state each step started from (saved for backward). Of shape
-        ``(1, B, H)`` in inference, when nothing needs saving.
-    tanh_c : ndarray of shape (T, B, H) or (1, B, H)
+        ``(0, B, H)`` in inference: nothing is saved.
+    tanh_c : ndarray of shape (T, B, H) or (0, B, H)
         Out: ``tanh(c_t)`` (saved for backward).
     """
     steps, batch, width = gates.shape
@@ -316,7 +324,7 @@ def _gru_forward_step(
         row = gates[t, b]
         _copy(row[: 2 * hidden], act[b, : 2 * hidden])
         _copy(row[2 * hidden :], new_gate[b])
-        _copy(h_prev[_saved(t, h_prev), b], h[b])
+        _save(h_prev, t, b, h[b])
         z_gate = act[b, hidden : 2 * hidden]
         n_gate = new_gate[b]
         h_row = h[b]
@@ -346,10 +354,10 @@ def gru_forward_layer(
     gates : ndarray of shape (T, B, 3H)
         In: the input projection with ``bias_ih`` plus the ``r`` and ``z``
         blocks of ``bias_hh``. Out: activations ``r, z, n``.
-    h_prev : ndarray of shape (T, B, H) or (1, B, H)
-        Out: the state each step started from (one step only in inference).
+    h_prev : ndarray of shape (T, B, H) or (0, B, H)
+        Out: the state each step started from (nothing in inference).
     hn : ndarray of shape (T, B, H) or (1, B, H)
-        Out: ``h W_hn + b_hn``.
+        Out: ``h W_hn + b_hn`` (one working step in inference).
     """
     steps, batch, width = gates.shape
     hidden = width // 3
