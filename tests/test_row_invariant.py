@@ -12,7 +12,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rnntools.kernels.row_invariant import _row_by_row, row_invariant_matmul
+from rnntools.kernels.row_invariant import (
+    _row_by_row,
+    row_invariant_matmul,
+    row_invariant_matmul_add,
+)
 
 # (K, N): tile-sized, ragged right edges (partial vectors and single
 # columns), a single column, and an empty depth.
@@ -43,6 +47,15 @@ def test_every_row_count_gives_the_row_by_row_bits(dtype, depth, width):
         np.testing.assert_array_equal(
             product(row_invariant_matmul, a[:rows], b, bias), with_bias[:rows]
         )
+        # Adding a matrix, or out's own values (a single row then does not
+        # stream b over them): the chain first, then one rounded add.
+        out = rng.standard_normal((rows, width)).astype(dtype)
+        expected = out + reference[:rows]
+        np.testing.assert_array_equal(
+            product(row_invariant_matmul, a[:rows], b, out.ravel()), expected
+        )
+        row_invariant_matmul_add(a[:rows], b, out)
+        np.testing.assert_array_equal(out, expected)
     # float64 BLAS as a sanity bound on the values themselves: K products of
     # numbers ~1 carry a rounding error of about K * eps relative.
     eps = np.finfo(dtype).eps

@@ -303,41 +303,35 @@ def tanh(z, out):
 
 
 @njit(**KERNEL_OPTIONS)
-def gate_activations(recurrent, gates, tanh_columns):
-    """``gates = activation(recurrent + gates)`` in place, sigmoid or tanh by
-    column, over a block of gate pre-activations.
+def gate_activations(gates, tanh_columns):
+    """``gates = activation(gates)`` in place, sigmoid or tanh by column,
+    over a block of gate pre-activations.
 
-    One branch-free vectorised pass over all rows (it writes the activations
-    over the input projection they were added to): one call per timestep
-    rather than one per sequence and gate. Adding in here rather than in a
-    pass of its own, and writing in place rather than to a buffer copied
-    afterwards, made an LSTM forward layer 6-15 % faster (one thread,
-    B x H = 32 x 128 and 16 x 64); computing ``exp`` in registers rather
-    than through scratch arrays in a second pass, 30-37 % faster again, with
-    the same bits. Tanh columns use ``tanh(x) = 2 sigmoid(2x) - 1``, whose
-    error is absolute (within 2 ulp of 1), not relative to a tiny
-    ``tanh(x)``: what a gate value needs, but use :func:`tanh` where
-    relative accuracy near 0 matters.
+    One branch-free vectorised pass over all rows (the recurrent product is
+    already added in by :func:`.row_invariant.row_invariant_matmul_add`): one
+    call per timestep rather than one per sequence and gate. Writing in place
+    rather than to a buffer copied afterwards made an LSTM forward layer
+    6-15 % faster (one thread, B x H = 32 x 128 and 16 x 64); computing
+    ``exp`` in registers rather than through scratch arrays in a second pass,
+    30-37 % faster again, with the same bits. Tanh columns use
+    ``tanh(x) = 2 sigmoid(2x) - 1``, whose error is absolute (within 2 ulp of
+    1), not relative to a tiny ``tanh(x)``: what a gate value needs, but use
+    :func:`tanh` where relative accuracy near 0 matters.
 
     Parameters
     ----------
-    recurrent : ndarray of shape (rows, W)
-        C-contiguous recurrent part of the pre-activations. Must not overlap
-        ``gates``.
     gates : ndarray of shape (rows, W)
-        C-contiguous. In: the rest of the pre-activations (input projection
-        and biases). Out: the activations.
+        C-contiguous. In: the pre-activations. Out: the activations.
     tanh_columns : ndarray of shape (W,)
         Same dtype: 1 where the column takes sigmoid, 2 where it takes tanh.
     """
     zero, one, _ = constants(gates)
-    rows, width = recurrent.shape
+    rows, width = gates.shape
     for r in range(rows):
-        recurrent_row = recurrent[r]
         gates_row = gates[r]
         for j in range(width):
             factor = tanh_columns[j]
-            z = recurrent_row[j] + gates_row[j]
+            z = gates_row[j]
             scale, pm1 = _exp_parts(gates, -factor * abs(z))
             e = scale + scale * pm1  # exp(-factor |z|)
             numerator = one if z >= zero else e

@@ -37,7 +37,7 @@ from . import GRU_CELL, LSTM_CELL
 from ._jit import CACHE, KERNEL_OPTIONS
 from .activations import constants, gate_activations, sigmoid, tanh
 from .blas import matmul_tn
-from .row_invariant import no_bias, row_invariant_matmul
+from .row_invariant import no_bias, row_invariant_matmul, row_invariant_matmul_add
 
 #: Options of the per-step helpers (``_lstm_forward_step``, ...), each called
 #: from one layer loop: Numba inlines them there instead of compiling each as
@@ -130,13 +130,12 @@ def input_projection(inp, w_ih, bias, gates):
 
 @njit(**STEP_OPTIONS)
 def _lstm_forward_step(
-    active, s, lengths, reverse, w_hh_t, h, c, pre, gathered, cell_tanh,
+    active, s, lengths, reverse, w_hh_t, h, c, gathered, cell_tanh,
     tanh_columns, out, out_col, gates, h_prev, c_prev, tanh_c,
 ):  # fmt: skip
     hidden = h.shape[1]
-    pre = pre[:active]
-    row_invariant_matmul(h[:active], w_hh_t, pre, no_bias(pre))
-    # The activations overwrite the input projection in ``gates``: in place
+    # The recurrent product is added to the input projection in ``gates``
+    # (row_invariant_matmul_add), and the activations overwrite it: in place
     # where the step's sequences share a time (forwards, or equal lengths),
     # else gathered into one block and scattered back, one call for the step
     # (ragged bidirectional 32x50x32x64 forward, one thread, medians of three
@@ -148,7 +147,8 @@ def _lstm_forward_step(
         step_gates = gathered[:active]
         for b in range(active):
             _copy(step_gates[b], gates[_step_time(s, b, lengths, reverse), b])
-    gate_activations(pre, step_gates, tanh_columns)
+    row_invariant_matmul_add(h[:active], w_hh_t, step_gates)
+    gate_activations(step_gates, tanh_columns)
     for b in range(active):
         t = _step_time(s, b, lengths, reverse)
         if not uniform:
@@ -204,7 +204,6 @@ def lstm_forward_layer(
     """
     steps, batch, width = gates.shape
     hidden = width // 4
-    pre = np.empty((batch, width), dtype=gates.dtype)
     gathered = np.empty((batch, width), dtype=gates.dtype)
     cell_tanh = np.empty((batch, hidden), dtype=gates.dtype)
     tanh_columns = np.ones(width, dtype=gates.dtype)
@@ -215,7 +214,7 @@ def lstm_forward_layer(
         if active == 0:
             break
         _lstm_forward_step(
-            active, s, lengths, reverse, w_hh_t, h, c, pre, gathered, cell_tanh,
+            active, s, lengths, reverse, w_hh_t, h, c, gathered, cell_tanh,
             tanh_columns, out, out_col, gates, h_prev, c_prev, tanh_c,
         )  # fmt: skip
 
@@ -728,7 +727,7 @@ def _step_input(x, w_ih_t, bias, gates):
 
 @njit(**KERNEL_OPTIONS)
 def lstm_step(x, w_ih_t, w_hh_t, bias, tanh_columns, h, c, h_out, c_out, gates,
-              pre, input_ready):  # fmt: skip
+              input_ready):  # fmt: skip
     """One LSTM step of one layer: ``(h, c) -> (h_out, c_out)``.
 
     Parameters
@@ -746,7 +745,7 @@ def lstm_step(x, w_ih_t, w_hh_t, bias, tanh_columns, h, c, h_out, c_out, gates,
         The state; read only.
     h_out, c_out : ndarray of shape (B, H)
         Out: the next state.
-    gates, pre : ndarray of shape (B, 4H)
+    gates : ndarray of shape (B, 4H)
         Scratch.
     input_ready : bool
         ``gates`` already holds ``x W_ih + bias`` (``x`` is then unused).
@@ -754,8 +753,8 @@ def lstm_step(x, w_ih_t, w_hh_t, bias, tanh_columns, h, c, h_out, c_out, gates,
     batch, hidden = h.shape
     if not input_ready:
         _step_input(x, w_ih_t, bias, gates)
-    row_invariant_matmul(h, w_hh_t, pre, no_bias(pre))
-    gate_activations(pre, gates, tanh_columns)
+    row_invariant_matmul_add(h, w_hh_t, gates)
+    gate_activations(gates, tanh_columns)
     for b in range(batch):
         i_gate, f_gate, g_gate, _ = _split4(gates[b], hidden)
         c_prev = c[b]
@@ -936,7 +935,7 @@ def stack_step(cell, relu, x, x_projected, w_ih0_t, w_ih_rest_t, w_hh_t, bias,
         if cell == LSTM_CELL:
             lstm_step(
                 layer_input, w_ih_t, w_hh_t[layer], bias[layer], tanh_columns,
-                h[layer], c[layer], h_out[layer], c_out[layer], layer_gates, pre,
+                h[layer], c[layer], h_out[layer], c_out[layer], layer_gates,
                 input_ready,
             )  # fmt: skip
         elif cell == GRU_CELL:

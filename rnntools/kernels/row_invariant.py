@@ -76,14 +76,16 @@ def _make_tile(row_counts, vectors, scalar=False):
     """Build an intrinsic that computes one register tile of ``a @ b``.
 
     The intrinsic, ``tile(a, a_start, lda, b, b_start, ldb, out, out_start,
-    ldc, depth, rows, bias, with_bias)``, sets the ``rows x (vectors *
-    lanes)`` block of ``out`` that starts at flat element ``out_start`` (rows
-    ``ldc`` elements apart) to the product of the ``rows x depth`` block of
-    ``a`` at ``a_start`` (rows ``lda`` apart) and the ``depth x (vectors *
-    lanes)`` block of ``b`` at ``b_start`` (rows ``ldb`` apart), plus, if
-    ``with_bias``, the ``vectors * lanes`` elements of the 1-D ``bias`` at
-    ``b_start`` (added to the finished sums before they are stored: the bits
-    of ``out += bias`` after the product, without its pass). ``lanes`` is
+    ldc, depth, rows, addend, addend_start, addend_ld, adding)``, sets the
+    ``rows x (vectors * lanes)`` block of ``out`` that starts at flat element
+    ``out_start`` (rows ``ldc`` elements apart) to the product of the ``rows
+    x depth`` block of ``a`` at ``a_start`` (rows ``lda`` apart) and the
+    ``depth x (vectors * lanes)`` block of ``b`` at ``b_start`` (rows ``ldb``
+    apart), plus, if ``adding``, the block of the 1-D ``addend`` at
+    ``addend_start`` (rows ``addend_ld`` apart: 0 for a bias row, ``ldc`` for
+    ``out``'s own previous values), added to the finished sums before they
+    are stored (the bits of ``out += addend`` after the product, without its
+    pass). ``lanes`` is
     ``VECTOR_BYTES // itemsize`` (16 float32, 8 float64), or 1 with
     ``scalar``. ``rows`` (runtime) must be one of ``row_counts``: the IR holds
     one loop per count (anything else writes nothing). Nothing is checked:
@@ -99,8 +101,8 @@ def _make_tile(row_counts, vectors, scalar=False):
 
     @intrinsic
     def tile(typingctx, a, a_start, lda, b, b_start, ldb, out, out_start, ldc,
-             depth, rows, bias, with_bias):  # fmt: skip
-        arrays = (a, b, out, bias)
+             depth, rows, addend, addend_start, addend_ld, adding):  # fmt: skip
+        arrays = (a, b, out, addend)
         if not all(
             isinstance(array, types.Array)
             and array.layout == "C"
@@ -111,7 +113,7 @@ def _make_tile(row_counts, vectors, scalar=False):
             return None
         signature = types.void(
             a, a_start, lda, b, b_start, ldb, out, out_start, ldc, depth, rows,
-            bias, with_bias,
+            addend, addend_start, addend_ld, adding,
         )  # fmt: skip
 
         def codegen(context, builder, sig, args):
@@ -123,7 +125,7 @@ def _make_tile(row_counts, vectors, scalar=False):
                 for value, value_type in zip(args, sig.args, strict=True)
             ]
             (a_v, a_0, lda_v, b_v, b_0, ldb_v, out_v, out_0, ldc_v, depth_v,
-             rows_v, bias_v, with_bias_v) = values  # fmt: skip
+             rows_v, addend_v, addend_0, addend_ld_v, adding_v) = values  # fmt: skip
             element = context.get_value_type(sig.args[0].dtype)
             size = context.get_abi_sizeof(element)
             lanes = 1 if scalar else VECTOR_BYTES // size
@@ -153,11 +155,12 @@ def _make_tile(row_counts, vectors, scalar=False):
             a_p = start(sig.args[0], a_v, a_0)
             b_p = start(sig.args[3], b_v, b_0)
             out_p = start(sig.args[6], out_v, out_0)
-            # Without a bias the "bias" is read from the tile's own first row
-            # of ``out`` (valid memory, about to be written) and not added.
-            bias_p = builder.select(
-                with_bias_v, start(sig.args[11], bias_v, b_0), out_p
+            # Without an addend, the tile's own rows of ``out`` are read
+            # (valid memory, about to be written) and not added.
+            addend_p = builder.select(
+                adding_v, start(sig.args[11], addend_v, addend_0), out_p
             )
+            addend_ld_v = builder.select(adding_v, addend_ld_v, ldc_v)
             zero = ir.Constant(vector, None)
             broadcast = ir.Constant(ir.VectorType(ir.IntType(32), lanes), [0] * lanes)
 
@@ -223,16 +226,21 @@ def _make_tile(row_counts, vectors, scalar=False):
                         result.add_incoming(zero, entry)
                         result.add_incoming(updated[i][v], loop)
                         sums_out.append(result)
-                bias_k = [
-                    builder.load(at(bias_p, constant(v * lanes)), align=size)
-                    for v in range(vectors)
-                ]
-                results = [
-                    builder.select(
-                        with_bias_v, builder.fadd(result, bias_k[n % vectors]), result
+                results = []
+                for i in range(count):
+                    addend_row = builder.gep(
+                        addend_p, [builder.mul(constant(i), addend_ld_v)]
                     )
-                    for n, result in enumerate(sums_out)
-                ]
+                    for v in range(vectors):
+                        addend = builder.load(
+                            at(addend_row, constant(v * lanes)), align=size
+                        )
+                        result = sums_out[i * vectors + v]
+                        results.append(
+                            builder.select(
+                                adding_v, builder.fadd(result, addend), result
+                            )
+                        )
                 for i in range(count):
                     out_row = builder.gep(out_p, [builder.mul(constant(i), ldc_v)])
                     for v in range(vectors):
@@ -271,23 +279,26 @@ def _lanes_overload(array):
 
 
 @njit(**KERNEL_OPTIONS)
-def _right_edge(a, b, out, first_row, rows, first_col, bias, with_bias):
+def _right_edge(a, b, out, first_row, rows, first_col, addend, addend_ld):
     """Columns ``first_col:`` of rows ``first_row:first_row + rows``
-    (``rows <= TILE_ROWS``) of ``out = a @ b (+ bias)``: one vector, then one
-    column at a time (same operations as every tile)."""
+    (``rows <= TILE_ROWS``) of ``out = a @ b (+ addend)``: one vector, then
+    one column at a time (same operations as every tile)."""
     depth = a.shape[1]
     cols = b.shape[1]
     lanes = _lanes(a)
     a_start = first_row * depth
+    adding = addend.shape[0] > 0
     vector_end = cols - (cols - first_col) % lanes
     for col in range(first_col, vector_end, lanes):
         _vector_tile(a, a_start, depth, b, col, cols,
                      out, first_row * cols + col, cols, depth, rows,
-                     bias, with_bias)  # fmt: skip
+                     addend, first_row * addend_ld + col, addend_ld,
+                     adding)  # fmt: skip
     for col in range(vector_end, cols):
         _column_tile(a, a_start, depth, b, col, cols,
                      out, first_row * cols + col, cols, depth, rows,
-                     bias, with_bias)  # fmt: skip
+                     addend, first_row * addend_ld + col, addend_ld,
+                     adding)  # fmt: skip
 
 
 @njit(**KERNEL_OPTIONS)
@@ -312,14 +323,35 @@ def _row_by_row(a, b, out, bias):
 
 @njit(**KERNEL_OPTIONS)
 def no_bias(out):
-    """An empty bias for :func:`row_invariant_matmul` (nothing is added)."""
+    """An empty addend for :func:`row_invariant_matmul` (nothing is added)."""
     return out.reshape(out.size)[:0]
+
+
+@njit(**KERNEL_OPTIONS, inline="always")
+def row_invariant_matmul_add(a, b, out):
+    """``out += a @ b`` in register tiles: each ``out[r, j]`` becomes
+    ``out[r, j] + chain``, the chain of :func:`row_invariant_matmul` rounded
+    first, so the same bits as ``out = out + row_invariant_matmul(a, b)``
+    (an LSTM's gate pre-activations: the input projection plus the recurrent
+    product), with neither a buffer for the product nor a pass over it.
+    Inlined: one compiled product serves both.
+
+    Parameters
+    ----------
+    a : ndarray of shape (M, K)
+    b : ndarray of shape (K, N)
+        Same dtype (float32 or float64), C-contiguous.
+    out : ndarray of shape (M, N)
+        In and out, C-contiguous; must not overlap ``a`` or ``b``.
+    """
+    row_invariant_matmul(a, b, out, out.reshape(out.size))
 
 
 @njit(**KERNEL_OPTIONS)
 def row_invariant_matmul(a, b, out, bias):
     """``out = a @ b + bias`` in register tiles, bit for bit as
-    :func:`_row_by_row`.
+    :func:`_row_by_row` (``bias`` a row, or ``out``'s own values: see
+    :func:`row_invariant_matmul_add`).
 
     Every ``out[r, j]`` is ``fma(a[r, K-1], b[K-1, j], ... fma(a[r, 0],
     b[0, j], 0))``: one chain of fused multiply-adds from zero, ``k``
@@ -350,16 +382,23 @@ def row_invariant_matmul(a, b, out, bias):
         Same dtype (float32 or float64), C-contiguous.
     out : ndarray of shape (M, N)
         Output, C-contiguous; must not overlap ``a`` or ``b``.
-    bias : ndarray of shape (N,) or (0,)
-        C-contiguous, same dtype; empty (:func:`no_bias`) for none: one array
-        type either way, so that one compiled product serves both.
+    bias : ndarray of shape (N,), (M*N,) or (0,)
+        C-contiguous, same dtype: a row added to every row, a flattened
+        ``(M, N)`` matrix added elementwise (it may be ``out`` itself), or
+        empty (:func:`no_bias`) for nothing. One array type in every case, so
+        that one compiled product serves them all.
     """
     rows, depth = a.shape
     cols = b.shape[1]
-    with_bias = bias.shape[0] > 0
-    if rows == 1 and b.nbytes > STREAM_BYTES:
+    # Rows of the addend apart: 0 for a bias row (one row only: either).
+    addend_ld = cols if bias.shape[0] != cols else 0
+    # A single row streams b, overwriting out as it goes: not when adding out
+    # to itself (the tiles are as fast in float32).
+    in_place = bias.shape[0] > 0 and bias.ctypes.data == out.ctypes.data
+    if rows == 1 and b.nbytes > STREAM_BYTES and not in_place:
         _row_by_row(a, b, out, bias)
         return
+    adding = bias.shape[0] > 0
     lanes = _lanes(a)
     width = TILE_VECTORS * lanes
     full_cols = cols - cols % width
@@ -372,13 +411,14 @@ def row_invariant_matmul(a, b, out, bias):
             for row in range(first, last, TILE_ROWS):
                 _tile(a, row * depth, depth, b, col, cols,
                       out, row * cols + col, cols, depth, TILE_ROWS,
-                      bias, with_bias)  # fmt: skip
+                      bias, row * addend_ld + col, addend_ld,
+                      adding)  # fmt: skip
         if full_cols < cols:
             for row in range(first, last, TILE_ROWS):
                 # TILE_ROWS itself would be typed Literal[int](6): a second
                 # specialisation of _right_edge to compile (0.2 s cold).
                 tile_rows = min(TILE_ROWS, last - row)
-                _right_edge(a, b, out, row, tile_rows, full_cols, bias, with_bias)
+                _right_edge(a, b, out, row, tile_rows, full_cols, bias, addend_ld)
     tail = rows - full_rows
     if tail == 0:
         return
@@ -389,11 +429,13 @@ def row_invariant_matmul(a, b, out, bias):
         for col in range(0, done, wide):
             _wide_tile(a, a_start, depth, b, col, cols,
                        out, full_rows * cols + col, cols, depth, tail,
-                       bias, with_bias)  # fmt: skip
+                       bias, full_rows * addend_ld + col, addend_ld,
+                       adding)  # fmt: skip
     else:
         done = full_cols
         for col in range(0, done, width):
             _tile(a, a_start, depth, b, col, cols,
                   out, full_rows * cols + col, cols, depth, tail,
-                  bias, with_bias)  # fmt: skip
-    _right_edge(a, b, out, full_rows, tail, done, bias, with_bias)
+                  bias, full_rows * addend_ld + col, addend_ld,
+                  adding)  # fmt: skip
+    _right_edge(a, b, out, full_rows, tail, done, bias, addend_ld)
