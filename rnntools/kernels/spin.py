@@ -1,7 +1,8 @@
 """A bounded spin-wait for the thread hand-offs of :mod:`rnntools._threads`.
 
 A thread blocked on a lock sleeps, and on a VM its idle vCPU halts: a task
-handed to a sleeping worker started 40-50 us late here. So a worker that has
+handed to a sleeping worker started 40-50 us late here after a short pause,
+200-400 us late after a few milliseconds. So a worker that has
 just finished a task, and a caller waiting for a worker's result, first
 watch a flag for a short while with the GIL released, and only then block.
 An LSTM forward on two threads went from 504-510 to 468-475 us at
