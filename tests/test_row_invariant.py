@@ -4,7 +4,9 @@ Each ``out[r, j]`` must be the one chain of fused multiply-adds from zero over
 ``k`` ascending, whichever register tile computes it: the same bits as the
 plain row-by-row loop, for every ``M`` (every tile shape and remainder), any
 row order, and both dtypes; with a bias, that chain plus the bias, rounded
-once (the bits of ``out += bias`` afterwards).
+once (the bits of ``out += bias`` afterwards). ``row_invariant_gathered_matmul``
+(every row its own ``b`` and depth) must give each row the bits of that row's
+own product.
 """
 
 import numpy as np
@@ -14,6 +16,7 @@ from hypothesis import strategies as st
 
 from rnntools.kernels.row_invariant import (
     _row_by_row,
+    row_invariant_gathered_matmul,
     row_invariant_matmul,
     row_invariant_matmul_add,
 )
@@ -93,3 +96,41 @@ def test_special_values_propagate_as_in_the_loop():
     np.testing.assert_array_equal(
         product(row_invariant_matmul, a, b), product(_row_by_row, a, b)
     )
+
+
+@given(
+    st.integers(1, 23),
+    st.integers(0, 40),
+    st.integers(1, 150),
+    st.sampled_from([np.float32, np.float64]),
+    st.randoms(use_true_random=False),
+)
+def test_gathered_rows_get_the_bits_of_their_own_product(
+    rows, depth, width, dtype, random
+):
+    # Every tile row count (1-4, and the remainders of 5-23 rows), ragged
+    # right edges (partial panels, vectors and single columns), depths from
+    # 0 to K (rows of one tile that stop at different k), sources repeated.
+    rng = np.random.default_rng(rows * 10_000 + depth * 200 + width)
+    sources = 7
+    b = rng.standard_normal((sources, depth, width)).astype(dtype)
+    a = rng.standard_normal((rows, depth)).astype(dtype)
+    source = np.array([random.randrange(sources) for _ in range(rows)])
+    depths = np.array([random.randint(0, depth) for _ in range(rows)], np.int64)
+    out = np.full((rows, width), np.nan, dtype)
+    row_invariant_gathered_matmul(a, b, source * depth * width, depths, out)
+    for r in range(rows):
+        d = depths[r]
+        expected = product(
+            row_invariant_matmul,
+            np.ascontiguousarray(a[r : r + 1, :d]),
+            np.ascontiguousarray(b[source[r], :d]),
+        )
+        np.testing.assert_array_equal(out[r : r + 1], expected)
+    # Reordering the rows moves their results and nothing else.
+    order = rng.permutation(rows)
+    shuffled = np.full_like(out, np.nan)
+    row_invariant_gathered_matmul(
+        a[order], b, source[order] * depth * width, depths[order], shuffled
+    )
+    np.testing.assert_array_equal(shuffled, out[order])

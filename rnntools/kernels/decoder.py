@@ -48,7 +48,11 @@ from numba import njit
 from ._jit import KERNEL_OPTIONS
 from .activations import constants, expm1_parts, tanh
 from .cpu import _copy, embedding_gather, stack_step
-from .row_invariant import no_bias, row_invariant_matmul
+from .row_invariant import (
+    no_bias,
+    row_invariant_gathered_matmul,
+    row_invariant_matmul,
+)
 
 #: Source positions of the attention keys are padded to a multiple of this
 #: (16 float32 in an AVX-512 vector): the scores of a row are computed over
@@ -79,10 +83,10 @@ def scratch_size(rows, model):
         + hidden
         + merge.shape[1]  # head input
         + 4 * head_weight_t.shape[1]  # logits, log_softmax_rows' work
-        + 3 * keys_t.shape[2]  # attention_step's work
+        + 3 * keys_t.shape[2]
+        + memory.shape[2]  # attention_step's work
     )
-    per_call = keys_t.shape[2] + hidden + memory.shape[2] + memory.shape[1]
-    return rows * per_row + per_call
+    return rows * per_row
 
 
 @njit(**KERNEL_OPTIONS)
@@ -221,13 +225,14 @@ def attention_step(query, decoder_output, memory, keys_t, memory_lengths, rows,
         Out.
     weights : ndarray of shape (N, S)
         Out: the attention weights.
-    work : ndarray of shape (>= 3 N S_pad + S_pad + K + H_mem + S,)
+    work : ndarray of shape (>= N (3 S_pad + H_mem),)
         Scratch.
     """
     zero, _, _ = constants(weights)
     memory_size = memory.shape[2]
     key_size = query.shape[1]
     padded = keys_t.shape[2]
+    positions = memory.shape[1]
     rows_count = query.shape[0]
     size = rows_count * padded
     # The softmax's exponentials in one call for every row (per row, on 32
@@ -236,48 +241,44 @@ def attention_step(query, decoder_output, memory, keys_t, memory_lengths, rows,
     pm1 = work[size : 2 * size].reshape(rows_count, padded)
     scale = work[2 * size : 3 * size].reshape(rows_count, padded)
     offset = 3 * size
-    # Row-vector products on the register tiles (a plain loop kept its sums
-    # in memory: latency-bound, 2-3x slower), through C-contiguous scratch.
-    scores = work[offset : offset + padded].reshape(1, padded)
-    offset += padded
-    query_row = work[offset : offset + key_size].reshape(1, key_size)
-    offset += key_size
-    context = work[offset : offset + memory_size].reshape(1, memory_size)
-    offset += memory_size
-    weights_row = work[offset : offset + weights.shape[1]]
+    contexts = work[offset : offset + rows_count * memory_size].reshape(
+        rows_count, memory_size
+    )
+    # Scores and contexts: each row against its own source's keys and
+    # memory, several rows per k loop (row_invariant_gathered_matmul).
+    starts = np.empty(rows_count, dtype=np.int64)
+    depths = np.empty(rows_count, dtype=np.int64)
     for n in range(rows_count):
-        source = rows[n]
-        length = memory_lengths[source]
-        for k in range(key_size):
-            query_row[0, k] = query[n, k]
-        row_invariant_matmul(query_row, keys_t[source], scores, no_bias(scores))
-        best = scores[0, 0]
+        starts[n] = rows[n] * key_size * padded
+        depths[n] = key_size
+    scores = scale  # free until the exponentials
+    row_invariant_gathered_matmul(query, keys_t, starts, depths, scores)
+    for n in range(rows_count):
+        length = memory_lengths[rows[n]]
+        row_scores = scores[n]
+        best = row_scores[0]
         for s in range(1, length):
-            best = max(best, scores[0, s])
+            best = max(best, row_scores[s])
         shifted_row = shifted[n]
         for s in range(padded):  # padding at exp(-inf) = 0
-            shifted_row[s] = scores[0, s] - best if s < length else -np.inf
+            shifted_row[s] = row_scores[s] - best if s < length else -np.inf
     expm1_parts(shifted.reshape(size), pm1.reshape(size), scale.reshape(size))
     for n in range(rows_count):
-        source = rows[n]
-        length = memory_lengths[source]
+        length = memory_lengths[rows[n]]
+        row_weights = weights[n]
         norm = zero
         for s in range(length):
-            weights_row[s] = scale[n, s] + scale[n, s] * pm1[n, s]
-            norm += weights_row[s]
-        row_weights = weights[n]
+            row_weights[s] = scale[n, s] + scale[n, s] * pm1[n, s]
+            norm += row_weights[s]
         for s in range(length):
-            row_weights[s] = weights_row[s] / norm
-            weights_row[s] = row_weights[s]
-        for s in range(length, weights.shape[1]):
+            row_weights[s] = row_weights[s] / norm
+        for s in range(length, positions):
             row_weights[s] = zero
-        row_invariant_matmul(
-            weights_row[:length].reshape(1, length),
-            memory[source][:length],
-            context,
-            no_bias(context),
-        )
-        _copy(combined[n, :memory_size], context[0])
+        starts[n] = rows[n] * positions * memory_size
+        depths[n] = length
+    row_invariant_gathered_matmul(weights, memory, starts, depths, contexts)
+    for n in range(rows_count):
+        _copy(combined[n, :memory_size], contexts[n])
         _copy(combined[n, memory_size:], decoder_output[n])
 
 
