@@ -1212,6 +1212,10 @@ def _thread_scratch(size, dtype, purpose="step"):
     return buffer
 
 
+#: Every row continues its own state (see :func:`.kernels.cpu.stack_step`).
+_NO_PARENTS = np.empty(0, dtype=np.int64)
+
+
 def _step_rows(prepared, x_t, parts, new_parts, rows):
     """One step of the rows ``rows`` (a slice) of the batch, into
     ``new_parts``: in place for the whole batch, else through copies of the
@@ -1227,7 +1231,8 @@ def _step_rows(prepared, x_t, parts, new_parts, rows):
     finite = cpu.stack_step(
         prepared.cell_code, prepared.relu, rows_x, False, prepared.w_ih0_t,
         prepared.w_ih_rest_t, prepared.w_hh_t, prepared.bias, prepared.b_hn,
-        prepared.tanh_columns, block[0], block[-1], out[0], out[-1], scratch,
+        prepared.tanh_columns, block[0], block[-1], _NO_PARENTS, out[0], out[-1],
+        scratch,
     )  # fmt: skip
     if not whole:
         for full, part in zip(new_parts, out, strict=True):

@@ -15,6 +15,7 @@ from strategies import rnn_problems
 
 from rnntools import init_params, rnn_forward
 from rnntools.functional import PreparedStep, prepare_step, rnn_step
+from rnntools.kernels import cpu
 
 unidirectional = rnn_problems(bidirectional=False, ragged=False)
 
@@ -94,6 +95,59 @@ def test_state_is_not_modified_and_beams_reorder_by_indexing():
     out, _ = rnn_step(x, state, prepared)
     np.testing.assert_array_equal(out_reordered, out[index])
     assert next_state[0].shape == (2, 3, 4)
+
+
+@given(
+    rnn_problems(bidirectional=False, ragged=False, max_batch=6, max_hidden=40),
+    st.sampled_from([np.float32, np.float64]),
+    st.booleans(),
+    st.randoms(use_true_random=False),
+)
+def test_beams_sharing_a_parent_state_get_the_bits_of_their_own_copy(
+    problem, dtype, projected, random
+):
+    # Beam search hands the stack each distinct parent state once, and every
+    # beam the index of its parent: the products are computed per state and
+    # shared. Each beam must get the bits of a step on its own copy of the
+    # state (as decoding.beam_search's reordered states give it).
+    arrays = problem.make_arrays(dtype)
+    prepared = prepare_step(
+        arrays.params, problem.cell, nonlinearity=problem.nonlinearity
+    )
+    layers, hidden = prepared.num_layers, prepared.hidden_size
+    width = prepared.w_hh_t.shape[2]
+    rng = np.random.default_rng(problem.batch_size * hidden)
+    beams = random.randint(1, 3 * problem.batch_size)
+    states = min(problem.batch_size, beams)  # never more states than beams
+    h = rng.standard_normal((layers, states, hidden)).astype(dtype)
+    c_width = hidden if problem.cell == "lstm" else 0
+    c = rng.standard_normal((layers, states, c_width)).astype(dtype)
+    parents = np.array([random.randrange(states) for _ in range(beams)], np.int64)
+    columns = width if projected else prepared.input_size
+    x = rng.standard_normal((beams, columns)).astype(dtype)
+
+    def step(x, h, c, parents):
+        rows = x.shape[0]
+        h_out = np.full((layers, rows, hidden), np.nan, dtype)
+        c_out = np.full((layers, rows, c_width), np.nan, dtype)
+        scratch = np.full((rows, 4 * width + 3 * hidden), np.nan, dtype)
+        assert cpu.stack_step(
+            prepared.cell_code, prepared.relu, x.copy(), projected,
+            prepared.w_ih0_t, prepared.w_ih_rest_t, prepared.w_hh_t,
+            prepared.bias, prepared.b_hn, prepared.tanh_columns, h, c, parents,
+            h_out, c_out, scratch,
+        )  # fmt: skip
+        return h_out, c_out
+
+    shared = step(x, h, c, parents)
+    copied = step(
+        x,
+        np.ascontiguousarray(h[:, parents]),
+        np.ascontiguousarray(c[:, parents]),
+        np.empty(0, np.int64),
+    )
+    for got, expected in zip(shared, copied, strict=True):
+        np.testing.assert_array_equal(got, expected)
 
 
 def test_prepare_step_lays_out_weights_once():

@@ -20,6 +20,7 @@ from .._threads import kernel_threads, num_threads, parallel_map
 from .._workspace import POOL
 from ..functional import (
     _MIN_FLOPS_PER_BLOCK,
+    _NO_PARENTS,
     PreparedStep,
     _thread_scratch,
     prepare_step,
@@ -303,8 +304,9 @@ class DecoderArrays:
             out = log_probs[block]
             weights = attention_weights[block]
             status = kernels.decoder_step(
-                tokens[block], rows[block], model, *parts, out, weights, buffer
-            )
+                tokens[block], rows[block], _NO_PARENTS, model, *parts, out,
+                weights, buffer,
+            )  # fmt: skip
             if not whole:
                 h_out[:, block] = parts[2]
                 c_out[:, block] = parts[3]

@@ -727,7 +727,7 @@ def _step_input(x, w_ih_t, bias, gates):
 
 @njit(**KERNEL_OPTIONS)
 def lstm_step(x, w_ih_t, w_hh_t, bias, tanh_columns, h, c, h_out, c_out, gates,
-              input_ready):  # fmt: skip
+              input_ready, recurrent_ready):  # fmt: skip
     """One LSTM step of one layer: ``(h, c) -> (h_out, c_out)``.
 
     Parameters
@@ -749,11 +749,15 @@ def lstm_step(x, w_ih_t, w_hh_t, bias, tanh_columns, h, c, h_out, c_out, gates,
         Scratch.
     input_ready : bool
         ``gates`` already holds ``x W_ih + bias`` (``x`` is then unused).
+    recurrent_ready : bool
+        ``gates`` already holds the recurrent product too (``h`` is then
+        unused: see :func:`stack_step`'s ``parents``).
     """
-    batch, hidden = h.shape
+    batch, hidden = h_out.shape
     if not input_ready:
         _step_input(x, w_ih_t, bias, gates)
-    row_invariant_matmul_add(h, w_hh_t, gates)
+    if not recurrent_ready:
+        row_invariant_matmul_add(h, w_hh_t, gates)
     gate_activations(gates, tanh_columns)
     for b in range(batch):
         i_gate, f_gate, g_gate, _ = _split4(gates[b], hidden)
@@ -771,7 +775,7 @@ def lstm_step(x, w_ih_t, w_hh_t, bias, tanh_columns, h, c, h_out, c_out, gates,
 
 @njit(**KERNEL_OPTIONS)
 def gru_step(x, w_ih_t, w_hh_t, bias, b_hn, h, h_out, gates, pre, gate_work,
-             input_ready):  # fmt: skip
+             input_ready, recurrent_ready):  # fmt: skip
     """One GRU step of one layer (PyTorch's reset-after form): ``h -> h_out``.
 
     Parameters
@@ -794,12 +798,15 @@ def gru_step(x, w_ih_t, w_hh_t, bias, b_hn, h, h_out, gates, pre, gate_work,
         ``n`` columns too: a third less of it), then the candidate.
     input_ready : bool
         ``gates`` already holds ``x W_ih + bias`` (``x`` is then unused).
+    recurrent_ready : bool
+        ``pre`` already holds the recurrent product ``h W_hh``.
     """
     batch, hidden = h.shape
     size = 2 * batch * hidden
     if not input_ready:
         _step_input(x, w_ih_t, bias, gates)
-    row_invariant_matmul(h, w_hh_t, pre, no_bias(pre))
+    if not recurrent_ready:
+        row_invariant_matmul(h, w_hh_t, pre, no_bias(pre))
     rz_pre = gate_work[:size].reshape(batch, 2 * hidden)
     rz = gate_work[size : 2 * size].reshape(batch, 2 * hidden)
     for b in range(batch):
@@ -825,7 +832,7 @@ def gru_step(x, w_ih_t, w_hh_t, bias, b_hn, h, h_out, gates, pre, gate_work,
 
 @njit(**KERNEL_OPTIONS)
 def rnn_step(x, w_ih_t, w_hh_t, bias, relu, h, h_out, gates, pre,
-             input_ready):  # fmt: skip
+             input_ready, recurrent_ready):  # fmt: skip
     """One Elman step of one layer: ``h_out = act(x W_ih + b + h W_hh)``.
 
     Parameters
@@ -843,12 +850,16 @@ def rnn_step(x, w_ih_t, w_hh_t, bias, relu, h, h_out, gates, pre,
         Scratch.
     input_ready : bool
         ``gates`` already holds ``x W_ih + bias`` (``x`` is then unused).
+    recurrent_ready : bool
+        ``pre`` already holds the recurrent product ``h W_hh`` (``h`` is then
+        unused).
     """
     zero, _, _ = constants(gates)
-    batch, hidden = h.shape
+    batch, hidden = h_out.shape
     if not input_ready:
         _step_input(x, w_ih_t, bias, gates)
-    row_invariant_matmul(h, w_hh_t, pre, no_bias(pre))
+    if not recurrent_ready:
+        row_invariant_matmul(h, w_hh_t, pre, no_bias(pre))
     for b in range(batch):
         for j in range(hidden):
             pre[b, j] += gates[b, j]
@@ -876,7 +887,8 @@ def _finite(array):
 
 @njit(**KERNEL_OPTIONS)
 def stack_step(cell, relu, x, x_projected, w_ih0_t, w_ih_rest_t, w_hh_t, bias,
-               b_hn, tanh_columns, h, c, h_out, c_out, scratch):  # fmt: skip
+               b_hn, tanh_columns, h, c, parents, h_out, c_out,
+               scratch):  # fmt: skip
     """One timestep of a unidirectional stack of ``L`` layers, in one call.
 
     Parameters
@@ -903,11 +915,19 @@ def stack_step(cell, relu, x, x_projected, w_ih0_t, w_ih_rest_t, w_hh_t, bias,
         The GRU's ``n`` block of ``bias_hh`` (unused by the other cells).
     tanh_columns : ndarray of shape (G*H,)
         LSTM only (see :func:`lstm_step`).
-    h, c : ndarray of shape (L, B, H)
-        The state (``c`` is read by the LSTM only); read only.
+    h, c : ndarray of shape (L, U, H)
+        The state (``c`` is read by the LSTM only); read only. ``U = B``
+        without ``parents``.
+    parents : int64 ndarray of shape (B,) or (0,)
+        Row ``b`` continues the state ``h[:, parents[b]]`` (beam search:
+        beams that share a parent share its state). Each recurrent product
+        is then computed once per state (``U`` rows) and added to every row
+        that continues it: the same bits as one row per beam, since a row's
+        product does not depend on the rows around it. ``U <= B``, not
+        checked. Empty: row ``b`` continues ``h[:, b]``.
     h_out, c_out : ndarray of shape (L, B, H)
         Out: the next state (``c_out`` written by the LSTM only).
-    scratch : ndarray of shape (B, 3 * G*H + H)
+    scratch : ndarray of shape (B, 3 * G*H + H), with parents (B, 4 * G*H + 3 * H)
         Scratch, kept by the caller between steps (fresh pages cost more than
         the step itself at large batches).
 
@@ -921,32 +941,65 @@ def stack_step(cell, relu, x, x_projected, w_ih0_t, w_ih_rest_t, w_hh_t, bias,
         return False
     batch = x.shape[0]
     hidden = h.shape[2]
+    cell_width = c.shape[2]
     width = w_hh_t.shape[2]
     flat = scratch.reshape(batch * scratch.shape[1])
     size = batch * width
     gates = flat[:size].reshape(batch, width)
     pre = flat[size : 2 * size].reshape(batch, width)
     gate_work = flat[2 * size : 3 * size + batch * hidden]  # gru: >= 4 B H
+    shared = parents.shape[0] > 0
+    if shared:
+        offset = 3 * size + batch * hidden
+        states = h.shape[1]
+        products = flat[offset : offset + states * width].reshape(states, width)
+        offset += size
+        h_rows = flat[offset : offset + batch * hidden].reshape(batch, hidden)
+        offset += batch * hidden
+        c_rows = flat[offset : offset + batch * cell_width].reshape(batch, cell_width)
     layer_input = x
     for layer in range(h.shape[0]):
         w_ih_t = w_ih0_t if layer == 0 else w_ih_rest_t[layer - 1]
         input_ready = x_projected and layer == 0
         layer_gates = x if input_ready else gates
+        layer_h = h[layer]
+        layer_c = c[layer]
+        if shared:
+            # Each state's product once, then every row its parent's: the
+            # input part first (the product is added to it, as in the steps).
+            if not input_ready:
+                _step_input(layer_input, w_ih_t, bias[layer], gates)
+                input_ready = True
+            row_invariant_matmul(layer_h, w_hh_t[layer], products, no_bias(products))
+            for b in range(batch):
+                parent = parents[b]
+                _copy(h_rows[b], layer_h[parent])
+                _copy(c_rows[b], layer_c[parent])
+                if cell == LSTM_CELL:
+                    row = layer_gates[b]
+                    product = products[parent]
+                    for j in range(width):
+                        row[j] = row[j] + product[j]
+                else:
+                    _copy(pre[b], products[parent])
+            layer_h = h_rows
+            layer_c = c_rows
         if cell == LSTM_CELL:
             lstm_step(
                 layer_input, w_ih_t, w_hh_t[layer], bias[layer], tanh_columns,
-                h[layer], c[layer], h_out[layer], c_out[layer], layer_gates,
-                input_ready,
+                layer_h, layer_c, h_out[layer], c_out[layer], layer_gates,
+                input_ready, shared,
             )  # fmt: skip
         elif cell == GRU_CELL:
             gru_step(
                 layer_input, w_ih_t, w_hh_t[layer], bias[layer], b_hn[layer],
-                h[layer], h_out[layer], layer_gates, pre, gate_work, input_ready,
+                layer_h, h_out[layer], layer_gates, pre, gate_work, input_ready,
+                shared,
             )  # fmt: skip
         else:
             rnn_step(
-                layer_input, w_ih_t, w_hh_t[layer], bias[layer], relu, h[layer],
-                h_out[layer], layer_gates, pre, input_ready,
+                layer_input, w_ih_t, w_hh_t[layer], bias[layer], relu, layer_h,
+                h_out[layer], layer_gates, pre, input_ready, shared,
             )  # fmt: skip
         layer_input = h_out[layer]
     return True

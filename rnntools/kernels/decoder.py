@@ -75,8 +75,8 @@ def scratch_size(rows, model):
     width = w_hh_t.shape[2]
     per_row = (
         embedding.shape[1]  # x
-        + 3 * width
-        + hidden  # the stack's scratch
+        + 4 * width
+        + 3 * hidden  # the stack's scratch
         + memory.shape[2]
         + hidden  # combined
         + 2 * hidden  # attentional (pre-activation and tanh)
@@ -283,7 +283,7 @@ def attention_step(query, decoder_output, memory, keys_t, memory_lengths, rows,
 
 
 @njit(**KERNEL_OPTIONS)
-def decoder_step(tokens, rows, model, h, c, h_out, c_out, log_probs,
+def decoder_step(tokens, rows, parents, model, h, c, h_out, c_out, log_probs,
                  attention_weights, buffer):  # fmt: skip
     """One step of the decoder for ``N`` rows: next state and log-probabilities.
 
@@ -293,10 +293,14 @@ def decoder_step(tokens, rows, model, h, c, h_out, c_out, log_probs,
         The input token of each row, in ``[0, V_in)``.
     rows : int64 ndarray of shape (N,)
         The conditioning row (memory, merge vector) of each row, in ``[0, R)``.
+    parents : int64 ndarray of shape (N,) or (0,)
+        Row ``n`` continues the state ``h[:, parents[n]]`` (empty: its own,
+        ``h[:, n]``); see :func:`.cpu.stack_step`.
     model : tuple
         The decoder's arrays (module docstring).
-    h, c : ndarray of shape (L, N, H)
-        The state (``c`` read by the LSTM only); read only.
+    h, c : ndarray of shape (L, U, H)
+        The state (``c`` read by the LSTM only); read only. ``U = N``
+        without ``parents``.
     h_out, c_out : ndarray of shape (L, N, H)
         Out: the next state.
     log_probs : float64 ndarray of shape (N, V)
@@ -321,7 +325,7 @@ def decoder_step(tokens, rows, model, h, c, h_out, c_out, log_probs,
     memory_size = memory.shape[2]
     merge_size = merge.shape[1]
     x, offset = _take(buffer, 0, batch, embedding.shape[1])
-    scratch, offset = _take(buffer, offset, batch, 3 * width + hidden)
+    scratch, offset = _take(buffer, offset, batch, 4 * width + 3 * hidden)
     combined, offset = _take(buffer, offset, batch, memory_size + hidden)
     pre, offset = _take(buffer, offset, batch, hidden)
     attentional, offset = _take(buffer, offset, batch, hidden)
@@ -332,7 +336,7 @@ def decoder_step(tokens, rows, model, h, c, h_out, c_out, log_probs,
 
     embedding_gather(tokens, embedding, x)
     if not stack_step(cell, relu, x, projected, w_ih0_t, w_ih_rest_t, w_hh_t,
-                      bias, b_hn, tanh_columns, h, c, h_out, c_out,
+                      bias, b_hn, tanh_columns, h, c, parents, h_out, c_out,
                       scratch):  # fmt: skip
         return NON_FINITE_STATE
     output = h_out[h_out.shape[0] - 1]
@@ -462,7 +466,7 @@ def greedy_block(first_tokens, rows, h0, c0, model, vocab, eos, max_length,
         c_shape = (layers, count, cell_width)
         step_log_probs = log_probs[: count * vocab].reshape(count, vocab)
         status = decoder_step(
-            tokens[:count], conditioning[:count], model,
+            tokens[:count], conditioning[:count], keep[:0], model,
             h_flat[: layers * count * hidden].reshape(h_shape),
             c_flat[: layers * count * cell_width].reshape(c_shape),
             h_out_flat[: layers * count * hidden].reshape(h_shape),
@@ -614,18 +618,29 @@ def beam_block(first_tokens, rows, h0, c0, model, vocab, eos, max_length,
     new_parents = np.empty((batch, beams), dtype=np.int64)
     searching = np.empty(batch, dtype=np.bool_)
     keep = np.empty(batch, dtype=np.int64)
+    # The beams' states: ``states`` distinct ones at the start of h_flat and
+    # c_flat, beam b continuing state parents[b] (beams that share a parent
+    # share its state, and its recurrent product is computed once: see
+    # cpu.stack_step). The first step: every row its own state.
+    parents = np.empty(width, dtype=np.int64)
+    state_sources = np.empty(width, dtype=np.int64)
+    states = batch
+    shared = 0  # beams given their parent's state (0: each its own)
     for t in range(max_length):
         per_row = 1 if t == 0 else beams  # beams fed per row
         live = count * per_row
-        h_shape = (layers, live, hidden)
-        c_shape = (layers, live, cell_width)
+        out_shape = (layers, live, hidden)
+        c_out_shape = (layers, live, cell_width)
         step_log_probs = log_probs[: live * vocab].reshape(live, vocab)
         status = decoder_step(
-            tokens[:live], conditioning[:live], model,
-            h_flat[: layers * live * hidden].reshape(h_shape),
-            c_flat[: layers * live * cell_width].reshape(c_shape),
-            h_out_flat[: layers * live * hidden].reshape(h_shape),
-            c_out_flat[: layers * live * cell_width].reshape(c_shape),
+            tokens[:live], conditioning[:live], parents[:shared],
+            model,
+            h_flat[: layers * states * hidden].reshape(layers, states, hidden),
+            c_flat[: layers * states * cell_width].reshape(
+                layers, states, cell_width
+            ),
+            h_out_flat[: layers * live * hidden].reshape(out_shape),
+            c_out_flat[: layers * live * cell_width].reshape(c_out_shape),
             step_log_probs, weights[:live], step_buffer,
         )  # fmt: skip
         if status != OK:
@@ -708,26 +723,37 @@ def beam_block(first_tokens, rows, h0, c0, model, vocab, eos, max_length,
             if searching[i]:
                 keep[kept] = i
                 kept += 1
-        next_live = kept * beams
+        states = 0
         for j in range(kept):
             i = keep[j]
             row = active[i]
+            row_states = states
             for k in range(beams):
                 target = j * beams + k
                 source = i * per_row + new_parents[row, k] % per_row
                 tokens[target] = new_tokens[row, k]
                 conditioning[target] = rows[row]
-                for layer in range(layers):
-                    frm = (layer * live + source) * hidden
-                    to = (layer * next_live + target) * hidden
-                    _copy(h_flat[to : to + hidden], h_out_flat[frm : frm + hidden])
-                    frm = (layer * live + source) * cell_width
-                    to = (layer * next_live + target) * cell_width
-                    _copy(
-                        c_flat[to : to + cell_width],
-                        c_out_flat[frm : frm + cell_width],
-                    )
+                state = -1
+                for earlier in range(row_states, states):
+                    if state_sources[earlier] == source:
+                        state = earlier
+                if state < 0:
+                    state = states
+                    state_sources[states] = source
+                    states += 1
+                parents[target] = state
             active[j] = row
+        for state in range(states):
+            source = state_sources[state]
+            for layer in range(layers):
+                frm = (layer * live + source) * hidden
+                to = (layer * states + state) * hidden
+                _copy(h_flat[to : to + hidden], h_out_flat[frm : frm + hidden])
+                frm = (layer * live + source) * cell_width
+                to = (layer * states + state) * cell_width
+                _copy(c_flat[to : to + cell_width], c_out_flat[frm : frm + cell_width])
+        # All parents distinct: state b is beam b's own (no copies per beam).
+        shared = 0 if states == kept * beams else kept * beams
         count = kept
     for n in range(batch):
         out_counts[n] = pool_counts[n]
