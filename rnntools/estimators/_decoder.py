@@ -336,14 +336,13 @@ class DecoderArrays:
         emitted = np.zeros((count, max_length), dtype=np.int64)
         lengths = np.empty(count, dtype=np.int64)
         scores = np.empty(count)
-        step = kernels.step_function(model)
 
         def run(block):
             block_h, block_c, log_probs, buffer = self._search_scratch(
                 h, c, block, 1, model
             )
             status, row, t = kernels.greedy_block(
-                step, first[block], rows[block], block_h, block_c, model,
+                first[block], rows[block], block_h, block_c, model,
                 self.vocab_size, eos, max_length, min_length, emitted[block],
                 lengths[block], scores[block], log_probs, buffer,
             )  # fmt: skip
@@ -378,14 +377,13 @@ class DecoderArrays:
         lengths = np.zeros((count, n_best), dtype=np.int64)
         scores = np.full((count, n_best), -np.inf)
         counts = np.empty(count, dtype=np.int64)
-        step = kernels.step_function(model)
 
         def run(block):
             block_h, block_c, log_probs, buffer = self._search_scratch(
                 h, c, block, beam_width, model
             )
             status, row, t = kernels.beam_block(
-                step, first[block], rows[block], block_h, block_c, model,
+                first[block], rows[block], block_h, block_c, model,
                 self.vocab_size, eos, max_length, min_length, beam_width, n_best,
                 float(alpha), tokens[block], lengths[block], scores[block],
                 counts[block], log_probs, buffer,

@@ -16,8 +16,7 @@ kept next to the cache, and the cache is emptied when it changes.
 import hashlib
 from pathlib import Path
 
-from numba import njit, types
-from numba.experimental.function_type import _get_wrapper_address
+from numba import njit
 
 _KERNEL_DIR = Path(__file__).parent
 _CACHE_DIR = _KERNEL_DIR / "__pycache__"
@@ -75,41 +74,3 @@ KERNEL_OPTIONS = {
 
 #: Options of the ``@overload`` helpers compiled into the kernels.
 OVERLOAD_OPTIONS = {"cache": CACHE}
-
-
-class _ByAddress(types.WrapperAddressProtocol):
-    """An ``@njit`` function of one signature as a first-class function.
-
-    A kernel that takes it as an argument (typed ``FunctionType``) calls the
-    compiled function by its address, through Numba's C wrapper (about 50 ns
-    more per call). A kernel that calls it by name links its code in, and
-    LLVM optimises all of that code once more for the kernel: the greedy and
-    beam searches each spent seconds, cold, re-optimising the decoder step
-    they call (see :func:`.decoder.step_function`).
-    """
-
-    def __init__(self, function, signature):
-        self._function = function
-        self._signature = signature
-        self._address = None
-
-    def signature(self):
-        return self._signature
-
-    def __wrapper_address__(self):
-        if self._address is None:  # compiles (or loads) the function once
-            self._address = _get_wrapper_address(self._function, self._signature)
-        return self._address
-
-
-_BY_ADDRESS = {}
-
-
-def by_address(function, signature):
-    """``function`` (``@njit``) compiled for ``signature`` (with its return
-    type), as a first-class function to pass to kernels (see
-    :class:`_ByAddress`); one object per function and signature."""
-    key = (function, signature)
-    if key not in _BY_ADDRESS:
-        _BY_ADDRESS[key] = _ByAddress(function, signature)
-    return _BY_ADDRESS[key]

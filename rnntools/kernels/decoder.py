@@ -43,9 +43,9 @@ Unused arrays are empty of the right dtype and rank.
 """
 
 import numpy as np
-from numba import njit, typeof, types
+from numba import njit
 
-from ._jit import KERNEL_OPTIONS, by_address
+from ._jit import KERNEL_OPTIONS
 from .activations import constants, expm1_parts, tanh
 from .cpu import _copy, embedding_gather, stack_step
 from .row_invariant import (
@@ -358,24 +358,6 @@ def decoder_step(tokens, rows, parents, model, h, c, h_out, c_out, log_probs,
     return OK
 
 
-def step_function(model):
-    """:func:`decoder_step` for ``model``'s arrays, passed by address to
-    :func:`greedy_block` and :func:`beam_block` (see
-    :func:`._jit.by_address`): compiled once, where each search linked it in
-    and LLVM optimised the whole step again for it (a translation's first
-    greedy and beam searches, with an empty cache: 13.1 + 4.1 s before).
-    """
-    dtype = typeof(model[0]).dtype
-    index = types.Array(types.int64, 1, "C")
-    state = types.Array(dtype, 3, "C")
-    signature = types.int64(
-        index, index, index, typeof(model), state, state, state, state,
-        types.Array(types.float64, 2, "C"), types.Array(dtype, 2, "C"),
-        types.Array(dtype, 1, "C"),
-    )  # fmt: skip
-    return by_address(decoder_step, signature)
-
-
 @njit(**KERNEL_OPTIONS)
 def search_scratch_size(rows, model, layers, hidden, cell_width):
     """Length of the ``buffer`` :func:`greedy_block` and :func:`beam_block`
@@ -416,7 +398,7 @@ def _compact(flat, layers, count, width, keep, kept):
 
 
 @njit(**KERNEL_OPTIONS)
-def greedy_block(step, first_tokens, rows, h0, c0, model, vocab, eos, max_length,
+def greedy_block(first_tokens, rows, h0, c0, model, vocab, eos, max_length,
                  min_length, emitted, lengths, scores, log_probs,
                  buffer):  # fmt: skip
     """Greedy search of ``N`` rows, every step in here.
@@ -428,8 +410,6 @@ def greedy_block(step, first_tokens, rows, h0, c0, model, vocab, eos, max_length
 
     Parameters
     ----------
-    step : first-class function
-        :func:`decoder_step` for these arrays (:func:`step_function`).
     first_tokens : int64 ndarray of shape (N,)
     rows : int64 ndarray of shape (N,)
         Conditioning row of each row (see :func:`decoder_step`).
@@ -485,7 +465,7 @@ def greedy_block(step, first_tokens, rows, h0, c0, model, vocab, eos, max_length
         h_shape = (layers, count, hidden)
         c_shape = (layers, count, cell_width)
         step_log_probs = log_probs[: count * vocab].reshape(count, vocab)
-        status = step(
+        status = decoder_step(
             tokens[:count], conditioning[:count], keep[:0], model,
             h_flat[: layers * count * hidden].reshape(h_shape),
             c_flat[: layers * count * cell_width].reshape(c_shape),
@@ -563,7 +543,7 @@ def _pool_insert(scores, ends, beams, count, n_best, score, end, beam):
 
 
 @njit(**KERNEL_OPTIONS)
-def beam_block(step, first_tokens, rows, h0, c0, model, vocab, eos, max_length,
+def beam_block(first_tokens, rows, h0, c0, model, vocab, eos, max_length,
                min_length, beam_width, n_best, alpha, out_tokens, out_lengths,
                out_scores, out_counts, log_probs, buffer):  # fmt: skip
     """Beam search of ``N`` rows, every step in here, as
@@ -572,8 +552,6 @@ def beam_block(step, first_tokens, rows, h0, c0, model, vocab, eos, max_length,
 
     Parameters
     ----------
-    step : first-class function
-        :func:`decoder_step` for these arrays (:func:`step_function`).
     first_tokens, rows : int64 ndarray of shape (N,)
         First input and conditioning row of each row.
     h0, c0 : ndarray of shape (L, N, H) and (L, N, H or 0)
@@ -654,7 +632,7 @@ def beam_block(step, first_tokens, rows, h0, c0, model, vocab, eos, max_length,
         out_shape = (layers, live, hidden)
         c_out_shape = (layers, live, cell_width)
         step_log_probs = log_probs[: live * vocab].reshape(live, vocab)
-        status = step(
+        status = decoder_step(
             tokens[:live], conditioning[:live], parents[:shared],
             model,
             h_flat[: layers * states * hidden].reshape(layers, states, hidden),
