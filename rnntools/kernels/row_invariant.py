@@ -1,4 +1,7 @@
-"""Row-invariant matrix products in register tiles: :func:`row_invariant_matmul`.
+"""Row-invariant matrix products in register tiles: :func:`row_invariant_matmul`
+(and :func:`row_invariant_gathered_matmul`, where every row of ``a`` has its
+own ``b`` and depth: attention's scores and contexts, each decoded row against
+its own source).
 
 :func:`row_invariant_matmul` computes the same bits as a plain row-by-row
 loop (:func:`_row_by_row`; every
