@@ -971,16 +971,19 @@ def stack_step(cell, relu, x, x_projected, w_ih0_t, w_ih_rest_t, w_hh_t, bias,
                 _step_input(layer_input, w_ih_t, bias[layer], gates)
                 input_ready = True
             row_invariant_matmul(layer_h, w_hh_t[layer], products, no_bias(products))
+            # Each row's parent state too, where the step reads it after the
+            # product: the LSTM's c, the GRU's h (the RNN reads neither).
             for b in range(batch):
                 parent = parents[b]
-                _copy(h_rows[b], layer_h[parent])
-                _copy(c_rows[b], layer_c[parent])
                 if cell == LSTM_CELL:
+                    _copy(c_rows[b], layer_c[parent])
                     row = layer_gates[b]
                     product = products[parent]
                     for j in range(width):
                         row[j] = row[j] + product[j]
                 else:
+                    if cell == GRU_CELL:
+                        _copy(h_rows[b], layer_h[parent])
                     _copy(pre[b], products[parent])
             layer_h = h_rows
             layer_c = c_rows
