@@ -19,6 +19,7 @@ import threading
 import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from types import ModuleType
 
 import numpy as np
@@ -132,6 +133,13 @@ class _BlockCache:
 
     def __post_init__(self):
         self.kernel_lengths = self.backend.to_device(self.lengths)
+
+    @cached_property
+    def valid_rows(self):
+        """Indices ``t * B_k + b`` of the unpadded steps among the block's
+        ``T * B_k`` time-major rows, increasing."""
+        steps = len(self.batch_sizes)
+        return np.flatnonzero(self.lengths > np.arange(steps)[:, None])
 
     def empty(self, shape, dtype, keep=True):
         """A scratch buffer that goes back to the pool with the cache (or,
@@ -1065,6 +1073,7 @@ def _backward_direction(
     kernels.layer_param_grads(
         block.inputs[layer], h_prev, w_ih, d_gates_ih, d_gates_hh,
         *(grads[name] for name in names), d_inp_direction,
+        block.valid_rows,
     )  # fmt: skip
 
 

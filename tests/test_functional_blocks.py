@@ -26,6 +26,7 @@ from strategies import RNNProblem
 
 import rnntools.functional as functional
 from rnntools import _threads
+from rnntools.kernels import cpu
 
 # float64 results differ from the reference only by rounding (see
 # test_functional_naive.py for the derivation of 1e-12 relative to the scale).
@@ -79,6 +80,29 @@ def test_blocks_match_one_block(cell, nonlinearity, monkeypatch):
     # Per sequence the arithmetic is the same; only the parameter gradients
     # are summed over blocks in another order (a few float32 ulps).
     assert_results_close(split, single, 1e-5, floor=1.0)
+
+
+@pytest.mark.parametrize(("cell", "nonlinearity"), VARIANTS, ids=VARIANT_IDS)
+@pytest.mark.parametrize("pack", [True, False], ids=["packed", "unpacked"])
+def test_weight_gradients_with_and_without_packing(
+    cell, nonlinearity, pack, monkeypatch
+):
+    """The weight gradients over only the unpadded rows (``layer_param_grads``
+    with ``valid_rows``) equal the reference, as do those over all rows; the
+    input gradient stays 0 at padded steps either way."""
+    problem = ragged_problem(cell, nonlinearity, seed=2)  # 27 of 42 rows unpadded
+    arrays = problem.make_arrays(np.float64)
+    monkeypatch.setattr(cpu, "PACK_FILL", 1.01 if pack else 0.0)
+    taken = []
+    take_rows = cpu._take_rows
+    monkeypatch.setattr(
+        cpu, "_take_rows", lambda *args: taken.append(1) or take_rows(*args)
+    )
+    results = run_rnntools(problem, arrays)
+    assert bool(taken) == pack
+    assert_results_close(results, run_naive(problem, arrays), RTOL)
+    padded = np.arange(problem.seq_len) >= np.array(problem.lengths)[:, None]
+    assert np.all(results["d_x"][padded] == 0)
 
 
 def test_concurrent_calls_from_threads(many_blocks):

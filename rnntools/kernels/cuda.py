@@ -1296,12 +1296,14 @@ def rnn_previous_states(states, h0, lengths, reverse, h_prev):
 
 def layer_param_grads(
     inp, h_prev, w_ih, d_gates_ih, d_gates_hh, d_w_ih, d_w_hh, d_b_ih, d_b_hh,
-    d_inp,
+    d_inp, valid_rows=None,
 ):  # fmt: skip
     """Weight, bias and input gradients of one layer and direction.
 
     Arguments as in :func:`rnntools.kernels.cpu.layer_param_grads`, as device
     arrays: three GEMMs over all ``T * B`` rows and two column sums.
+    ``valid_rows`` is ignored: the padded rows of ``d_gates_*`` are zero and
+    the GEMMs take them as they are.
     """
     steps, batch, features = inp.shape
     rows = steps * batch
