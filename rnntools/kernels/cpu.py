@@ -718,7 +718,7 @@ def _take_rows(array, rows):
     return np.take(flat, rows, axis=0, out=out, mode="clip")
 
 
-@njit(cache=CACHE, error_model="numpy", nogil=True)
+@njit(cache=CACHE, error_model="numpy", nogil=True, no_cfunc_wrapper=True)
 def adam_update(param, grad, first, second, step, beta_1, one_minus_beta_1,
                 beta_2, one_minus_beta_2, epsilon):  # fmt: skip
     """One Adam step of a parameter, elementwise and in place, rounding for

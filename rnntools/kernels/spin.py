@@ -43,7 +43,7 @@ def _load_acquire(typingctx, flags, index):
     return types.int64(flags, index), codegen
 
 
-@njit(cache=CACHE, nogil=True)
+@njit(cache=CACHE, nogil=True, no_cfunc_wrapper=True)
 def wait_for_flag(flags, index, spins):
     """Whether ``flags[index]`` became nonzero within ``spins`` looks.
 
