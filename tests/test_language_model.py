@@ -197,6 +197,10 @@ def test_bad_training_data_is_named(X, error, match):
         ({"beam_width": 3, "temperature": 0.5}, ValueError, "beam_width=1"),
         ({"beam_width": 2, "n_best": 3}, ValueError, "n_best"),
         ({"max_length": 0}, ValueError, "max_length"),
+        # Unused by greedy search (beam_width=1, no sampling), still checked.
+        ({"length_penalty": np.nan}, ValueError, "length_penalty must be finite"),
+        ({"length_penalty": "wu"}, TypeError, "length_penalty must be a real"),
+        ({"random_state": "seed"}, TypeError, "random_state must be None"),
     ],
 )
 def test_bad_decoding_options_are_named(model, kwargs, error, match):

@@ -681,6 +681,11 @@ class _GeneratorRNN(_BaseRNN):
         alpha = self.length_penalty if length_penalty is None else length_penalty
         check_scalar(beam_width, "beam_width", Integral, min_val=1)
         check_scalar(n_best, "n_best", Integral, min_val=1)
+        # Checked even where the search does not use them (greedy search, no
+        # sampling): a bad value is a mistake whichever search runs.
+        alpha = decoding._check_real(alpha, "length_penalty")
+        if random_state is not None:
+            decoding._check_random_state(random_state)
         if sampling and (beam_width != 1 or n_best != 1):
             raise ValueError(
                 "Sampling (temperature, top_k or top_p) draws one sequence per "
