@@ -137,8 +137,10 @@ class _BlockCache:
     @cached_property
     def valid_rows(self):
         """Indices ``t * B_k + b`` of the unpadded steps among the block's
-        ``T * B_k`` time-major rows, increasing."""
+        ``T * B_k`` time-major rows, increasing; None if none is padded."""
         steps = len(self.batch_sizes)
+        if self.lengths.min() == steps:
+            return None
         return np.flatnonzero(self.lengths > np.arange(steps)[:, None])
 
     def empty(self, shape, dtype, keep=True):
