@@ -13,6 +13,7 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "asv_benchmarks"
 SMOKE = BENCHMARKS / "smoke.py"
 COMPARE_CUDA = BENCHMARKS / "compare_cuda.py"
 PROFILE_CUDA = BENCHMARKS / "profile_cuda.py"
+PROFILE_CPU = BENCHMARKS / "profile_cpu.py"
 
 
 def test_every_benchmark_runs_once():
@@ -52,6 +53,44 @@ def test_profile_cuda_tiny_runs_on_the_simulator():
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "_gru_forward_sequence" in result.stdout
     assert "(outside the launches)" in result.stdout
+
+
+def test_profile_cpu_tiny_splits_every_mode():
+    """``profile_cpu.py --tiny`` times a few tiny calls of each mode, with
+    the blocks and kernels it wraps restored afterwards, and prints the
+    split of each."""
+    result = subprocess.run(
+        [sys.executable, str(PROFILE_CPU), "--tiny", "--cell", "gru"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    for mode in ("inference", "forward", "backward"):
+        assert f"gru 2x3x4x5 {mode}," in result.stdout
+    # One row per thread that ran a block: the tiny batch is one block.
+    assert result.stdout.count("   caller ") == 3
+    assert result.stdout.count("before the first block") == 3
+
+
+def test_profile_cpu_restores_what_it_wraps():
+    """After a profile, the functional API runs its own functions again."""
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        import profile_cpu
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    from rnntools import functional
+
+    kernels = functional._backend("cpu").kernels
+    before = [functional._forward_block, functional._backward_block] + [
+        getattr(kernels, name) for name in profile_cpu.KERNELS
+    ]
+    profile_cpu.main(["--tiny", "--cell", "rnn", "--modes", "forward,backward"])
+    after = [functional._forward_block, functional._backward_block] + [
+        getattr(kernels, name) for name in profile_cpu.KERNELS
+    ]
+    assert after == before
 
 
 def _spin(seconds):
