@@ -25,9 +25,9 @@ unidirectional, it prints medians over the calls of:
 
 Times are from the start of the call. Kernels are the entry points of
 :mod:`rnntools.kernels.cpu` that :mod:`rnntools.functional` calls (for
-``input_projection`` and ``layer_param_grads``, thin Python around compiled
-products). ``--ragged`` draws lengths between ``T/4`` and ``T``. The number of
-threads is rnntools' (``RNNTOOLS_NUM_THREADS`` or the CPUs).
+``layer_param_grads``, thin Python around compiled products). ``--ragged``
+draws lengths between ``T/4`` and ``T``. The number of threads is rnntools'
+(``RNNTOOLS_NUM_THREADS`` or the CPUs).
 """
 
 import argparse
@@ -42,7 +42,6 @@ TINY_SHAPE = (2, 3, 4, 5)
 MODES = ("inference", "forward", "backward")
 #: The kernels module's entry points that the functional API calls.
 KERNELS = (
-    "input_projection",
     "lstm_forward_layer",
     "gru_forward_layer",
     "rnn_forward_layer",
@@ -186,7 +185,11 @@ def profile_shape(cell, shape, mode, calls, ragged):
     for _ in range(min(10, calls)):  # compiles, or loads the cache; warms up
         run(prepare())
     recorder = _Recorder()
-    block_function = "_backward_block" if mode == "backward" else "_forward_block"
+    block_function = {
+        "inference": "_inference_block",
+        "forward": "_forward_block",
+        "backward": "_backward_block",
+    }[mode]
     recorder.patch(functional, block_function, "block")
     kernels = functional._backend("cpu").kernels
     for name in KERNELS:

@@ -135,6 +135,14 @@ class _BlockCache:
         self.kernel_lengths = self.backend.to_device(self.lengths)
 
     @cached_property
+    def row_indices(self):
+        """``rows`` as a C-contiguous int64 array (the kernels' ``out_rows``
+        when the last layer writes the caller's output)."""
+        if isinstance(self.rows, slice):
+            return np.arange(self.rows.start, self.rows.stop, dtype=np.int64)
+        return np.ascontiguousarray(self.rows, dtype=np.int64)
+
+    @cached_property
     def valid_rows(self):
         """Indices ``t * B_k + b`` of the unpadded steps among the block's
         ``T * B_k`` time-major rows, increasing; None if none is padded."""
@@ -191,7 +199,6 @@ class ForwardCache:
     backend: _Backend = _CPU
     kernel_params: dict = None  # ``params`` where the kernels run
     resident: bool = False  # params were device arrays: so are the gradients
-    saving: bool = True  # activations kept for backward (False: inference)
     blocks: list = field(default_factory=list)  # [_BlockCache]
     # CPU forward only: every weight transposed, C-contiguous (by key).
     transposed: dict = None
@@ -574,6 +581,12 @@ def rnn_forward(
         initial = [np.zeros(state_shape, dtype=dtype) for _ in range(num_states)]
     else:
         initial = _check_state(initial_state, cell, state_shape, dtype, "initial_state")
+    if backend is _CPU and not return_cache:
+        output, final = _cpu_inference(
+            x, lengths, params, cell, nonlinearity == "relu", bool(bidirectional),
+            num_layers, hidden_size, initial,
+        )  # fmt: skip
+        return output, tuple(final) if cell == "lstm" else final[0], None
 
     cache = ForwardCache(
         cell=cell,
@@ -594,7 +607,6 @@ def rnn_forward(
             else {key: backend.to_device(value) for key, value in params.items()}
         ),
         resident=resident,
-        saving=bool(return_cache) or backend is not _CPU,
     )
     flops = _flops_per_step(cell, input_size, hidden_size, num_layers, bidirectional)
     # One GPU block holds the whole batch; CPU blocks go to threads.
@@ -606,8 +618,8 @@ def rnn_forward(
 
     def run_block(rows):
         block_initial = [part[:, rows].copy() for part in initial]
-        # On the CPU the last layer writes ``output`` itself, a span of steps
-        # at a time (each block its own rows, on its own thread).
+        # On the CPU the last layer writes ``output`` itself (each block its
+        # own rows, on its own thread).
         sink = output if backend is _CPU else None
         block, block_output, block_final = _forward_block(
             cache, x[rows], rows, block_initial, sink
@@ -620,11 +632,10 @@ def rnn_forward(
         return block
 
     if backend is _CPU:
-        # The kernels and input_projection run on w_hh.T and w_ih.T, so that
-        # their np.ascontiguousarray(w.T) is a view: transposed once per
-        # call, for all blocks and spans (per block, an LSTM of 512 units
-        # copied 4 MiB per thread; per span, inference at 256x50x64x512
-        # transposed w_ih 50 times per thread, 75 us each).
+        # The kernels run on w_hh.T and w_ih.T, so that their
+        # np.ascontiguousarray(w.T) is a view: transposed once per call, for
+        # all blocks (per block, an LSTM of 512 units copied 4 MiB per
+        # thread).
         cache.transposed = {
             key: transposed(value)
             for key, value in cache.kernel_params.items()
@@ -634,7 +645,7 @@ def rnn_forward(
         cache.blocks = parallel_map(run_block, block_rows)
     cache.transposed = None  # backward runs on the weights themselves
     final_state = tuple(final) if cell == "lstm" else final[0]
-    if not return_cache:
+    if not return_cache:  # on the GPU, which keeps activations all the same
         for block in cache.blocks:
             backend.release(block.buffers)
         return output, final_state, None
@@ -644,7 +655,8 @@ def rnn_forward(
 
 
 def _forward_block(cache, x_block, rows, states, sink=None):
-    """Run every layer and direction over one block of sequences.
+    """Run every layer and direction over one block of sequences, keeping what
+    backward reads.
 
     Parameters
     ----------
@@ -656,9 +668,9 @@ def _forward_block(cache, x_block, rows, states, sink=None):
     states : list of ndarray of shape (L*D, B_k, H)
         Initial ``[h]`` or ``[h, c]``; overwritten with the final state.
     sink : ndarray of shape (B, T, D*H), optional
-        Where the last layer writes its output, rows ``rows`` (batch-first,
-        a span of steps at a time: no time-major copy of the whole output;
-        backward does not read it). CPU only.
+        Where the last layer writes its output, rows ``rows`` (batch-first: no
+        time-major copy of the whole output; backward does not read it). CPU
+        only.
 
     Returns
     -------
@@ -677,10 +689,7 @@ def _forward_block(cache, x_block, rows, states, sink=None):
         batch_sizes=(lengths > np.arange(steps)[:, None]).sum(axis=1),
     )
     num_dirs = _num_directions(cache.bidirectional)
-    if backend is _CPU and not cache.saving:
-        layer_input = _SpanInputs(x_block, lengths, block.buffers)
-    else:
-        layer_input = _time_major_on(backend, x_block, lengths, block.buffers)
+    layer_input = _time_major_on(backend, x_block, lengths, block.buffers)
     for layer in range(cache.num_layers):
         last = layer == cache.num_layers - 1
         # Backward reads every layer's input, not the last layer's output:
@@ -706,45 +715,10 @@ def _forward_block(cache, x_block, rows, states, sink=None):
             )
             for part, value in zip(states, state, strict=True):
                 part[index] = backend.to_host(value)
-        if cache.saving:  # what backward reads
-            block.inputs.append(layer_input)
-            block.directions.append(saved)
+        block.inputs.append(layer_input)  # what backward reads
+        block.directions.append(saved)
         layer_input = out
     return block, layer_input, states
-
-
-class _SpanInputs:
-    """The first layer's inputs in inference on the CPU: time-major one span
-    of steps at a time (see :data:`INFERENCE_SPAN_BYTES`), into one pooled
-    buffer, as :func:`_forward_direction` asks for them. Memory then holds a
-    span of the inputs, not a time-major copy of them all (6 MiB at
-    256x100x64).
-
-    Parameters
-    ----------
-    batch_first : ndarray of shape (B_k, T, I)
-    lengths : int64 ndarray of shape (B_k,)
-    buffers : list
-        The block's pooled buffers, to which the span buffer is added.
-    """
-
-    def __init__(self, batch_first, lengths, buffers):
-        self.batch_first = batch_first
-        self.lengths = lengths
-        self.buffers = buffers
-        batch, steps, features = batch_first.shape
-        self.shape = (steps, batch, features)
-        self.buffer = None
-
-    def __getitem__(self, times):
-        """``(S, B_k, I)`` inputs of the steps ``times`` (a slice)."""
-        span = times.stop - times.start
-        if self.buffer is None or len(self.buffer) < span:
-            self.buffer = POOL.empty((span, *self.shape[1:]), self.batch_first.dtype)
-            self.buffers.append(self.buffer)
-        return _to_time_major(
-            self.batch_first, self.lengths, self.buffer[:span], times.start
-        )
 
 
 def _time_major_on(backend, batch_first, lengths, buffers):
@@ -767,45 +741,22 @@ def _time_major_on(backend, batch_first, lengths, buffers):
     return array
 
 
-#: In inference, the input projection is computed this many bytes of gates at
-#: a time (a span of steps), not for all ``T`` steps at once: memory then
-#: holds the outputs, not ``G*H`` numbers per step and sequence. Per block of
-#: sequences (thread), with the first layer's span of inputs
-#: (:class:`_SpanInputs`) and the last layer's span of output. An LSTM
-#: forward at 256x100x64x512 needs 56 MiB above its inputs (peak RSS of a
-#: first call, ``compare_memory.py``), of which the output is 50; with a
-#: time-major copy of all inputs and 2 MiB spans it needed 68, with 16 MiB
-#: spans 104-124. Spans of 1 and 2 MiB run at the same speed, and span
-#: inputs faster than one copy of all (32x50x32x64: 0.67 -> 0.57 ms).
-INFERENCE_SPAN_BYTES = 2**20
-
-
-def _time_spans(cache, block, steps, bytes_per_step, reverse):
-    """Spans ``(first, last)`` of steps (in processing order) whose inputs are
-    projected and run together: all ``T`` steps in one span when training
-    (backward reads the whole projection), several in inference on the CPU
-    (forwards, or backwards in a block without padding, where a span of steps
-    is a span of times)."""
-    spans_allowed = (
-        not cache.saving
-        and cache.backend is _CPU
-        and (not reverse or block.lengths.min() == steps)
-    )
-    if not spans_allowed:
-        return [(0, steps)]
-    span = max(1, min(steps, INFERENCE_SPAN_BYTES // max(1, bytes_per_step)))
-    return [(first, min(steps, first + span)) for first in range(0, steps, span)]
+#: ``inp_rows`` or ``out_rows`` of a kernel whose input or output is
+#: time-major.
+_NO_ROWS = np.empty(0, dtype=np.int64)
 
 
 def _forward_direction(
     cache, block, layer, suffix, layer_input, state, out, sink=None
 ):  # fmt: skip
-    """Run one layer and direction; ``state`` is updated to the final state.
+    """Run one layer and direction, saving what backward reads; ``state`` is
+    updated to the final state.
 
-    The output goes to the time-major ``out`` or, with ``sink`` (``out``
+    One kernel call: the input projection of all ``T`` steps, then the time
+    loop. The output goes to the time-major ``out`` or, with ``sink`` (``out``
     None), to rows ``block.rows`` of the batch-first ``sink``, through a
-    buffer of one span of steps (released at the end: on the CPU,
-    backward's ``d_output`` then reuses it).
+    buffer of the steps (released at the end: on the CPU, backward's
+    ``d_output`` then reuses it).
     """
     backend = cache.backend
     kernels = backend.kernels
@@ -814,83 +765,242 @@ def _forward_direction(
     if backend is _CPU:
         # Views of the weights transposed once per call (see rnn_forward).
         w_ih, w_hh = (cache.transposed[name].T for name in names[:2])
-    steps, batch, _ = layer_input.shape
+    steps, batch, features = layer_input.shape
     hidden = cache.hidden_size
     width = GATES[cache.cell] * hidden
     dtype = cache.dtype
     reverse = suffix == "_reverse"
     out_col = hidden if reverse else 0
-    spans = _time_spans(cache, block, steps, batch * width * dtype.itemsize, reverse)
-    gates = block.empty((spans[0][1] - spans[0][0], batch, width), dtype)
-    # What backward reads; no steps in inference, where the kernels then save
-    # nothing (the GRU's hn is also a working row: at least one step).
-    saved = steps if cache.saving else 0
+    gates = block.empty((steps, batch, width), dtype)
     # Read by the weight-gradient GEMM at padded rows too: must be finite.
     # The rnn's states are its saved activations: backward rebuilds its
     # h_prev from them (kernels.rnn_previous_states), one T B H array less.
-    h_prev = block.padded((1 if cache.cell == "rnn" else saved, batch, hidden), dtype)
-    bias = backend.copy(b_ih)
-    if cache.cell == "gru":  # b_hn stays inside the reset product
-        backend.add_into(bias[: 2 * hidden], b_hh[: 2 * hidden])
-    else:
-        backend.add_into(bias, b_hh)
+    h_prev = block.padded((1 if cache.cell == "rnn" else steps, batch, hidden), dtype)
+    bias = _fused_bias(backend, cache.cell, b_ih, b_hh)
     if cache.cell == "lstm":
-        c_prev = block.empty((saved, batch, hidden), dtype)
-        tanh_c = block.empty((saved, batch, hidden), dtype)
+        c_prev = block.empty((steps, batch, hidden), dtype)
+        tanh_c = block.empty((steps, batch, hidden), dtype)
         extra = (c_prev, tanh_c)
     elif cache.cell == "gru":
         b_hn = b_hh[2 * hidden :]
-        hn = block.empty((max(saved, 1), batch, hidden), dtype)
+        hn = block.empty((steps, batch, hidden), dtype)
         extra = (hn,)
     else:  # the initial state, which the kernel overwrites
-        extra = (backend.copy(state[0]),) if cache.saving else ()
+        extra = (backend.copy(state[0]),)
+    inp_span = np.empty((0, batch, features), dtype)
+    if sink is None:
+        target, out_rows = out, _NO_ROWS
+        out_span = np.empty((0, batch, hidden), dtype)
+    else:
+        target, out_rows = sink, block.row_indices
+        out_span = block.empty((steps, batch, hidden), dtype, keep=False)
+    inputs = (layer_input, _NO_ROWS, inp_span, w_ih, bias, w_hh)
+    outputs = (target, out_rows, out_span, out_col, gates)
+    if cache.cell == "lstm":
+        kernels.lstm_forward_layer(
+            *inputs, block.kernel_lengths, block.batch_sizes, reverse,
+            state[0], state[1], *outputs, h_prev, c_prev, tanh_c,
+        )  # fmt: skip
+    elif cache.cell == "gru":
+        kernels.gru_forward_layer(
+            *inputs, b_hn, block.kernel_lengths, block.batch_sizes, reverse,
+            state[0], *outputs, h_prev, hn,
+        )  # fmt: skip
+    else:
+        kernels.rnn_forward_layer(
+            *inputs, cache.relu, block.kernel_lengths, block.batch_sizes,
+            reverse, state[0], *outputs, h_prev,
+        )  # fmt: skip
     if sink is not None:
-        span_steps = spans[0][1] - spans[0][0]
-        span_out = block.empty((span_steps, batch, hidden), dtype, keep=False)
-        padded = block.lengths.min() < steps
-        columns = slice(out_col, out_col + hidden)
-    for first, last in spans:
-        span = last - first
-        if len(spans) == 1:
-            times = slice(0, steps)
-            common = (block.kernel_lengths, block.batch_sizes, reverse)
-        else:  # inference: forwards, or backwards with no padding in the block
-            times = (
-                slice(steps - last, steps - first) if reverse else slice(first, last)
-            )
-            common = (
-                np.full(batch, span, dtype=np.int64),
-                block.batch_sizes[first:last],
-                reverse,
-            )
-        span_gates = gates[:span]
-        if sink is None:
-            written, column = out[times], out_col
-        else:
-            written, column = span_out[:span], 0
-            if padded:  # the kernels write the active steps only
-                written.fill(0)
-        kernels.input_projection(layer_input[times], w_ih, bias, span_gates)
-        if cache.cell == "lstm":
-            kernels.lstm_forward_layer(
-                w_hh, *common, state[0], state[1], written, column,
-                span_gates, h_prev, c_prev, tanh_c,
-            )  # fmt: skip
-        elif cache.cell == "gru":
-            kernels.gru_forward_layer(
-                w_hh, b_hn, *common, state[0], written, column, span_gates,
-                h_prev, hn,
-            )  # fmt: skip
-        else:
-            kernels.rnn_forward_layer(
-                w_hh, cache.relu, *common, state[0], written, column,
-                span_gates, h_prev,
-            )  # fmt: skip
-        if sink is not None:
-            sink[block.rows, times, columns] = written.transpose(1, 0, 2)
-    if sink is not None:
-        backend.release([span_out])
+        backend.release([out_span])
     return _DirectionCache(gates, h_prev, extra)
+
+
+def _fused_bias(backend, cell, b_ih, b_hh):
+    """``b_ih + b_hh``, but for the GRU's ``n`` block (``b_hn`` stays inside
+    the reset product), as a new array where the kernels run."""
+    bias = backend.copy(b_ih)
+    if cell == "gru":
+        backend.add_into(bias[: 2 * (len(b_hh) // 3)], b_hh[: 2 * (len(b_hh) // 3)])
+    else:
+        backend.add_into(bias, b_hh)
+    return bias
+
+
+#: In inference, the input projection is computed this many bytes of gates at
+#: a time (a span of steps), not for all ``T`` steps at once: memory then
+#: holds the outputs, not ``G*H`` numbers per step and sequence. Per block of
+#: sequences (thread), with the first layer's span of inputs and the last
+#: layer's span of output (the kernels gather and scatter them). An LSTM
+#: forward at 256x100x64x512 needs 56 MiB above its inputs (peak RSS of a
+#: first call, ``compare_memory.py``), of which the output is 50; with a
+#: time-major copy of all inputs and 2 MiB spans it needed 68, with 16 MiB
+#: spans 104-124. Spans of 1 and 2 MiB run at the same speed.
+INFERENCE_SPAN_BYTES = 2**20
+
+
+@dataclass(frozen=True)
+class _InferencePlan:
+    """What every block of a CPU inference call shares (see
+    :func:`_cpu_inference`)."""
+
+    x: np.ndarray  # (B, T, I), C-contiguous and writable: read in place
+    lengths: np.ndarray  # (B,) int64
+    cell: str
+    relu: bool
+    suffixes: tuple  # direction_suffixes(bidirectional)
+    num_layers: int
+    hidden_size: int
+    # Per layer and direction: (w_ih, w_hh) as views of C-contiguous
+    # transposes, the fused bias, b_hn (the gru's; a view of bias_hh).
+    layers: list
+    output: np.ndarray  # (B, T, D*H), written by the last layer's kernels
+    final: list  # [h] or [h, c], (L*D, B, H), updated in place
+
+
+def _cpu_inference(
+    x, lengths, params, cell, relu, bidirectional, num_layers, hidden_size, initial
+):  # fmt: skip
+    """:func:`rnn_forward` with ``return_cache=False`` on the CPU, from
+    validated arguments: nothing kept for backward.
+
+    Each block of sequences (one per thread, :func:`_inference_block`) costs
+    one kernel call per layer and direction, with little Python around them:
+    the first layer's kernels read their rows of ``x`` in place and the last
+    layer's write theirs of the output, a span of steps at a time (see
+    :data:`INFERENCE_SPAN_BYTES`). Python between a block's kernels holds the
+    GIL that the other threads' blocks wait for: the LSTM at 32x50x32x64 on
+    two threads took 0.52-0.55 ms through the training path's block set-up
+    (pooled caches, time-major copies and output writes in NumPy, span by
+    span) and 0.45 ms this way.
+
+    Returns
+    -------
+    output : ndarray of shape (B, T, D*H)
+    final : list of ndarray of shape (L*D, B, H)
+        ``[h]``, or ``[h, c]`` for the lstm.
+    """
+    batch, steps, input_size = x.shape
+    suffixes = direction_suffixes(bidirectional)
+    # Per layer and direction, once for all blocks: the weights transposed
+    # (so that the kernels' np.ascontiguousarray(w.T) is a view; per block, an
+    # LSTM of 512 units copied 4 MiB per thread), the fused bias, b_hn.
+    layers = []
+    for layer in range(num_layers):
+        for suffix in suffixes:
+            names = param_names(layer, suffix)
+            w_ih, w_hh, b_ih, b_hh = (params[name] for name in names)
+            layers.append(
+                (
+                    transposed(w_ih).T,
+                    transposed(w_hh).T,
+                    _fused_bias(_CPU, cell, b_ih, b_hh),
+                    b_hh[2 * hidden_size :],
+                )
+            )
+    plan = _InferencePlan(
+        # The kernels read x in place: one array type, so one compiled
+        # kernel, whatever the caller's strides and flags.
+        x=np.require(x, requirements=("C", "A", "W")),
+        lengths=lengths,
+        cell=cell,
+        relu=relu,
+        suffixes=suffixes,
+        num_layers=num_layers,
+        hidden_size=hidden_size,
+        layers=layers,
+        output=np.empty((batch, steps, len(suffixes) * hidden_size), dtype=x.dtype),
+        final=[part.copy() for part in initial],
+    )
+    flops = _flops_per_step(cell, input_size, hidden_size, num_layers, bidirectional)
+    with kernel_threads():
+        parallel_map(
+            lambda rows: _inference_block(plan, rows),
+            _split_batch(lengths, flops, num_threads()),
+        )
+    return plan.output, plan.final
+
+
+def _inference_block(plan, rows):
+    """Every layer and direction of one block of sequences, in inference.
+
+    Parameters
+    ----------
+    plan : _InferencePlan
+    rows : int ndarray of shape (B_k,) or slice
+        The block's sequences, sorted by decreasing length: indices into the
+        caller's batch.
+    """
+    x, hidden = plan.x, plan.hidden_size
+    steps, input_size, dtype = x.shape[1], x.shape[2], x.dtype
+    row_indices = (
+        np.arange(rows.start, rows.stop, dtype=np.int64)
+        if isinstance(rows, slice)
+        else np.ascontiguousarray(rows, dtype=np.int64)
+    )
+    lengths = np.ascontiguousarray(plan.lengths[rows])
+    batch = len(lengths)
+    batch_sizes = (lengths > np.arange(steps)[:, None]).sum(axis=1)
+    width = GATES[plan.cell] * hidden
+    span = max(1, min(steps, INFERENCE_SPAN_BYTES // (batch * width * dtype.itemsize)))
+    # Backwards in time, a span of steps is a span of times only without
+    # padding: with padding, the reverse direction runs all T steps at once.
+    reverse_span = span if lengths.min() == steps else steps
+    longest = reverse_span if len(plan.suffixes) == 2 else span
+    scratch = [
+        POOL.empty(shape, dtype)
+        for shape in (
+            (longest, batch, width),  # gates
+            (longest, batch, input_size),  # the first layer's inputs
+            (longest, batch, hidden),  # the last layer's output
+        )
+    ]
+    gates, inp_span, out_span = scratch
+    nothing = np.empty((0, batch, hidden), dtype)  # nothing saved for backward
+    working = np.empty((1, batch, hidden), dtype)  # a working row
+    layer_input, input_rows = x, row_indices
+    for layer in range(plan.num_layers):
+        last = layer == plan.num_layers - 1
+        if last:
+            out, out_rows = plan.output, row_indices
+        else:
+            out = POOL.empty((steps, batch, len(plan.suffixes) * hidden), dtype)
+            out_rows = _NO_ROWS
+            scratch.append(out)
+        for direction, suffix in enumerate(plan.suffixes):
+            index = layer * len(plan.suffixes) + direction
+            reverse = suffix == "_reverse"
+            w_ih, w_hh, bias, b_hn = plan.layers[index]
+            count = reverse_span if reverse else span
+            # Views of the final state when rows is a slice, else copies.
+            state = [np.ascontiguousarray(part[index, rows]) for part in plan.final]
+            inputs = (
+                layer_input, input_rows, inp_span[: count if layer == 0 else 0],
+                w_ih, bias, w_hh,
+            )  # fmt: skip
+            outputs = (
+                out, out_rows, out_span[: count if last else 0],
+                hidden if reverse else 0, gates[:count],
+            )  # fmt: skip
+            if plan.cell == "lstm":
+                cpu.lstm_forward_layer(
+                    *inputs, lengths, batch_sizes, reverse, state[0], state[1],
+                    *outputs, nothing, nothing, nothing,
+                )  # fmt: skip
+            elif plan.cell == "gru":
+                cpu.gru_forward_layer(
+                    *inputs, b_hn, lengths, batch_sizes, reverse, state[0],
+                    *outputs, nothing, working,
+                )  # fmt: skip
+            else:
+                cpu.rnn_forward_layer(
+                    *inputs, plan.relu, lengths, batch_sizes, reverse, state[0],
+                    *outputs, working,
+                )  # fmt: skip
+            for part, value in zip(plan.final, state, strict=True):
+                part[index, rows] = value
+        layer_input, input_rows = out, _NO_ROWS
+    POOL.release(scratch)
 
 
 def rnn_backward(cache, d_output, d_final_state=None):

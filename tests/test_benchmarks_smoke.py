@@ -83,13 +83,16 @@ def test_profile_cpu_restores_what_it_wraps():
     from rnntools import functional
 
     kernels = functional._backend("cpu").kernels
-    before = [functional._forward_block, functional._backward_block] + [
-        getattr(kernels, name) for name in profile_cpu.KERNELS
-    ]
-    profile_cpu.main(["--tiny", "--cell", "rnn", "--modes", "forward,backward"])
-    after = [functional._forward_block, functional._backward_block] + [
-        getattr(kernels, name) for name in profile_cpu.KERNELS
-    ]
+    blocks = ("_inference_block", "_forward_block", "_backward_block")
+
+    def wrapped():
+        return [getattr(functional, name) for name in blocks] + [
+            getattr(kernels, name) for name in profile_cpu.KERNELS
+        ]
+
+    before = wrapped()
+    profile_cpu.main(["--tiny", "--cell", "rnn"])
+    after = wrapped()
     assert after == before
 
 

@@ -35,8 +35,8 @@ def test_compile_reports_what_it_did(printed):
     "module, name",
     [(cpu, name) for name in ENTRY_KERNELS]
     + [(decoder, name) for name in DECODER_KERNELS]
-    # The products cpu.input_projection and cpu.layer_param_grads (Python)
-    # call.
+    # The products cpu.layer_param_grads (Python) and the estimators' output
+    # layers call.
     + [(row_invariant, "row_invariant_matmul"), (blas, "matmul_tn")],
 )
 def test_every_entry_kernel_has_both_dtypes(printed, module, name):

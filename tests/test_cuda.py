@@ -249,6 +249,31 @@ def test_padding_never_leaks_into_results():
         assert (clean["d_x"][b, length:] == 0).all()
 
 
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_inference_returns_no_cache_and_the_cpu_outputs(cell):
+    """``return_cache=False`` on the GPU keeps nothing for the caller (the
+    GPU path saves activations all the same, and releases them) and gives
+    the CPU inference path's outputs."""
+    case = problem(cell, True, 2, True)
+    arrays = case.make_arrays(np.float64)
+    common = {
+        "bidirectional": True,
+        "lengths": arrays.lengths,
+        "initial_state": arrays.initial_state,
+        "return_cache": False,
+    }
+    gpu = rnn_forward(arrays.x, arrays.params, cell, device="cuda", **common)
+    cpu = rnn_forward(arrays.x, arrays.params, cell, **common)
+    assert gpu[2] is None and cpu[2] is None
+    # Different summation orders (tiled GPU GEMMs, CPU register tiles).
+    np.testing.assert_allclose(gpu[0], cpu[0], rtol=1e-10, atol=1e-12)
+    gpu_final, cpu_final = (
+        final if isinstance(final, tuple) else (final,) for final in (gpu[1], cpu[1])
+    )
+    for gpu_part, cpu_part in zip(gpu_final, cpu_final, strict=True):
+        np.testing.assert_allclose(gpu_part, cpu_part, rtol=1e-10, atol=1e-12)
+
+
 def launched_signatures(monkeypatch):
     """Record the argument types of every kernel launch in :mod:`.cuda`."""
     recorded = []

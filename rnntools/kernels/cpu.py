@@ -11,16 +11,17 @@ Shapes: ``T`` steps, ``B`` sequences, ``I`` input features, ``H`` hidden units,
 ``G`` gates (1 rnn, 3 gru, 4 lstm).
 
 Strategy (as cuDNN and oneDNN do): one GEMM projects the inputs of all
-timesteps (:func:`input_projection`); each step is one GEMM for the recurrent
-product plus one fused pointwise pass per sequence; in backward, the weight
-gradients are one GEMM over all timesteps after the time loop
-(:func:`layer_param_grads`). The forward products (input projection and
-recurrent steps) run on :func:`.row_invariant.row_invariant_matmul`, whose
-rows come out bit-identical whatever the batch around them (so a sequence's
-outputs do not depend on the batch, the position or the thread count) and
-which outruns BLAS at these shapes; the backward products, summed over the
-batch anyway, run on BLAS, float32 in blocks that OpenBLAS computes with its
-small-matrix kernels (:mod:`rnntools.kernels.blas`).
+timesteps (of a span of them in inference; :func:`_project_span`); each step
+is one GEMM for the recurrent product plus one fused pointwise pass per
+sequence; in backward, the weight gradients are one GEMM over all timesteps
+after the time loop (:func:`layer_param_grads`). The forward products (input
+projection and recurrent steps) run on
+:func:`.row_invariant.row_invariant_matmul`, whose rows come out bit-identical
+whatever the batch around them (so a sequence's outputs do not depend on the
+batch, the position or the thread count) and which outruns BLAS at these
+shapes; the backward products, summed over the batch anyway, run on BLAS,
+float32 in blocks that OpenBLAS computes with its small-matrix kernels
+(:mod:`rnntools.kernels.blas`).
 
 The kernels are serial and release the GIL (``nogil=True``): sequences never
 interact inside a layer, so :mod:`rnntools.functional` runs independent blocks
@@ -97,32 +98,80 @@ def _step_time(s, b, lengths, reverse):
     return lengths[b] - 1 - s if reverse else s
 
 
-def input_projection(inp, w_ih, bias, gates):
-    """``gates[t, b] = w_ih @ inp[t, b] + bias`` for all timesteps in one GEMM.
+@njit(**KERNEL_OPTIONS)
+def _zero(row):
+    """``row[:] = 0`` for a 1-D row, as a plain loop (see :func:`_copy`)."""
+    for j in range(row.shape[0]):
+        row[j] = 0
 
-    Plain Python around compiled code (:func:`.row_invariant_matmul`, which
-    adds the bias in its tiles). As an
-    ``@njit`` kernel of its own, it compiled the product's register tiles once
-    more: 0.9 s of a cold first LSTM fit of 10 s.
 
-    Parameters
-    ----------
-    inp : ndarray of shape (T, B, I)
-        C-contiguous.
-    w_ih : ndarray of shape (G*H, I)
-    bias : ndarray of shape (G*H,)
-    gates : ndarray of shape (T, B, G*H)
-        Output, C-contiguous.
+@njit(**KERNEL_OPTIONS)
+def _span_start(steps, first, span, reverse):
+    """Earliest time of the span of ``span`` steps that begins at step
+    ``first`` (steps run backwards in time in reverse)."""
+    return steps - first - span if reverse else first
+
+
+@njit(**KERNEL_OPTIONS)
+def _span_lengths(lengths, span, steps, work):
+    """The lengths the steps of a span run under: ``lengths`` when the span is
+    all ``T`` steps, else ``span`` for every sequence (in ``work``). Spans
+    shorter than ``T`` run forwards, or backwards in a block without padding,
+    where step ``s`` of the span is its time ``s`` (or ``span - 1 - s``)."""
+    if span == steps:
+        return lengths
+    work[:] = span
+    return work
+
+
+@njit(**KERNEL_OPTIONS)
+def _project_span(inp, inp_rows, inp_span, lengths, start, w_ih_t, bias, gates):
+    """``gates[s, b] = inp(start + s, b) @ w_ih_t + bias``: the input
+    projection of a span of times, one GEMM for all of them.
+
+    ``inp`` is time-major ``(T, B, I)`` (``inp_rows`` empty), read in place;
+    or batch-first ``(B_all, T, I)``, whose rows ``inp_rows`` are first
+    gathered time-major into ``inp_span``, zeros at padded steps (padding
+    may hold anything, NaN included).
     """
-    steps, batch, features = inp.shape
-    rows = steps * batch
-    gates_2d = gates.reshape(rows, gates.shape[2])
+    span, batch, width = gates.shape
+    features = inp.shape[2]
+    if inp_rows.shape[0] == 0:
+        span_inputs = inp[start : start + span]
+    else:
+        span_inputs = inp_span[:span]
+        for s in range(span):
+            for b in range(batch):
+                # Views made inside each branch: a view made before the branch
+                # made this gather 4x slower (not vectorised).
+                if start + s < lengths[b]:
+                    _copy(span_inputs[s, b], inp[inp_rows[b], start + s])
+                else:
+                    _zero(span_inputs[s, b])
     row_invariant_matmul(
-        inp.reshape(rows, features),
-        np.ascontiguousarray(w_ih.T),
-        gates_2d,
-        np.ascontiguousarray(bias),
+        span_inputs.reshape(span * batch, features),
+        w_ih_t,
+        gates.reshape(span * batch, width),
+        bias,
     )
+
+
+@njit(**KERNEL_OPTIONS)
+def _scatter_span(out_span, lengths, start, out, out_rows, out_col):
+    """Columns ``out_col:out_col+H`` of rows ``out_rows`` of the batch-first
+    ``out`` at the span's times, from the time-major ``out_span``; 0 at padded
+    steps."""
+    span, batch, hidden = out_span.shape
+    # Through a 1-D view of the row's columns: ``out[r, t, a:b]`` or
+    # ``row[out_col + j]`` were not vectorised (a span at 16x50x64: 31 us,
+    # this way 4.6).
+    for b in range(batch):
+        for s in range(span):
+            row = out[out_rows[b], start + s]
+            if start + s < lengths[b]:
+                _copy(row[out_col : out_col + hidden], out_span[s, b])
+            else:
+                _zero(row[out_col : out_col + hidden])
 
 
 # --------------------------------------------------------------------- LSTM
@@ -174,13 +223,31 @@ def _lstm_forward_step(
 
 @njit(**KERNEL_OPTIONS)
 def lstm_forward_layer(
-    w_hh, lengths, batch_sizes, reverse, h, c, out, out_col,
-    gates, h_prev, c_prev, tanh_c,
+    inp, inp_rows, inp_span, w_ih, bias, w_hh, lengths, batch_sizes, reverse,
+    h, c, out, out_rows, out_span, out_col, gates, h_prev, c_prev, tanh_c,
 ):  # fmt: skip
-    """LSTM time loop over one layer and direction.
+    """LSTM over one layer and direction: the input projection and the time
+    loop, a span of steps at a time.
+
+    One call does a block's whole layer, its inputs gathered and its outputs
+    scattered here: in inference the functional API then runs almost no
+    Python between a block's kernels, where each hand-back of the GIL waited
+    for the other thread (with :func:`rnntools.functional._inference_block`,
+    LSTM inference at 32x50x32x64 on two threads went from 0.52-0.55 to
+    0.45 ms).
 
     Parameters
     ----------
+    inp : ndarray of shape (T, B, I), or (B_all, T, I) with ``inp_rows``
+        The layer input: time-major, or the caller's batch-first array.
+    inp_rows : int64 ndarray of shape (0,) or (B,)
+        Empty for a time-major ``inp``; else the rows of ``inp`` that are
+        this block's sequences (gathered a span at a time).
+    inp_span : ndarray of shape (S, B, I), or (0, B, I) with no ``inp_rows``
+        Scratch for the gathered inputs of a span.
+    w_ih : ndarray of shape (4H, I)
+    bias : ndarray of shape (4H,)
+        ``bias_ih + bias_hh``.
     w_hh : ndarray of shape (4H, H)
     lengths : int64 ndarray of shape (B,)
         Sorted in decreasing order.
@@ -190,33 +257,57 @@ def lstm_forward_layer(
         Run from each sequence's last step to its first.
     h, c : ndarray of shape (B, H)
         In: initial state. Out: final state (each sequence's own last step).
-    out : ndarray of shape (T, B, D*H)
-        Zero-initialised layer output; columns ``out_col:out_col+H`` are written.
+    out : ndarray of shape (T, B, D*H), or (B_all, T, D*H) with ``out_rows``
+        The layer output, columns ``out_col:out_col+H`` written at the active
+        steps: time-major (padding left as it is), or the caller's
+        batch-first array (rows ``out_rows``, 0 at padded steps).
+    out_rows : int64 ndarray of shape (0,) or (B,)
+    out_span : ndarray of shape (S, B, H), or (0, B, H) with no ``out_rows``
+        Scratch for a span of output on its way to a batch-first ``out``.
     out_col : int
-    gates : ndarray of shape (T, B, 4H)
-        In: the input projection (:func:`input_projection` with
-        ``bias_ih + bias_hh``). Out: gate activations ``i, f, g, o``.
+    gates : ndarray of shape (S, B, 4H)
+        Out: gate activations ``i, f, g, o`` (of the last span). ``S = T``
+        when training (backward reads them all); in inference any ``S``, but
+        ``S < T`` in reverse only without padding.
     h_prev, c_prev : ndarray of shape (T, B, H)
         Out: the state each step started from (saved for backward). Of shape
         ``(0, B, H)`` in inference: nothing is saved.
     tanh_c : ndarray of shape (T, B, H) or (0, B, H)
         Out: ``tanh(c_t)`` (saved for backward).
     """
-    steps, batch, width = gates.shape
+    steps = batch_sizes.shape[0]
+    span, batch, width = gates.shape
     hidden = width // 4
     gathered = np.empty((batch, width), dtype=gates.dtype)
     cell_tanh = np.empty((batch, hidden), dtype=gates.dtype)
     tanh_columns = np.ones(width, dtype=gates.dtype)
     tanh_columns[2 * hidden : 3 * hidden] = 2  # the g gate
+    w_ih_t = np.ascontiguousarray(w_ih.T)
     w_hh_t = np.ascontiguousarray(w_hh.T)  # measured 2x faster small GEMMs
-    for s in range(steps):
-        active = batch_sizes[s]
-        if active == 0:
-            break
-        _lstm_forward_step(
-            active, s, lengths, reverse, w_hh_t, h, c, gathered, cell_tanh,
-            tanh_columns, out, out_col, gates, h_prev, c_prev, tanh_c,
-        )  # fmt: skip
+    work = np.empty(batch, dtype=np.int64)
+    batch_first = out_rows.shape[0] > 0
+    for first in range(0, steps, span):
+        count = min(span, steps - first)
+        start = _span_start(steps, first, count, reverse)
+        target = out_span[:count] if batch_first else out[start : start + count]
+        if batch_sizes[first] > 0:
+            span_gates = gates[:count]
+            _project_span(
+                inp, inp_rows, inp_span, lengths, start, w_ih_t, bias, span_gates
+            )
+            span_lengths = _span_lengths(lengths, count, steps, work)
+            column = 0 if batch_first else out_col
+            for s in range(count):
+                active = batch_sizes[first + s]
+                if active == 0:
+                    break
+                _lstm_forward_step(
+                    active, s, span_lengths, reverse, w_hh_t, h, c, gathered,
+                    cell_tanh, tanh_columns, target, column, span_gates, h_prev,
+                    c_prev, tanh_c,
+                )  # fmt: skip
+        if batch_first:
+            _scatter_span(target, lengths, start, out, out_rows, out_col)
 
 
 @njit(**STEP_OPTIONS)
@@ -334,46 +425,67 @@ def _gru_forward_step(
 
 @njit(**KERNEL_OPTIONS)
 def gru_forward_layer(
-    w_hh, b_hn, lengths, batch_sizes, reverse, h, out, out_col,
-    gates, h_prev, hn,
+    inp, inp_rows, inp_span, w_ih, bias, w_hh, b_hn, lengths, batch_sizes,
+    reverse, h, out, out_rows, out_span, out_col, gates, h_prev, hn,
 ):  # fmt: skip
-    """GRU (PyTorch's reset-after form) time loop over one layer and direction.
+    """GRU (PyTorch's reset-after form) over one layer and direction.
 
     ``r = σ(x W_ir + b_ir + h W_hr + b_hr)``, ``z`` alike,
     ``n = tanh(x W_in + b_in + r * (h W_hn + b_hn))``, ``h' = (1 - z) n + z h``.
 
     Parameters
     ----------
-    w_hh, lengths, batch_sizes, reverse, out, out_col
+    inp, inp_rows, inp_span, w_ih, w_hh, lengths, batch_sizes, reverse
         As in :func:`lstm_forward_layer`, with ``3H`` gate rows.
+    out, out_rows, out_span, out_col
+        As in :func:`lstm_forward_layer`.
+    bias : ndarray of shape (3H,)
+        ``bias_ih`` plus the ``r`` and ``z`` blocks of ``bias_hh``.
     b_hn : ndarray of shape (H,)
         The ``n`` gate's recurrent bias (inside the reset product).
     h : ndarray of shape (B, H)
         In: initial state. Out: final state.
-    gates : ndarray of shape (T, B, 3H)
-        In: the input projection with ``bias_ih`` plus the ``r`` and ``z``
-        blocks of ``bias_hh``. Out: activations ``r, z, n``.
+    gates : ndarray of shape (S, B, 3H)
+        Out: activations ``r, z, n`` (``S`` as in :func:`lstm_forward_layer`).
     h_prev : ndarray of shape (T, B, H) or (0, B, H)
         Out: the state each step started from (nothing in inference).
     hn : ndarray of shape (T, B, H) or (1, B, H)
         Out: ``h W_hn + b_hn`` (one working step in inference).
     """
-    steps, batch, width = gates.shape
+    steps = batch_sizes.shape[0]
+    span, batch, width = gates.shape
     hidden = width // 3
     pre = np.empty((batch, width), dtype=gates.dtype)
     rz_pre = np.empty((batch, 2 * hidden), dtype=gates.dtype)
     activated = np.empty((batch, 2 * hidden), dtype=gates.dtype)
     candidate = np.empty((batch, hidden), dtype=gates.dtype)
     new_gate = np.empty((batch, hidden), dtype=gates.dtype)
+    w_ih_t = np.ascontiguousarray(w_ih.T)
     w_hh_t = np.ascontiguousarray(w_hh.T)  # measured 2x faster small GEMMs
-    for s in range(steps):
-        active = batch_sizes[s]
-        if active == 0:
-            break
-        _gru_forward_step(
-            active, s, lengths, reverse, w_hh_t, b_hn, h, pre, rz_pre, activated,
-            candidate, new_gate, out, out_col, gates, h_prev, hn,
-        )  # fmt: skip
+    work = np.empty(batch, dtype=np.int64)
+    batch_first = out_rows.shape[0] > 0
+    for first in range(0, steps, span):
+        count = min(span, steps - first)
+        start = _span_start(steps, first, count, reverse)
+        target = out_span[:count] if batch_first else out[start : start + count]
+        if batch_sizes[first] > 0:
+            span_gates = gates[:count]
+            _project_span(
+                inp, inp_rows, inp_span, lengths, start, w_ih_t, bias, span_gates
+            )
+            span_lengths = _span_lengths(lengths, count, steps, work)
+            column = 0 if batch_first else out_col
+            for s in range(count):
+                active = batch_sizes[first + s]
+                if active == 0:
+                    break
+                _gru_forward_step(
+                    active, s, span_lengths, reverse, w_hh_t, b_hn, h, pre,
+                    rz_pre, activated, candidate, new_gate, target, column,
+                    span_gates, h_prev, hn,
+                )  # fmt: skip
+        if batch_first:
+            _scatter_span(target, lengths, start, out, out_rows, out_col)
 
 
 @njit(**STEP_OPTIONS)
@@ -485,37 +597,56 @@ def _rnn_forward_step(
 
 @njit(**KERNEL_OPTIONS)
 def rnn_forward_layer(
-    w_hh, relu, lengths, batch_sizes, reverse, h, out, out_col,
-    gates, h_prev,
+    inp, inp_rows, inp_span, w_ih, bias, w_hh, relu, lengths, batch_sizes,
+    reverse, h, out, out_rows, out_span, out_col, gates, h_prev,
 ):  # fmt: skip
     """Elman RNN ``h' = act(x W_ih + b_ih + h W_hh + b_hh)`` over one layer.
 
     Parameters
     ----------
-    w_hh, lengths, batch_sizes, reverse, out, out_col
+    inp, inp_rows, inp_span, w_ih, bias, w_hh, lengths, batch_sizes, reverse
         As in :func:`lstm_forward_layer`, with ``H`` gate rows.
+    out, out_rows, out_span, out_col
+        As in :func:`lstm_forward_layer`.
     relu : bool
         ``max(0, .)`` instead of ``tanh``.
     h : ndarray of shape (B, H)
         In: initial state. Out: final state.
-    gates : ndarray of shape (T, B, H)
-        In: the input projection with ``bias_ih + bias_hh``. Out: the new
-        states ``h'`` (saved for backward).
+    gates : ndarray of shape (S, B, H)
+        Out: the new states ``h'`` (saved for backward; ``S`` as in
+        :func:`lstm_forward_layer`).
     h_prev : ndarray of shape (T, B, H) or (1, B, H)
         Out: the state each step started from (one step only in inference).
     """
-    steps, batch, hidden = gates.shape
+    steps = batch_sizes.shape[0]
+    span, batch, hidden = gates.shape
     pre = np.empty((batch, hidden), dtype=gates.dtype)
     activated = np.empty((batch, hidden), dtype=gates.dtype)
+    w_ih_t = np.ascontiguousarray(w_ih.T)
     w_hh_t = np.ascontiguousarray(w_hh.T)  # measured 2x faster small GEMMs
-    for s in range(steps):
-        active = batch_sizes[s]
-        if active == 0:
-            break
-        _rnn_forward_step(
-            active, s, lengths, reverse, w_hh_t, relu, h, pre, activated, out,
-            out_col, gates, h_prev,
-        )  # fmt: skip
+    work = np.empty(batch, dtype=np.int64)
+    batch_first = out_rows.shape[0] > 0
+    for first in range(0, steps, span):
+        count = min(span, steps - first)
+        start = _span_start(steps, first, count, reverse)
+        target = out_span[:count] if batch_first else out[start : start + count]
+        if batch_sizes[first] > 0:
+            span_gates = gates[:count]
+            _project_span(
+                inp, inp_rows, inp_span, lengths, start, w_ih_t, bias, span_gates
+            )
+            span_lengths = _span_lengths(lengths, count, steps, work)
+            column = 0 if batch_first else out_col
+            for s in range(count):
+                active = batch_sizes[first + s]
+                if active == 0:
+                    break
+                _rnn_forward_step(
+                    active, s, span_lengths, reverse, w_hh_t, relu, h, pre,
+                    activated, target, column, span_gates, h_prev,
+                )  # fmt: skip
+        if batch_first:
+            _scatter_span(target, lengths, start, out, out_rows, out_col)
 
 
 def rnn_previous_states(states, h0, lengths, reverse, h_prev):
@@ -637,9 +768,9 @@ def layer_param_grads(
     ``d_gates_*`` are zero, and ``inp`` and ``h_prev`` are finite there, so
     padding contributes nothing; where it is most of the work (see
     :data:`PACK_FILL`), the unpadded rows ``valid_rows`` are first copied
-    together and the padding skipped. Plain Python around compiled code, as
-    :func:`input_projection` (an ``@njit`` kernel here compiled the products
-    once more: 0.7 s of a cold first LSTM fit).
+    together and the padding skipped. Plain Python around compiled code (an
+    ``@njit`` kernel here compiled the products once more: 0.7 s of a cold
+    first LSTM fit).
 
     Parameters
     ----------
@@ -760,7 +891,7 @@ def adam_update(param, grad, first, second, step, beta_1, one_minus_beta_1,
 
 @njit(**KERNEL_OPTIONS)
 def _step_input(x, w_ih_t, bias, gates):
-    """``gates = x @ w_ih_t + bias`` row by row (as :func:`input_projection`)."""
+    """``gates = x @ w_ih_t + bias`` row by row (as :func:`_project_span`)."""
     row_invariant_matmul(x, w_ih_t, gates, bias)
 
 

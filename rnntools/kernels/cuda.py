@@ -1,10 +1,10 @@
 """``@cuda.jit`` kernels and their host drivers: the GPU twin of :mod:`.cpu`.
 
 Every public function here has the name, arguments and meaning of its
-counterpart in :mod:`rnntools.kernels.cpu` (``input_projection``,
-``lstm_forward_layer``, ``lstm_backward_layer``, ..., ``layer_param_grads``),
-with device arrays in place of NumPy arrays, so :mod:`rnntools.functional`
-drives both with the same code. Like the CPU kernels they validate nothing.
+counterpart in :mod:`rnntools.kernels.cpu` (``lstm_forward_layer``,
+``lstm_backward_layer``, ..., ``layer_param_grads``), with device arrays in
+place of NumPy arrays, so :mod:`rnntools.functional` drives both with the
+same code. Like the CPU kernels they validate nothing.
 Beside them are the device array helpers that the functional driver and the
 estimators' training loop need (allocation, copies, sums of squares,
 finiteness, and the Adam and SGD steps; see :mod:`rnntools._devices`).
@@ -16,7 +16,7 @@ array) active sequences at step ``s``, and step ``s`` of sequence ``b`` at time
 
 Strategy:
 
-- :func:`input_projection` and :func:`layer_param_grads` are tiled
+- :func:`_input_projection` and :func:`layer_param_grads` are tiled
   shared-memory GEMMs (:func:`_gemm`, each thread accumulating a
   :data:`GEMM_WORK` square of outputs in registers) over all ``T * B`` rows.
 - The time loop has two strategies, chosen by :func:`_use_sequence_kernels`:
@@ -620,7 +620,7 @@ def _matmul(a, b, c, transpose_a=False, transpose_b=False, bias=None):
     )
 
 
-def input_projection(inp, w_ih, bias, gates):
+def _input_projection(inp, w_ih, bias, gates):
     """``gates[t, b] = w_ih @ inp[t, b] + bias`` for all timesteps in one GEMM.
 
     Parameters
@@ -640,6 +640,21 @@ def input_projection(inp, w_ih, bias, gates):
         transpose_b=True,
         bias=bias,
     )
+
+
+def _project_layer(inp, inp_rows, w_ih, bias, gates, out_rows):
+    """The input projection that starts a forward layer.
+
+    On the GPU a layer's input and output are always time-major and whole
+    (the driver keeps every activation for backward), so the CPU kernels'
+    spans, gathers and scatters (``inp_rows``, ``out_rows``, ``S < T``) never
+    arise; they are refused rather than computed wrongly.
+    """
+    if len(inp_rows) or len(out_rows) or gates.shape[0] != inp.shape[0]:
+        raise ValueError(
+            "the CUDA forward kernels take time-major layers of all T steps only."
+        )
+    _input_projection(inp, w_ih, bias, gates)
 
 
 # --------------------------------------------------------------------- LSTM
@@ -721,15 +736,19 @@ def _lstm_forward_sequence(
 
 
 def lstm_forward_layer(
-    w_hh, lengths, batch_sizes, reverse, h, c, out, out_col,
-    gates, h_prev, c_prev, tanh_c,
+    inp, inp_rows, inp_span, w_ih, bias, w_hh, lengths, batch_sizes, reverse,
+    h, c, out, out_rows, out_span, out_col, gates, h_prev, c_prev, tanh_c,
 ):  # fmt: skip
-    """LSTM time loop over one layer and direction: one launch in all, or one
-    per step (see :func:`_use_sequence_kernels`).
+    """LSTM over one layer and direction: the input projection, then the time
+    loop in one launch in all, or one per step (see
+    :func:`_use_sequence_kernels`).
 
     Arguments as in :func:`rnntools.kernels.cpu.lstm_forward_layer`, as device
-    arrays, except ``batch_sizes``, a host int64 array (it sizes the grids).
+    arrays, except ``batch_sizes``, a host int64 array (it sizes the grids),
+    and the host arrays ``inp_rows`` and ``out_rows``, which must be empty
+    (``inp_span`` and ``out_span`` are not used; see :func:`_project_layer`).
     """
+    _project_layer(inp, inp_rows, w_ih, bias, gates, out_rows)
     w_hh_t = _transposed(w_hh)
     buffers = (h, cuda.device_array_like(h))
     batch, hidden = h.shape
@@ -945,15 +964,18 @@ def _gru_forward_sequence(
 
 
 def gru_forward_layer(
-    w_hh, b_hn, lengths, batch_sizes, reverse, h, out, out_col,
-    gates, h_prev, hn,
+    inp, inp_rows, inp_span, w_ih, bias, w_hh, b_hn, lengths, batch_sizes,
+    reverse, h, out, out_rows, out_span, out_col, gates, h_prev, hn,
 ):  # fmt: skip
-    """GRU time loop over one layer and direction: one launch in all, or
-    one per step (see :func:`_use_sequence_kernels`).
+    """GRU over one layer and direction: the input projection, then the time
+    loop in one launch in all, or one per step (see
+    :func:`_use_sequence_kernels`).
 
     Arguments as in :func:`rnntools.kernels.cpu.gru_forward_layer`, as device
-    arrays, except ``batch_sizes``, a host int64 array.
+    arrays, except the host arrays ``batch_sizes``, ``inp_rows`` and
+    ``out_rows`` (see :func:`lstm_forward_layer`).
     """
+    _project_layer(inp, inp_rows, w_ih, bias, gates, out_rows)
     w_hh_t = _transposed(w_hh)
     buffers = (h, cuda.device_array_like(h))
     batch, hidden = h.shape
@@ -1143,15 +1165,18 @@ def _rnn_forward_sequence(
 
 
 def rnn_forward_layer(
-    w_hh, relu, lengths, batch_sizes, reverse, h, out, out_col,
-    gates, h_prev,
+    inp, inp_rows, inp_span, w_ih, bias, w_hh, relu, lengths, batch_sizes,
+    reverse, h, out, out_rows, out_span, out_col, gates, h_prev,
 ):  # fmt: skip
-    """Elman RNN time loop over one layer and direction: one launch in all, or
-    one per step (see :func:`_use_sequence_kernels`).
+    """Elman RNN over one layer and direction: the input projection, then the
+    time loop in one launch in all, or one per step (see
+    :func:`_use_sequence_kernels`).
 
     Arguments as in :func:`rnntools.kernels.cpu.rnn_forward_layer`, as device
-    arrays, except ``batch_sizes``, a host int64 array.
+    arrays, except the host arrays ``batch_sizes``, ``inp_rows`` and
+    ``out_rows`` (see :func:`lstm_forward_layer`).
     """
+    _project_layer(inp, inp_rows, w_ih, bias, gates, out_rows)
     w_hh_t = _transposed(w_hh)
     buffers = (h, cuda.device_array_like(h))
     batch, hidden = h.shape
