@@ -11,7 +11,7 @@ Shapes: ``T`` steps, ``B`` sequences, ``I`` input features, ``H`` hidden units,
 ``G`` gates (1 rnn, 3 gru, 4 lstm).
 
 Strategy (as cuDNN and oneDNN do): one GEMM projects the inputs of all
-timesteps (of a span of them in inference; :func:`_project_span`); each step
+timesteps (of a span of them in inference); each step
 is one GEMM for the recurrent product plus one fused pointwise pass per
 sequence; in backward, the weight gradients are one GEMM over all timesteps
 after the time loop (:func:`layer_param_grads`). The forward products (input
@@ -99,67 +99,32 @@ def _step_time(s, b, lengths, reverse):
 
 
 @njit(**KERNEL_OPTIONS)
-def _zero(row):
-    """``row[:] = 0`` for a 1-D row, as a plain loop (see :func:`_copy`)."""
-    for j in range(row.shape[0]):
-        row[j] = 0
+def _gather_span(inp, inp_rows, lengths, start, span_inputs):
+    """``span_inputs[s, b] = inp[inp_rows[b], start + s]``: a span of the
+    caller's batch-first inputs made time-major, zeros at padded steps
+    (padding may hold anything, NaN included).
 
-
-@njit(**KERNEL_OPTIONS)
-def _span_start(steps, first, span, reverse):
-    """Earliest time of the span of ``span`` steps that begins at step
-    ``first`` (steps run backwards in time in reverse)."""
-    return steps - first - span if reverse else first
-
-
-@njit(**KERNEL_OPTIONS)
-def _span_lengths(lengths, span, steps, work):
-    """The lengths the steps of a span run under: ``lengths`` when the span is
-    all ``T`` steps, else ``span`` for every sequence (in ``work``). Spans
-    shorter than ``T`` run forwards, or backwards in a block without padding,
-    where step ``s`` of the span is its time ``s`` (or ``span - 1 - s``)."""
-    if span == steps:
-        return lengths
-    work[:] = span
-    return work
-
-
-@njit(**KERNEL_OPTIONS)
-def _project_span(inp, inp_rows, inp_span, lengths, start, w_ih_t, bias, gates):
-    """``gates[s, b] = inp(start + s, b) @ w_ih_t + bias``: the input
-    projection of a span of times, one GEMM for all of them.
-
-    ``inp`` is time-major ``(T, B, I)`` (``inp_rows`` empty), read in place;
-    or batch-first ``(B_all, T, I)``, whose rows ``inp_rows`` are first
-    gathered time-major into ``inp_span``, zeros at padded steps (padding
-    may hold anything, NaN included).
+    A function of its own, as :func:`_scatter_span` (inlined into the layer
+    kernels, they cost the same compile time: 0.1-0.2 s each, of a cold
+    start's 5.8).
     """
-    span, batch, width = gates.shape
-    features = inp.shape[2]
-    if inp_rows.shape[0] == 0:
-        span_inputs = inp[start : start + span]
-    else:
-        span_inputs = inp_span[:span]
-        for s in range(span):
-            for b in range(batch):
-                # Views made inside each branch: a view made before the branch
-                # made this gather 4x slower (not vectorised).
-                if start + s < lengths[b]:
-                    _copy(span_inputs[s, b], inp[inp_rows[b], start + s])
-                else:
-                    _zero(span_inputs[s, b])
-    row_invariant_matmul(
-        span_inputs.reshape(span * batch, features),
-        w_ih_t,
-        gates.reshape(span * batch, width),
-        bias,
-    )
+    span, batch, features = span_inputs.shape
+    for s in range(span):
+        for b in range(batch):
+            # Views made inside each branch: one made before the branch kept
+            # the copy from being vectorised (4x slower).
+            if start + s < lengths[b]:
+                _copy(span_inputs[s, b], inp[inp_rows[b], start + s])
+            else:
+                row = span_inputs[s, b]
+                for j in range(features):
+                    row[j] = 0
 
 
 @njit(**KERNEL_OPTIONS)
 def _scatter_span(out_span, lengths, start, out, out_rows, out_col):
     """Columns ``out_col:out_col+H`` of rows ``out_rows`` of the batch-first
-    ``out`` at the span's times, from the time-major ``out_span``; 0 at padded
+    ``out`` at a span's times, from the time-major ``out_span``; 0 at padded
     steps."""
     span, batch, hidden = out_span.shape
     # Through a 1-D view of the row's columns: ``out[r, t, a:b]`` or
@@ -168,10 +133,12 @@ def _scatter_span(out_span, lengths, start, out, out_rows, out_col):
     for b in range(batch):
         for s in range(span):
             row = out[out_rows[b], start + s]
+            columns = row[out_col : out_col + hidden]
             if start + s < lengths[b]:
-                _copy(row[out_col : out_col + hidden], out_span[s, b])
+                _copy(columns, out_span[s, b])
             else:
-                _zero(row[out_col : out_col + hidden])
+                for j in range(hidden):
+                    columns[j] = 0
 
 
 # --------------------------------------------------------------------- LSTM
@@ -284,18 +251,31 @@ def lstm_forward_layer(
     tanh_columns[2 * hidden : 3 * hidden] = 2  # the g gate
     w_ih_t = np.ascontiguousarray(w_ih.T)
     w_hh_t = np.ascontiguousarray(w_hh.T)  # measured 2x faster small GEMMs
-    work = np.empty(batch, dtype=np.int64)
+    features = inp.shape[2]
+    # Spans of fewer than T steps run forwards, or backwards in a block
+    # without padding: step s of a span is then its time s (or count - 1 - s)
+    # for every sequence, as if all had the span's length.
+    span_lengths = np.empty(batch, dtype=np.int64)
     batch_first = out_rows.shape[0] > 0
     for first in range(0, steps, span):
         count = min(span, steps - first)
-        start = _span_start(steps, first, count, reverse)
+        start = steps - first - count if reverse else first  # earliest time
         target = out_span[:count] if batch_first else out[start : start + count]
         if batch_sizes[first] > 0:
+            if inp_rows.shape[0] == 0:
+                span_inputs = inp[start : start + count]
+            else:
+                span_inputs = inp_span[:count]
+                _gather_span(inp, inp_rows, lengths, start, span_inputs)
             span_gates = gates[:count]
-            _project_span(
-                inp, inp_rows, inp_span, lengths, start, w_ih_t, bias, span_gates
+            row_invariant_matmul(
+                span_inputs.reshape(count * batch, features),
+                w_ih_t,
+                span_gates.reshape(count * batch, width),
+                bias,
             )
-            span_lengths = _span_lengths(lengths, count, steps, work)
+            for b in range(batch):
+                span_lengths[b] = lengths[b] if count == steps else count
             column = 0 if batch_first else out_col
             for s in range(count):
                 active = batch_sizes[first + s]
@@ -462,18 +442,31 @@ def gru_forward_layer(
     new_gate = np.empty((batch, hidden), dtype=gates.dtype)
     w_ih_t = np.ascontiguousarray(w_ih.T)
     w_hh_t = np.ascontiguousarray(w_hh.T)  # measured 2x faster small GEMMs
-    work = np.empty(batch, dtype=np.int64)
+    features = inp.shape[2]
+    # Spans of fewer than T steps run forwards, or backwards in a block
+    # without padding: step s of a span is then its time s (or count - 1 - s)
+    # for every sequence, as if all had the span's length.
+    span_lengths = np.empty(batch, dtype=np.int64)
     batch_first = out_rows.shape[0] > 0
     for first in range(0, steps, span):
         count = min(span, steps - first)
-        start = _span_start(steps, first, count, reverse)
+        start = steps - first - count if reverse else first  # earliest time
         target = out_span[:count] if batch_first else out[start : start + count]
         if batch_sizes[first] > 0:
+            if inp_rows.shape[0] == 0:
+                span_inputs = inp[start : start + count]
+            else:
+                span_inputs = inp_span[:count]
+                _gather_span(inp, inp_rows, lengths, start, span_inputs)
             span_gates = gates[:count]
-            _project_span(
-                inp, inp_rows, inp_span, lengths, start, w_ih_t, bias, span_gates
+            row_invariant_matmul(
+                span_inputs.reshape(count * batch, features),
+                w_ih_t,
+                span_gates.reshape(count * batch, width),
+                bias,
             )
-            span_lengths = _span_lengths(lengths, count, steps, work)
+            for b in range(batch):
+                span_lengths[b] = lengths[b] if count == steps else count
             column = 0 if batch_first else out_col
             for s in range(count):
                 active = batch_sizes[first + s]
@@ -619,23 +612,37 @@ def rnn_forward_layer(
         Out: the state each step started from (one step only in inference).
     """
     steps = batch_sizes.shape[0]
-    span, batch, hidden = gates.shape
+    span, batch, width = gates.shape
+    hidden = width  # one gate
     pre = np.empty((batch, hidden), dtype=gates.dtype)
     activated = np.empty((batch, hidden), dtype=gates.dtype)
     w_ih_t = np.ascontiguousarray(w_ih.T)
     w_hh_t = np.ascontiguousarray(w_hh.T)  # measured 2x faster small GEMMs
-    work = np.empty(batch, dtype=np.int64)
+    features = inp.shape[2]
+    # Spans of fewer than T steps run forwards, or backwards in a block
+    # without padding: step s of a span is then its time s (or count - 1 - s)
+    # for every sequence, as if all had the span's length.
+    span_lengths = np.empty(batch, dtype=np.int64)
     batch_first = out_rows.shape[0] > 0
     for first in range(0, steps, span):
         count = min(span, steps - first)
-        start = _span_start(steps, first, count, reverse)
+        start = steps - first - count if reverse else first  # earliest time
         target = out_span[:count] if batch_first else out[start : start + count]
         if batch_sizes[first] > 0:
+            if inp_rows.shape[0] == 0:
+                span_inputs = inp[start : start + count]
+            else:
+                span_inputs = inp_span[:count]
+                _gather_span(inp, inp_rows, lengths, start, span_inputs)
             span_gates = gates[:count]
-            _project_span(
-                inp, inp_rows, inp_span, lengths, start, w_ih_t, bias, span_gates
+            row_invariant_matmul(
+                span_inputs.reshape(count * batch, features),
+                w_ih_t,
+                span_gates.reshape(count * batch, width),
+                bias,
             )
-            span_lengths = _span_lengths(lengths, count, steps, work)
+            for b in range(batch):
+                span_lengths[b] = lengths[b] if count == steps else count
             column = 0 if batch_first else out_col
             for s in range(count):
                 active = batch_sizes[first + s]
@@ -891,7 +898,7 @@ def adam_update(param, grad, first, second, step, beta_1, one_minus_beta_1,
 
 @njit(**KERNEL_OPTIONS)
 def _step_input(x, w_ih_t, bias, gates):
-    """``gates = x @ w_ih_t + bias`` row by row (as :func:`_project_span`)."""
+    """``gates = x @ w_ih_t + bias`` row by row (as the layer kernels do)."""
     row_invariant_matmul(x, w_ih_t, gates, bias)
 
 
