@@ -7,6 +7,7 @@ is elementwise per sequence. ``np.array_equal``, no tolerance.
 """
 
 import contextlib
+import itertools
 import os
 
 import numpy as np
@@ -89,7 +90,8 @@ def test_each_sequence_is_bit_identical_alone_in_any_batch_and_thread_count(
 )
 def test_inference_mode_gives_the_same_bits_and_no_cache(problem, dtype):
     """``return_cache=False`` saves no activations (buffers of no steps)
-    but computes exactly what the training forward computes."""
+    but computes exactly what the training forward computes, in one block or
+    in several on two threads (ragged batches: blocks of scattered rows)."""
     arrays = problem.make_arrays(dtype)
     kwargs = problem.forward_kwargs(arrays)
     output, final_state, cache = rnn_forward(arrays.x, arrays.params, **kwargs)
@@ -97,13 +99,17 @@ def test_inference_mode_gives_the_same_bits_and_no_cache(problem, dtype):
     row_bytes = problem.batch_size * problem.hidden_size * 4 * arrays.x.itemsize
     # One span of all steps, then spans of one and two steps (the projection
     # computed a few steps at a time, as for long sequences).
-    for span_bytes in (functional.INFERENCE_SPAN_BYTES, 1, 2 * row_bytes):
+    for span_bytes, blocks in itertools.product(
+        (functional.INFERENCE_SPAN_BYTES, 1, 2 * row_bytes),
+        (contextlib.nullcontext, several_blocks_on_two_threads),
+    ):
         saved = functional.INFERENCE_SPAN_BYTES
         functional.INFERENCE_SPAN_BYTES = span_bytes
         try:
-            output_inference, final_inference, no_cache = rnn_forward(
-                arrays.x, arrays.params, **kwargs, return_cache=False
-            )
+            with blocks():
+                output_inference, final_inference, no_cache = rnn_forward(
+                    arrays.x, arrays.params, **kwargs, return_cache=False
+                )
         finally:
             functional.INFERENCE_SPAN_BYTES = saved
         assert no_cache is None
