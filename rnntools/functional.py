@@ -136,11 +136,9 @@ class _BlockCache:
 
     @cached_property
     def row_indices(self):
-        """``rows`` as a C-contiguous int64 array (the kernels' ``out_rows``
-        when the last layer writes the caller's output)."""
-        if isinstance(self.rows, slice):
-            return np.arange(self.rows.start, self.rows.stop, dtype=np.int64)
-        return np.ascontiguousarray(self.rows, dtype=np.int64)
+        """``rows`` as the kernels' ``out_rows`` (see :func:`_row_indices`),
+        when the last layer writes the caller's output."""
+        return _row_indices(self.rows)
 
     @cached_property
     def valid_rows(self):
@@ -746,6 +744,14 @@ def _time_major_on(backend, batch_first, lengths, buffers):
 _NO_ROWS = np.empty(0, dtype=np.int64)
 
 
+def _row_indices(rows):
+    """A block's ``rows`` (slice or index array) as the C-contiguous int64
+    array that the kernels take as ``inp_rows`` / ``out_rows``."""
+    if isinstance(rows, slice):
+        return np.arange(rows.start, rows.stop, dtype=np.int64)
+    return np.ascontiguousarray(rows, dtype=np.int64)
+
+
 def _forward_direction(
     cache, block, layer, suffix, layer_input, state, out, sink=None
 ):  # fmt: skip
@@ -933,11 +939,7 @@ def _inference_block(plan, rows):
     """
     x, hidden = plan.x, plan.hidden_size
     steps, input_size, dtype = x.shape[1], x.shape[2], x.dtype
-    row_indices = (
-        np.arange(rows.start, rows.stop, dtype=np.int64)
-        if isinstance(rows, slice)
-        else np.ascontiguousarray(rows, dtype=np.int64)
-    )
+    row_indices = _row_indices(rows)
     lengths = np.ascontiguousarray(plan.lengths[rows])
     batch = len(lengths)
     batch_sizes = (lengths > np.arange(steps)[:, None]).sum(axis=1)
