@@ -31,13 +31,18 @@ def cuda_kernels():
     cannot be used (numba-cuda missing or broken, or no driver or GPU)."""
     try:
         cuda = importlib.import_module("numba.cuda")
+        # numba-cuda loads its NumPy support lazily, at the first kernel
+        # compilation; loading it now turns an install that cannot run here
+        # into the error below rather than a failure inside the first launch.
+        importlib.import_module("numba.cuda.np.arrayobj")
     except ImportError as exc:
         raise RuntimeError(
             "device='cuda' needs numba-cuda, which is not installed: "
             "pip install 'rnntools[cuda]' (or numba-cuda[cu12])."
         ) from exc
     except Exception as exc:  # an install that fails on import
-        # Seen: numba-cuda 0.30.4 under NumPy 2.5, which removed np.row_stack.
+        # Seen: numba-cuda 0.30.4 under NumPy 2.5, which removed np.row_stack
+        # (on a GPU machine, numba.cuda imported and failed in arrayobj).
         raise RuntimeError(
             f"device='cuda' could not import numba.cuda ({type(exc).__name__}: "
             f"{exc}); the installed numba-cuda may not support NumPy "

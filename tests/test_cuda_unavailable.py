@@ -48,13 +48,19 @@ def test_without_numba_cuda_raises_with_install_hint(monkeypatch):
         _devices.cuda_kernels.cache_clear()
 
 
-def test_broken_numba_cuda_raises_saying_so(monkeypatch):
+@pytest.mark.parametrize("failing_module", ["numba.cuda", "numba.cuda.np.arrayobj"])
+def test_broken_numba_cuda_raises_saying_so(monkeypatch, failing_module):
     """An install that fails on import (numba-cuda 0.30.4 under NumPy 2.5
-    raises AttributeError for np.row_stack) is named, not passed through."""
+    raises AttributeError for np.row_stack) is named, not passed through.
+
+    On an H200 machine ``numba.cuda`` itself imported and the error came from
+    the NumPy support that numba-cuda loads at the first compilation
+    (``numba.cuda.np.arrayobj``): that must be caught before any launch too.
+    """
     real_import = _devices.importlib.import_module
 
     def broken(name, *args):
-        if name == "numba.cuda":
+        if name == failing_module:
             raise AttributeError("module 'numpy' has no attribute 'row_stack'")
         return real_import(name, *args)
 
