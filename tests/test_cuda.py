@@ -484,3 +484,39 @@ def test_estimator_trains_on_gpu_like_on_cpu(
             np.testing.assert_array_equal(mine, theirs)
         for mine, theirs in zip(model.predict_proba(X), proba, strict=True):
             np.testing.assert_allclose(mine, theirs, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "dtype, rtol", [(np.float64, FLOAT64_RTOL), (np.float32, FLOAT32_RTOL)]
+)
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_cublas_products_match_the_numba_gemm(cell, dtype, rtol, monkeypatch):
+    """Where CuPy can run cuBLAS (a real GPU with CuPy installed), the input
+    projections, weight gradients and bias sums run there, and agree with the
+    Numba GEMM and column sums that the simulator runs (and that the tests
+    above compare with the CPU). Sizes past one GEMM block and not multiples
+    of its tiles (I = 70, H = 67), two bidirectional layers, ragged batch."""
+    cupy = cuda_kernels._cupy()
+    if cupy is None:
+        pytest.skip("no cuBLAS here: simulator, no CuPy, or RNNTOOLS_CUBLAS=0")
+    case = problem(cell, True, 2, True, seq_len=6, input_size=70, hidden_size=67)
+    arrays = case.make_arrays(dtype)
+    library_calls = []
+    real_matmul, real_sum = cupy.matmul, cupy.sum
+
+    def counted(real):
+        def call(*args, **kwargs):
+            library_calls.append(real.__name__)
+            return real(*args, **kwargs)
+
+        return call
+
+    monkeypatch.setattr(cupy, "matmul", counted(real_matmul))
+    monkeypatch.setattr(cupy, "sum", counted(real_sum))
+    with_cublas = run_rnntools(case, arrays, device="cuda")
+    # 2 layers x 2 directions: 1 projection forward, 3 products and 2 sums back.
+    assert library_calls.count("matmul") == 4 * (1 + 3 + (cell == "gru"))
+    assert library_calls.count("sum") == 4 * (2 + (cell == "gru"))
+    monkeypatch.setattr(cuda_kernels, "_cupy", lambda: None)
+    with_numba_gemm = run_rnntools(case, arrays, device="cuda")
+    assert_results_close(with_cublas, with_numba_gemm, rtol, FLOOR)

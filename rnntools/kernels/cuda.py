@@ -16,9 +16,13 @@ array) active sequences at step ``s``, and step ``s`` of sequence ``b`` at time
 
 Strategy:
 
-- :func:`_input_projection` and :func:`layer_param_grads` are tiled
-  shared-memory GEMMs (:func:`_gemm`, each thread accumulating a
-  :data:`GEMM_WORK` square of outputs in registers) over all ``T * B`` rows.
+- :func:`_input_projection` and :func:`layer_param_grads` are GEMMs over all
+  ``T * B`` rows (and column sums for the bias gradients), run by
+  :func:`_matmul` and :func:`_column_sums_into`: on cuBLAS and CuPy's
+  reductions where CuPy is installed and can use the GPU (:func:`_cupy`;
+  ``RNNTOOLS_CUBLAS=0`` turns it off), else on the tiled shared-memory GEMM
+  :func:`_gemm` (each thread accumulating a :data:`GEMM_WORK` square of
+  outputs in registers) and :func:`_column_sums`, which the simulator runs.
 - The time loop has two strategies, chosen by :func:`_use_sequence_kernels`:
 
   * *sequence-resident* (``*_sequence`` kernels), while the batch fits the
@@ -53,7 +57,10 @@ launch them with, and the test suite compiles every one to PTX
 ``array.dtype.type`` so float32 code never meets a float64 literal.
 """
 
+import functools
 import math
+import os
+import warnings
 
 import numpy as np
 from numba import config, cuda, types
@@ -611,7 +618,62 @@ def _gemm(a, b, bias, c, transpose_a, transpose_b, add_bias):
                 c[row, col] = value
 
 
+# ----------------------------------------------------------- cuBLAS (CuPy)
+
+
+@functools.cache
+def _cupy():
+    """CuPy, through which :func:`_matmul` and :func:`_column_sums_into` run
+    on cuBLAS and CuPy's reductions; None where they run on the Numba kernels
+    above instead: under the simulator, where CuPy is not installed or cannot
+    use the GPU (with a warning saying why), or with ``RNNTOOLS_CUBLAS=0``."""
+    if config.ENABLE_CUDASIM or os.environ.get("RNNTOOLS_CUBLAS", "1") == "0":
+        return None
+    try:
+        import cupy
+    except ImportError:
+        return None
+    try:
+        cupy.cuda.runtime.getDeviceCount()
+        cupy.cuda.device.get_cublas_handle()
+    except Exception as exc:  # installed for another CUDA, no device, ...
+        warnings.warn(
+            f"CuPy {cupy.__version__} cannot run cuBLAS here "
+            f"({type(exc).__name__}: {exc}); device='cuda' uses its own, slower "
+            "matrix products. Install the cupy-cudaXXx wheel of your CUDA major "
+            "version, or set RNNTOOLS_CUBLAS=0 to silence this.",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        return None
+    return cupy
+
+
+def products_library():
+    """Where the large products and the bias sums run: ``"cuBLAS (CuPy X)"``
+    or ``"Numba GEMM"`` (see :func:`_cupy`)."""
+    cupy = _cupy()
+    return "Numba GEMM" if cupy is None else f"cuBLAS (CuPy {cupy.__version__})"
+
+
 def _matmul(a, b, c, transpose_a=False, transpose_b=False, bias=None):
+    """``c = op(a) @ op(b) (+ bias)`` for C-contiguous 2-D device arrays.
+
+    On cuBLAS through CuPy where :func:`_cupy` finds it (CuPy wraps the
+    arrays through ``__cuda_array_interface__``, no copy; both libraries
+    launch on the legacy default stream, so the order of work is kept), else
+    on :func:`_gemm`. float32 stays IEEE float32 (CuPy uses TF32 only when
+    ``CUPY_TF32=1``).
+    """
+    cupy = _cupy()
+    if cupy is not None:
+        op_a, op_b, out = cupy.asarray(a), cupy.asarray(b), cupy.asarray(c)
+        op_a = op_a.T if transpose_a else op_a
+        op_b = op_b.T if transpose_b else op_b
+        cupy.matmul(op_a, op_b, out=out)
+        if bias is not None:
+            out += cupy.asarray(bias)
+        return
     rows, cols = c.shape
     grid = (-(-cols // GEMM_SPAN), -(-rows // GEMM_SPAN))
     add_bias = bias is not None
@@ -1337,16 +1399,26 @@ def layer_param_grads(
     h_prev_2d = h_prev.reshape(rows, h_prev.shape[2])
     _matmul(g_ih, inp.reshape(rows, features), d_w_ih, transpose_a=True)
     _matmul(g_ih, w_ih, d_inp.reshape(rows, features))
-    _column_sums[_flat_grid(width)](g_ih, d_b_ih)
+    _column_sums_into(g_ih, d_b_ih)
     shared = width - d_gates_hh.shape[2]  # the gru's r and z blocks, else 0
     g_hh = d_gates_hh.reshape(rows, width - shared)
     if shared:
         # The r and z rows from g_ih (the GEMM kernel takes no strided view:
         # its n rows are computed, then overwritten).
         _matmul(g_ih, h_prev_2d, d_w_hh, transpose_a=True)
-        _column_sums[_flat_grid(width)](g_ih, d_b_hh)
+        _column_sums_into(g_ih, d_b_hh)
     _matmul(g_hh, h_prev_2d, d_w_hh[shared:], transpose_a=True)
-    _column_sums[_flat_grid(width - shared)](g_hh, d_b_hh[shared:])
+    _column_sums_into(g_hh, d_b_hh[shared:])
+
+
+def _column_sums_into(matrix, out):
+    """``out[:] = matrix.sum(axis=0)``: a parallel reduction in CuPy where
+    :func:`_cupy` finds it, else :func:`_column_sums` (a thread per column)."""
+    cupy = _cupy()
+    if cupy is not None:
+        cupy.sum(cupy.asarray(matrix), axis=0, out=cupy.asarray(out))
+    else:
+        _column_sums[_flat_grid(out.size)](matrix, out)
 
 
 # -------------------------------------------------------------- signatures
