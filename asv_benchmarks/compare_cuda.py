@@ -312,6 +312,9 @@ def print_machine_state(rnntools, torch, torch_reason, tf32_setting):
         f"python {platform.python_version()}, numpy {np.__version__}, "
         f"numba {numba.__version__}, rnntools {getattr(rnntools, '__version__', '?')}"
     )
+    from rnntools.kernels import cuda as kernels
+
+    print(f"rnntools' large products and bias sums: {kernels.products_library()}")
     if torch is None:
         print(f"torch: not run ({torch_reason}); timing rnntools only")
         return

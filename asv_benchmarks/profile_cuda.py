@@ -87,6 +87,20 @@ class _TimedKernel:
         return timed
 
 
+def _timed_call(name, function, cuda, seconds, launches):
+    """``function`` synchronised around each call and recorded as ``name``."""
+
+    def timed(*args, **kwargs):
+        cuda.synchronize()
+        start = time.perf_counter()
+        function(*args, **kwargs)
+        cuda.synchronize()
+        seconds[name] += time.perf_counter() - start
+        launches[name] += 1
+
+    return timed
+
+
 def profile_shape(cell, shape, repeats, cuda):
     """Print the wall time and the per-kernel split of one shape."""
     from rnntools.functional import rnn_backward, rnn_forward
@@ -111,19 +125,31 @@ def profile_shape(cell, shape, repeats, cuda):
     )
 
     seconds, launches = defaultdict(float), defaultdict(int)
+    # The Numba kernels, and the two functions that run the large products and
+    # bias sums on cuBLAS instead where CuPy can (their launches then do not
+    # reach _gemm and _column_sums): a synchronised call of each counts.
     names = list(kernels.SIGNATURES["float32"])
+    library_calls = {
+        name: getattr(kernels, name) for name in ("_matmul", "_column_sums_into")
+    }
     originals = {name: getattr(kernels, name) for name in names}
     try:
         for name, kernel in originals.items():
             setattr(kernels, name, _TimedKernel(name, kernel, cuda, seconds, launches))
+        if kernels._cupy() is not None:
+            for name, call in library_calls.items():
+                label = f"{name} (cuBLAS/CuPy)"
+                timed = _timed_call(label, call, cuda, seconds, launches)
+                setattr(kernels, name, timed)
         start = time.perf_counter()
         for _ in range(repeats):
             forward_backward()
         wall = (time.perf_counter() - start) / repeats
     finally:
-        for name, kernel in originals.items():
+        for name, kernel in {**originals, **library_calls}.items():
             setattr(kernels, name, kernel)
     print(f"   every launch synchronised: {1e3 * wall:.3f} ms per forward+backward")
+    print(f"   products and bias sums: {kernels.products_library()}")
     for name in sorted(seconds, key=seconds.get, reverse=True):
         print(
             f"   {name:28s} {1e3 * seconds[name] / repeats:9.3f} ms"
