@@ -49,12 +49,16 @@ What it does, in order:
    clock starts and done when it stops, and no two calls overlap.
 5. Prints one table; see the lines under it for what each column means.
 
-The three timings:
+The four timings:
 
 - ``rnntools ms``: ``rnn_forward(x, params, cell, device="cuda")`` (and
   ``rnn_backward(cache, d_output)``). Its API takes and returns NumPy arrays,
   so this time *includes the host<->device transfers*: ``x``, the weights
   and ``d_output`` to the GPU, the output, final state and gradients back.
+- ``rnntools dev ms``: the same calls with ``x``, ``d_output`` and the
+  weights already on the GPU (Numba device arrays, uploaded once) and the
+  results left there as device arrays: the like of ``cuDNN ms``, and
+  ``ratio dev`` compares the two.
 - ``cuDNN ms``: torch with ``x``, ``d_output`` and the weights already on
   the GPU and the results left there: cuDNN's own time.
 - ``cuDNN+copy ms``: torch with the transfers rnntools makes, except the
@@ -357,6 +361,19 @@ def rnntools_results(rnn_forward, rnn_backward, problem, device):
     return forward, {"d_x": d_x, **grads}
 
 
+def resident_results(rnn_forward, rnn_backward, cell, on_device):
+    """Like :func:`rnntools_results`, from device arrays ``(x, weights,
+    d_output)``: the device results, copied to the host for the check."""
+    x, weights, d_output = on_device
+    output, final_state, cache = rnn_forward(x, weights, cell, device="cuda")
+    grads, d_x, _ = rnn_backward(cache, d_output)
+    states = final_state if isinstance(final_state, tuple) else (final_state,)
+    final_state = tuple(part.copy_to_host() for part in states)
+    forward = {"output": output.copy_to_host(), **named_states(final_state)}
+    backward = {name: value.copy_to_host() for name, value in grads.items()}
+    return forward, {"d_x": d_x.copy_to_host(), **backward}
+
+
 def named_states(state):
     """A final state, ``h_n`` or ``(h_n, c_n)``, as a dict keyed by those names."""
     states = state if isinstance(state, tuple) else (state,)
@@ -457,15 +474,17 @@ def measure(funcs, repeats):
 
 NUMERIC = (
     "rnntools ms",
+    "rnntools dev ms",
     "cuDNN ms",
     "cuDNN+copy ms",
     "ratio",
+    "ratio dev",
     "ratio+copy",
     "TFLOP/s",
     "spread",
     "max err",
 )
-TORCH_COLUMNS = ("cuDNN ms", "cuDNN+copy ms", "ratio", "ratio+copy")
+TORCH_COLUMNS = ("cuDNN ms", "cuDNN+copy ms", "ratio", "ratio dev", "ratio+copy")
 
 
 def table_columns(with_torch):
@@ -498,6 +517,14 @@ def run_shape(cell, shape, args, context):
     x, weights, d_output = make_problem(cell, shape)
     problem = (cell, x, weights, d_output)
     ours = rnntools_results(rnn_forward, rnn_backward, problem, "cuda")
+    # Device-resident: x, d_output and the weights uploaded once, the results
+    # left on the device (Numba device arrays in, device arrays out).
+    on_device = (
+        cuda.to_device(x),
+        {name: cuda.to_device(value) for name, value in weights.items()},
+        cuda.to_device(d_output),
+    )
+    ours_on_device = resident_results(rnn_forward, rnn_backward, cell, on_device)
 
     def ours_forward():
         return rnn_forward(x, weights, cell, device="cuda")
@@ -506,9 +533,24 @@ def run_shape(cell, shape, args, context):
         _, _, cache = ours_forward()
         return rnn_backward(cache, d_output)
 
+    def ours_forward_resident():
+        return rnn_forward(on_device[0], on_device[1], cell, device="cuda")
+
+    def ours_forward_backward_resident():
+        _, _, cache = ours_forward_resident()
+        return rnn_backward(cache, on_device[2])
+
     modes = {
-        "fwd": {"rnntools": synchronized(ours_forward, cuda.synchronize)},
-        "fwd+bwd": {"rnntools": synchronized(ours_forward_backward, cuda.synchronize)},
+        "fwd": {
+            "rnntools": synchronized(ours_forward, cuda.synchronize),
+            "rnntools dev": synchronized(ours_forward_resident, cuda.synchronize),
+        },
+        "fwd+bwd": {
+            "rnntools": synchronized(ours_forward_backward, cuda.synchronize),
+            "rnntools dev": synchronized(
+                ours_forward_backward_resident, cuda.synchronize
+            ),
+        },
     }
     if torch is not None:
         module = make_torch_rnn(cell, weights, shape).to(TORCH_DEVICE)
@@ -536,9 +578,12 @@ def run_shape(cell, shape, args, context):
     else:
         reference = rnntools_results(rnn_forward, rnn_backward, problem, "cpu")
     errors = {
-        mode: max_error(
-            (name, value, reference[part].get(name))
-            for name, value in ours[part].items()
+        mode: max(
+            max_error(
+                (name, value, reference[part].get(name))
+                for name, value in results[part].items()
+            )
+            for results in (ours, ours_on_device)
         )
         for mode, part in (("fwd", 0), ("fwd+bwd", 1))
     }
@@ -555,6 +600,7 @@ def run_shape(cell, shape, args, context):
             "shape": format_shape(shape),
             "mode": mode,
             "rnntools ms": f"{seconds['rnntools'] * 1e3:.3f}",
+            "rnntools dev ms": f"{seconds['rnntools dev'] * 1e3:.3f}",
             "TFLOP/s": f"{flops / seconds['rnntools'] / 1e12:.3f}",
             "spread": f"{worst_spread:.0%}",
             "max err": f"{error:.1e}",
@@ -567,6 +613,7 @@ def run_shape(cell, shape, args, context):
                     "cuDNN ms": f"{seconds['cuDNN'] * 1e3:.3f}",
                     "cuDNN+copy ms": f"{seconds['cuDNN+copy'] * 1e3:.3f}",
                     "ratio": f"{seconds['rnntools'] / seconds['cuDNN']:.2f}",
+                    "ratio dev": f"{seconds['rnntools dev'] / seconds['cuDNN']:.2f}",
                     "ratio+copy": f"{seconds['rnntools'] / seconds['cuDNN+copy']:.2f}",
                 }
             )
@@ -632,7 +679,8 @@ def main(argv=None):
     print(
         "rnntools ms INCLUDES host<->device transfers: its API takes NumPy arrays"
         " (x, weights, d_output) and returns NumPy arrays (output, final state,"
-        " gradients)."
+        " gradients). rnntools dev ms: x, weights and d_output already on the"
+        " GPU (device arrays), results left there."
     )
     if torch is not None:
         print(
@@ -671,8 +719,8 @@ def main(argv=None):
     ]
     if torch is not None:
         notes.append(
-            "ratio = rnntools / cuDNN, ratio+copy = rnntools / cuDNN+copy"
-            " (below 1: rnntools faster)."
+            "ratio = rnntools / cuDNN, ratio dev = rnntools dev / cuDNN,"
+            " ratio+copy = rnntools / cuDNN+copy (below 1: rnntools faster)."
         )
     notes += [
         "TFLOP/s = rnntools' GEMM flops (2*B*T*G*H*(I+H) forward, three times"

@@ -14,7 +14,14 @@ For each shape (float32, one layer, unidirectional) it prints:
    transposes, Python).
 
 The synchronisation serialises the GPU with the host, so the bracketed total
-is an upper bound of the plain one; the split is what matters. Under Numba's
+is an upper bound of the plain one; the split is what matters.
+
+With ``--strategies`` it times instead, per shape and for every time-loop
+strategy of :mod:`rnntools.kernels.cuda` (sequence-resident, a launch per
+step, a cuBLAS product per step where CuPy runs cuBLAS), the forward and the
+forward+backward with ``x``, the weights and ``d_output`` already on the
+device (the results left there): what sets the batch sizes at which the
+drivers switch strategy. Under Numba's
 CUDA simulator (``NUMBA_ENABLE_CUDASIM=1``) it runs, but its times mean
 nothing. ``--allow-no-gpu`` makes it exit with status 0 when there is no GPU
 (a smoke test in CI).
@@ -45,6 +52,11 @@ def parse_args(argv):
     )
     parser.add_argument(
         "--repeats", type=int, default=5, help="timed calls (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--strategies",
+        action="store_true",
+        help="time every time-loop strategy (device-resident arrays) per shape",
     )
     parser.add_argument(
         "--tiny",
@@ -159,6 +171,63 @@ def profile_shape(cell, shape, repeats, cuda):
     print(f"   {'(outside the launches)':28s} {1e3 * outside:9.3f} ms")
 
 
+#: The time-loop strategies: what ``_use_gemm_steps`` and
+#: ``_use_sequence_kernels`` of :mod:`rnntools.kernels.cuda` answer for each.
+STRATEGIES = {
+    "sequence": (False, True),
+    "per step": (False, False),
+    "gemm per step": (True, False),
+}
+
+
+def time_strategies(cell, shape, repeats, cuda):
+    """Print forward and forward+backward medians of every strategy at one
+    shape, with device-resident inputs and results."""
+    from rnntools.functional import rnn_backward, rnn_forward
+    from rnntools.kernels import cuda as kernels
+
+    x, params, d_output = make_problem(cell, shape)
+    x, d_output = cuda.to_device(x), cuda.to_device(d_output)
+    params = {name: cuda.to_device(value) for name, value in params.items()}
+
+    def forward():
+        result = rnn_forward(x, params, cell, device="cuda")
+        cuda.synchronize()
+        return result
+
+    def forward_backward():
+        rnn_backward(forward()[2], d_output)
+        cuda.synchronize()
+
+    chosen = "gemm per step" if kernels._use_gemm_steps(shape[0]) else None
+    if chosen is None:
+        chosen = "sequence" if kernels._use_sequence_kernels(shape[0]) else "per step"
+    originals = (kernels._use_gemm_steps, kernels._use_sequence_kernels)
+    for name, (gemm, sequence) in STRATEGIES.items():
+        if gemm and kernels._cupy() is None:
+            print(f"   {name:14s} not run: {kernels.products_library()} only")
+            continue
+        kernels._use_gemm_steps = lambda batch, gemm=gemm: gemm
+        kernels._use_sequence_kernels = lambda batch, sequence=sequence: sequence
+        try:
+            medians = []
+            for call in (forward, forward_backward):
+                call()  # compiles, or loads the cache
+                walls = []
+                for _ in range(repeats):
+                    start = time.perf_counter()
+                    call()
+                    walls.append(time.perf_counter() - start)
+                medians.append(1e3 * np.median(walls))
+        finally:
+            kernels._use_gemm_steps, kernels._use_sequence_kernels = originals
+        mark = "  (the drivers' choice)" if name == chosen else ""
+        print(
+            f"   {name:14s} fwd {medians[0]:9.3f} ms   fwd+bwd {medians[1]:9.3f} ms"
+            f"{mark}"
+        )
+
+
 def main(argv=None):
     """Run the profile; return the exit status."""
     args = parse_args(argv)
@@ -168,7 +237,11 @@ def main(argv=None):
         print("profile_cuda.py: no usable GPU, nothing profiled")
         return 0 if args.allow_no_gpu else EXIT_NO_GPU
     for shape in args.shapes:
-        profile_shape(args.cell, shape, args.repeats, cuda)
+        if args.strategies:
+            print(f"== {args.cell} {format_shape(shape)}: time-loop strategies")
+            time_strategies(args.cell, shape, args.repeats, cuda)
+        else:
+            profile_shape(args.cell, shape, args.repeats, cuda)
     return 0
 
 

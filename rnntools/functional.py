@@ -141,6 +141,12 @@ class _BlockCache:
         return _row_indices(self.rows)
 
     @cached_property
+    def kernel_rows(self):
+        """``row_indices`` where the kernels run (the GPU's gathers and
+        scatters between the caller's batch-first arrays and the block)."""
+        return self.backend.to_device(self.row_indices)
+
+    @cached_property
     def valid_rows(self):
         """Indices ``t * B_k + b`` of the unpadded steps among the block's
         ``T * B_k`` time-major rows, increasing; None if none is padded."""
@@ -197,6 +203,8 @@ class ForwardCache:
     backend: _Backend = _CPU
     kernel_params: dict = None  # ``params`` where the kernels run
     resident: bool = False  # params were device arrays: so are the gradients
+    # x was a device array: so are the output, final state, d_x and d_h0.
+    x_on_device: bool = False
     blocks: list = field(default_factory=list)  # [_BlockCache]
     # CPU forward only: every weight transposed, C-contiguous (by key).
     transposed: dict = None
@@ -226,6 +234,55 @@ def _check_float_array(value, name, *, ndim=None, allow_list=True):
     if ndim is not None and value.ndim != ndim:
         raise ValueError(f"{name} must be {ndim}-dimensional, got shape {value.shape}.")
     return value
+
+
+def _check_device_input(value, name, ndim, backend, dtype=None):
+    """A CUDA device array given as ``x`` or ``d_output``, checked (dtype, rank,
+    layout) and used in place as a Numba device array: no copy is made.
+
+    Its values are checked finite at the unpadded steps once gathered
+    time-major (padding may hold anything), by the caller.
+    """
+    if backend is _CPU:
+        raise TypeError(
+            f"{name} is a CUDA device array: pass device='cuda', or a NumPy array."
+        )
+    value = backend.kernels.as_device_array(value)
+    if value.dtype not in (np.float32, np.float64):
+        raise TypeError(
+            f"{name} must have dtype float32 or float64, got {value.dtype}."
+        )
+    if dtype is not None and value.dtype != dtype:
+        raise TypeError(
+            f"{name} is a device array of dtype {value.dtype}; device arrays are "
+            f"used in place, so it must have the compute dtype ({dtype})."
+        )
+    if value.ndim != ndim:
+        raise ValueError(f"{name} must be {ndim}-dimensional, got shape {value.shape}.")
+    if not value.is_c_contiguous():
+        raise ValueError(f"{name} must be C-contiguous.")
+    return value
+
+
+def _state_on_host(state, backend, name):
+    """``initial_state`` / ``d_final_state`` with any CUDA device array copied
+    to the host (states are ``L*D x B x H``: small next to the sequences)."""
+    if state is None:
+        return None
+    parts = state if isinstance(state, (tuple, list)) else (state,)
+    if not any(on_device(part) for part in parts):
+        return state
+    if backend is _CPU:
+        raise TypeError(
+            f"{name} holds a CUDA device array: pass device='cuda', or NumPy arrays."
+        )
+    host = [
+        backend.kernels.as_device_array(part).copy_to_host()
+        if on_device(part)
+        else part
+        for part in parts
+    ]
+    return type(state)(host) if isinstance(state, (tuple, list)) else host[0]
 
 
 def _check_finite(value, name):
@@ -494,7 +551,12 @@ def rnn_forward(
     ----------
     x : ndarray of shape (B, T, I)
         Batch-first inputs, float32 or float64; the dtype of ``x`` is the
-        compute dtype and ``params`` are cast to it. Never written to.
+        compute dtype and ``params`` are cast to it. Never written to. With
+        ``device="cuda"`` it may be a C-contiguous CUDA device array (Numba's,
+        CuPy's, a PyTorch CUDA tensor: anything with
+        ``__cuda_array_interface__``), read in place: the output, final state,
+        and then ``d_x`` and the initial-state gradient of
+        :func:`rnn_backward`, are device arrays too.
     params : dict of str to ndarray
         PyTorch ``state_dict`` layout (see :func:`rnntools.init_params`); the
         number of layers ``L`` and ``H`` come from its keys and shapes. With
@@ -515,12 +577,12 @@ def rnn_forward(
         the padding never influences anything (PyTorch's packed-sequence
         semantics). None means all sequences have length ``T``.
     initial_state : ndarray of shape (L*D, B, H), or tuple (h0, c0) for lstm
-        Zeros if None.
+        Zeros if None. Device arrays are accepted with ``device="cuda"``.
     device : {"cpu", "cuda"}, default="cpu"
         Where the kernels run. ``"cuda"`` runs :mod:`rnntools.kernels.cuda`
-        on the GPU (needs numba-cuda and a driver) and still takes and returns
-        NumPy arrays; the cache then holds device buffers, and
-        :func:`rnn_backward` runs on the GPU too.
+        on the GPU (needs numba-cuda and a driver); it takes and returns NumPy
+        arrays, or device arrays (see ``x`` and ``params``). The cache then
+        holds device buffers, and :func:`rnn_backward` runs on the GPU too.
     return_cache : bool, default=True
         False is inference: nothing is kept for :func:`rnn_backward` (the
         kernels save no activations, so memory is the inputs, one layer's
@@ -529,10 +591,11 @@ def rnn_forward(
     Returns
     -------
     output : ndarray of shape (B, T, D*H)
-        Last layer's states, forward direction first; 0 at padded steps.
+        Last layer's states, forward direction first; 0 at padded steps. A
+        Numba device array when ``x`` was a device array.
     final_state : ndarray of shape (L*D, B, H), or tuple (h_n, c_n) for lstm
         State at each sequence's own last step, ordered as PyTorch orders it
-        (index ``layer * D + direction``).
+        (index ``layer * D + direction``); device arrays when ``x`` was one.
     cache : ForwardCache or None
         Input of :func:`rnn_backward`; None with ``return_cache=False``.
 
@@ -562,7 +625,11 @@ def rnn_forward(
         raise TypeError(
             f"bidirectional must be a bool, got {type(bidirectional).__name__}."
         )
-    x = _check_float_array(x, "x", ndim=3)
+    x_on_device = on_device(x)
+    if x_on_device:
+        x = _check_device_input(x, "x", 3, backend)
+    else:
+        x = _check_float_array(x, "x", ndim=3)
     batch, steps, input_size = x.shape
     if batch == 0 or steps == 0 or input_size == 0:
         raise ValueError(f"x must have no zero-length axis, got shape {x.shape}.")
@@ -571,10 +638,12 @@ def rnn_forward(
     params, num_layers, hidden_size, resident = _check_params(
         params, cell, bidirectional, input_size, dtype, backend
     )
-    _check_finite_valid(x, lengths, "x")
+    if not x_on_device:  # a device x: once gathered (_forward_block)
+        _check_finite_valid(x, lengths, "x")
     num_dirs = _num_directions(bidirectional)
     state_shape = (num_layers * num_dirs, batch, hidden_size)
     num_states = 2 if cell == "lstm" else 1
+    initial_state = _state_on_host(initial_state, backend, "initial_state")
     if initial_state is None:
         initial = [np.zeros(state_shape, dtype=dtype) for _ in range(num_states)]
     else:
@@ -605,13 +674,19 @@ def rnn_forward(
             else {key: backend.to_device(value) for key, value in params.items()}
         ),
         resident=resident,
+        x_on_device=x_on_device,
     )
     flops = _flops_per_step(cell, input_size, hidden_size, num_layers, bidirectional)
     # One GPU block holds the whole batch; CPU blocks go to threads.
     max_blocks = num_threads() if backend is _CPU else 1
     block_rows = _split_batch(lengths, flops, max_blocks)
 
-    output = np.empty((batch, steps, num_dirs * hidden_size), dtype=dtype)
+    output_shape = (batch, steps, num_dirs * hidden_size)
+    if backend is _CPU:
+        output = np.empty(output_shape, dtype=dtype)
+    else:  # batch-first on the device; x uploaded whole (gathered there)
+        output = backend.new(output_shape, dtype)
+        x = x if x_on_device else backend.to_device(x)
     final = [np.empty(state_shape, dtype=dtype) for _ in range(num_states)]
 
     def run_block(rows):
@@ -620,10 +695,10 @@ def rnn_forward(
         # own rows, on its own thread).
         sink = output if backend is _CPU else None
         block, block_output, block_final = _forward_block(
-            cache, x[rows], rows, block_initial, sink
+            cache, x, rows, block_initial, sink
         )
         if sink is None:
-            output[rows] = backend.to_host(block_output).transpose(1, 0, 2)
+            backend.kernels.batch_first_into(block_output, block.kernel_rows, output)
             backend.release([block_output])
         for part, block_part in zip(final, block_final, strict=True):
             part[:, rows] = block_part
@@ -642,6 +717,10 @@ def rnn_forward(
     with kernel_threads():
         cache.blocks = parallel_map(run_block, block_rows)
     cache.transposed = None  # backward runs on the weights themselves
+    if x_on_device:
+        final = [backend.to_device(part) for part in final]
+    elif backend is not _CPU:
+        output = backend.to_host(output)
     final_state = tuple(final) if cell == "lstm" else final[0]
     if not return_cache:  # on the GPU, which keeps activations all the same
         for block in cache.blocks:
@@ -652,17 +731,19 @@ def rnn_forward(
     return output, final_state, cache
 
 
-def _forward_block(cache, x_block, rows, states, sink=None):
+def _forward_block(cache, x, rows, states, sink=None):
     """Run every layer and direction over one block of sequences, keeping what
     backward reads.
 
     Parameters
     ----------
     cache : ForwardCache
-    x_block : ndarray of shape (B_k, T, I)
-        The block's inputs, sorted by decreasing length.
+    x : ndarray of shape (B, T, I)
+        The caller's whole batch: a host array on the CPU, a device array on
+        the GPU.
     rows : int ndarray of shape (B_k,) or slice
-        Their indices in the caller's batch.
+        The block's sequences in the caller's batch, sorted by decreasing
+        length.
     states : list of ndarray of shape (L*D, B_k, H)
         Initial ``[h]`` or ``[h, c]``; overwritten with the final state.
     sink : ndarray of shape (B, T, D*H), optional
@@ -687,7 +768,9 @@ def _forward_block(cache, x_block, rows, states, sink=None):
         batch_sizes=(lengths > np.arange(steps)[:, None]).sum(axis=1),
     )
     num_dirs = _num_directions(cache.bidirectional)
-    layer_input = _time_major_on(backend, x_block, lengths, block.buffers)
+    layer_input = _time_major_block(backend, x, block, block.buffers)
+    if cache.x_on_device and not backend.kernels.all_finite(layer_input):
+        raise ValueError("x contains NaN or infinity.")
     for layer in range(cache.num_layers):
         last = layer == cache.num_layers - 1
         # Backward reads every layer's input, not the last layer's output:
@@ -719,24 +802,28 @@ def _forward_block(cache, x_block, rows, states, sink=None):
     return block, layer_input, states
 
 
-def _time_major_on(backend, batch_first, lengths, buffers):
-    """``(B, T, F)`` host array → time-major ``(T, B, F)`` kernel array.
+def _time_major_block(backend, batch_first, block, buffers):
+    """Rows ``block.rows`` of a ``(B, T, F)`` array → the block's time-major
+    ``(T, B_k, F)`` kernel array, 0 at padded steps; appended to ``buffers``.
 
-    The host staging buffer is the kernel array itself on the CPU (appended to
-    ``buffers``, released with them); on a GPU it is copied and released.
+    On the CPU a pooled host array, gathered by NumPy; on the GPU the caller's
+    array is already on the device and a kernel gathers it there.
     """
     steps, features = batch_first.shape[1], batch_first.shape[2]
-    host = _to_time_major(
-        batch_first,
-        lengths,
-        POOL.empty((steps, len(lengths), features), batch_first.dtype),
-    )
-    array = backend.to_device(host)
-    if array is host:
-        buffers.append(host)
+    shape = (steps, len(block.lengths), features)
+    if backend is _CPU:
+        out = _to_time_major(
+            batch_first[block.rows], block.lengths, POOL.empty(shape, batch_first.dtype)
+        )
     else:
-        POOL.release([host])
-    return array
+        out = backend.kernels.time_major(
+            batch_first,
+            block.kernel_rows,
+            block.kernel_lengths,
+            backend.scratch(shape, batch_first.dtype),
+        )
+    buffers.append(out)
+    return out
 
 
 #: ``inp_rows`` or ``out_rows`` of a kernel whose input or output is
@@ -1014,7 +1101,8 @@ def rnn_backward(cache, d_output, d_final_state=None):
         As returned by :func:`rnn_forward`. Not modified: it may be reused.
     d_output : ndarray of shape (B, T, D*H)
         Gradient of the loss with respect to ``output``. Values at padded
-        steps are ignored.
+        steps are ignored. On the GPU it may be a C-contiguous device array
+        of the compute dtype, read in place.
     d_final_state : ndarray of shape (L*D, B, H), or tuple for lstm, optional
         Gradient with respect to ``final_state``; zeros if None.
 
@@ -1024,9 +1112,11 @@ def rnn_backward(cache, d_output, d_final_state=None):
         Gradients of the parameters, same keys and shapes as ``params``;
         Numba device arrays when ``params`` were device arrays.
     d_x : ndarray of shape (B, T, I)
-        Gradient with respect to ``x``; 0 at padded steps.
+        Gradient with respect to ``x``; 0 at padded steps. A Numba device
+        array when ``x`` was a device array.
     d_initial_state : ndarray of shape (L*D, B, H), or tuple (d_h0, d_c0)
-        Gradient with respect to the initial state.
+        Gradient with respect to the initial state (device arrays when ``x``
+        was one).
     """
     if not isinstance(cache, ForwardCache):
         raise TypeError(
@@ -1037,13 +1127,20 @@ def rnn_backward(cache, d_output, d_final_state=None):
     num_dirs = _num_directions(cache.bidirectional)
     dtype = cache.dtype
     batch, steps = cache.batch, cache.steps
-    d_output = _check_float_array(d_output, "d_output", ndim=3)
-    _check_shape(d_output, (batch, steps, num_dirs * hidden), "d_output")
-    with np.errstate(over="ignore"):  # checked finite after the cast
-        d_output = d_output.astype(dtype, copy=False)
-    _check_finite_valid(d_output, cache.lengths, "d_output")
+    backend = cache.backend
+    d_output_on_device = on_device(d_output)
+    if d_output_on_device:  # checked finite once gathered (run_block)
+        d_output = _check_device_input(d_output, "d_output", 3, backend, dtype)
+        _check_shape(d_output, (batch, steps, num_dirs * hidden), "d_output")
+    else:
+        d_output = _check_float_array(d_output, "d_output", ndim=3)
+        _check_shape(d_output, (batch, steps, num_dirs * hidden), "d_output")
+        with np.errstate(over="ignore"):  # checked finite after the cast
+            d_output = d_output.astype(dtype, copy=False)
+        _check_finite_valid(d_output, cache.lengths, "d_output")
     state_shape = (cache.num_layers * num_dirs, batch, hidden)
     num_states = 2 if cache.cell == "lstm" else 1
+    d_final_state = _state_on_host(d_final_state, backend, "d_final_state")
     if d_final_state is None:
         d_final = [np.zeros(state_shape, dtype=dtype) for _ in range(num_states)]
     else:
@@ -1051,22 +1148,29 @@ def rnn_backward(cache, d_output, d_final_state=None):
             d_final_state, cache.cell, state_shape, dtype, "d_final_state"
         )
 
-    d_x = np.empty((batch, steps, cache.input_size), dtype=dtype)
+    d_x_shape = (batch, steps, cache.input_size)
+    if backend is _CPU:
+        d_x = np.empty(d_x_shape, dtype=dtype)
+    else:  # batch-first on the device; d_output uploaded whole
+        d_x = backend.new(d_x_shape, dtype)
+        if not d_output_on_device:
+            d_output = backend.to_device(d_output)
     d_initial = [np.empty(state_shape, dtype=dtype) for _ in range(num_states)]
-
-    backend = cache.backend
 
     def run_block(block):
         temporaries = []
-        d_out = _time_major_on(
-            backend, d_output[block.rows], block.lengths, temporaries
-        )
+        d_out = _time_major_block(backend, d_output, block, temporaries)
+        if d_output_on_device and not backend.kernels.all_finite(d_out):
+            raise ValueError("d_output contains NaN or infinity.")
         d_states = [part[:, block.rows].copy() for part in d_final]
         block_grads, block_d_x, block_d_states = _backward_block(
             cache, block, d_out, d_states, temporaries
         )
         # Scattered here, on the block's own thread, in parallel.
-        d_x[block.rows] = backend.to_host(block_d_x).transpose(1, 0, 2)
+        if backend is _CPU:
+            d_x[block.rows] = block_d_x.transpose(1, 0, 2)
+        else:
+            backend.kernels.batch_first_into(block_d_x, block.kernel_rows, d_x)
         for part, block_part in zip(d_initial, block_d_states, strict=True):
             part[:, block.rows] = block_part
         backend.release(temporaries)
@@ -1082,6 +1186,10 @@ def rnn_backward(cache, d_output, d_final_state=None):
         for key, value in block_grads.items():
             grads[key] += value
     grads = {key: grads[key] for key in cache.params}
+    if cache.x_on_device:
+        d_initial = [backend.to_device(part) for part in d_initial]
+    elif backend is not _CPU:
+        d_x = backend.to_host(d_x)
     d_initial_state = tuple(d_initial) if cache.cell == "lstm" else d_initial[0]
     return grads, d_x, d_initial_state
 

@@ -55,6 +55,24 @@ def test_profile_cuda_tiny_runs_on_the_simulator():
     assert "(outside the launches)" in result.stdout
 
 
+def test_profile_cuda_strategies_tiny_runs_on_the_simulator():
+    """``profile_cuda.py --strategies --tiny`` times each time-loop strategy
+    with device-resident arrays (the simulator has no cuBLAS: that one says
+    it is not run), and marks the drivers' choice."""
+    result = subprocess.run(
+        [sys.executable, str(PROFILE_CUDA), "--tiny", "--strategies", "--cell", "rnn"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**os.environ, "NUMBA_ENABLE_CUDASIM": "1"},
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "sequence       fwd" in result.stdout
+    assert "per step       fwd" in result.stdout
+    assert "gemm per step  not run: Numba GEMM only" in result.stdout
+    assert result.stdout.count("(the drivers' choice)") == 1
+
+
 def test_profile_cpu_tiny_splits_every_mode():
     """``profile_cpu.py --tiny`` times a few tiny calls of each mode, with
     the blocks and kernels it wraps restored afterwards, and prints the

@@ -16,7 +16,7 @@ from types import SimpleNamespace
 import numba
 import numpy as np
 import pytest
-from helpers import assert_results_close, run_rnntools
+from helpers import assert_results_close, flatten_results, run_rnntools
 from numba import types
 from numba.np.numpy_support import from_dtype
 from strategies import RNNProblem
@@ -108,7 +108,14 @@ def test_float32_matches_cpu(cell):
 
 def use_per_step_kernels(monkeypatch):
     """Make the drivers launch one kernel per step whatever the batch size."""
+    monkeypatch.setattr(cuda_kernels, "_use_gemm_steps", lambda batch: False)
     monkeypatch.setattr(cuda_kernels, "_use_sequence_kernels", lambda batch: False)
+
+
+def use_gemm_steps(monkeypatch):
+    """Make the drivers run the time loop as a product per step (cuBLAS on a
+    GPU with CuPy; the Numba GEMM under the simulator) whatever the batch."""
+    monkeypatch.setattr(cuda_kernels, "_use_gemm_steps", lambda batch: True)
 
 
 @pytest.mark.parametrize(
@@ -121,6 +128,29 @@ def test_per_step_kernels_match_cpu(cell, nonlinearity, monkeypatch):
     use_per_step_kernels(monkeypatch)
     case = problem(cell, True, 2, True, nonlinearity=nonlinearity)
     assert_cuda_matches_cpu(case, np.float64, FLOAT64_RTOL)
+
+
+@pytest.mark.parametrize(
+    "cell, nonlinearity",
+    [("lstm", "tanh"), ("gru", "tanh"), ("rnn", "tanh"), ("rnn", "relu")],
+)
+def test_gemm_per_step_time_loop_matches_cpu(cell, nonlinearity, monkeypatch):
+    """The third strategy, a matrix product and a pointwise launch per step,
+    which the drivers choose for large batches where cuBLAS runs: every
+    sequence finishing at another step (ragged, unsorted), both directions
+    (the reverse one reads each row at its own time), two layers, and the
+    initial-state gradient."""
+    use_gemm_steps(monkeypatch)
+    case = problem(cell, True, 2, True, nonlinearity=nonlinearity, batch_size=4)
+    assert_cuda_matches_cpu(case, np.float64, FLOAT64_RTOL)
+
+
+def test_gemm_steps_only_where_cublas_runs(monkeypatch):
+    monkeypatch.setattr(cuda_kernels, "_cupy", lambda: None)
+    assert not cuda_kernels._use_gemm_steps(10**6)
+    monkeypatch.setattr(cuda_kernels, "_cupy", lambda: object())
+    assert cuda_kernels._use_gemm_steps(cuda_kernels.GEMM_STEP_MIN_BATCH)
+    assert not cuda_kernels._use_gemm_steps(cuda_kernels.GEMM_STEP_MIN_BATCH - 1)
 
 
 # The tile sizes are compile-time constants of the kernels: patching them
@@ -328,6 +358,10 @@ def test_every_launch_matches_a_declared_signature(cell, monkeypatch):
     with monkeypatch.context() as patch:
         use_per_step_kernels(patch)
         run_rnntools(case, case.make_arrays(np.float32), device="cuda")
+    with monkeypatch.context() as patch:
+        use_gemm_steps(patch)
+        for dtype in (np.float32, np.float64):
+            run_rnntools(case, case.make_arrays(dtype), device="cuda")
     assert {name for _, name, _ in recorded} >= {
         "_gemm",
         "_column_sums",
@@ -336,6 +370,9 @@ def test_every_launch_matches_a_declared_signature(cell, monkeypatch):
         f"_{cell}_forward_step",
         f"_{cell}_backward_step",
         "_initial_state_grad",
+        f"_{cell}_forward_gemm_step",
+        f"_{cell}_backward_gemm_step",
+        "_gather_step_grads",
     }
     for dtype, name, signature in recorded:
         assert signature in cuda_kernels.SIGNATURES[dtype][name], (name, signature)
@@ -397,6 +434,95 @@ def test_bad_device_params_are_clear_errors():
             device="cuda",
             **call,
         )
+
+
+def on_gpu(value):
+    """A device copy of an array or of each array of a tuple; None stays."""
+    from numba import cuda
+
+    if value is None:
+        return None
+    if isinstance(value, tuple):
+        return tuple(cuda.to_device(part) for part in value)
+    return cuda.to_device(value)
+
+
+def from_gpu(value):
+    """The host copy of a device array or of each of a tuple, checking that
+    each was on the device."""
+    parts = value if isinstance(value, tuple) else (value,)
+    assert all(hasattr(part, "copy_to_host") for part in parts)
+    host = tuple(part.copy_to_host() for part in parts)
+    return host if isinstance(value, tuple) else host[0]
+
+
+def nan_at_padding(array, lengths):
+    """A copy of a ``(B, T, F)`` array with NaN at every padded step."""
+    out = array.copy()
+    out[np.arange(array.shape[1]) >= np.asarray(lengths)[:, None]] = np.nan
+    return out
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_device_inputs_give_device_results_with_the_same_bits(cell):
+    """``x``, the initial state, ``d_output`` and ``d_final_state`` as device
+    arrays: the sequences never go to the host, and the output, final state,
+    ``d_x`` and initial-state gradient come back as device arrays, with the
+    bits of the NumPy-in, NumPy-out call (the same kernels run; only where
+    the inputs come from and the results go changes). NaN at padded steps is
+    ignored on the device as on the host."""
+    case = problem(cell, True, 2, True)
+    arrays = case.make_arrays(np.float64)
+    x = nan_at_padding(arrays.x, arrays.lengths)
+    d_output = nan_at_padding(arrays.d_output, arrays.lengths)
+    kwargs = {**case.forward_kwargs(arrays), "device": "cuda"}
+    expected = run_rnntools(case, arrays, x=x, d_output=d_output, device="cuda")
+    kwargs["initial_state"] = on_gpu(kwargs["initial_state"])
+    output, final_state, cache = rnn_forward(on_gpu(x), arrays.params, **kwargs)
+    grads, d_x, d_initial_state = rnn_backward(
+        cache, on_gpu(d_output), on_gpu(arrays.d_final_state)
+    )
+    results = flatten_results(
+        cell, from_gpu(output), from_gpu(final_state), grads, from_gpu(d_x),
+        from_gpu(d_initial_state),
+    )  # fmt: skip
+    assert results.keys() == expected.keys()
+    for name, value in expected.items():
+        np.testing.assert_array_equal(results[name], value, name)
+
+
+def test_bad_device_inputs_are_clear_errors():
+    from numba import cuda
+
+    case = problem("gru", False, 1, True)
+    arrays = case.make_arrays(np.float64)
+    kwargs = {"cell": "gru", "lengths": arrays.lengths}
+    x_on_gpu = cuda.to_device(arrays.x)
+    with pytest.raises(TypeError, match="x is a CUDA device array: pass device="):
+        rnn_forward(x_on_gpu, arrays.params, **kwargs)
+    wider = cuda.to_device(np.concatenate([arrays.x, arrays.x], axis=2))
+    strided = wider[:, :, : arrays.x.shape[2]]
+    with pytest.raises(ValueError, match="x must be C-contiguous"):
+        rnn_forward(strided, arrays.params, "gru", device="cuda")
+    with pytest.raises(ValueError, match="x must be 3-dimensional"):
+        rnn_forward(cuda.to_device(arrays.x[0]), arrays.params, "gru", device="cuda")
+    nan = arrays.x.copy()
+    nan[1, 0, 0] = np.nan  # sequence 1's first step: never padding
+    with pytest.raises(ValueError, match="x contains NaN"):
+        rnn_forward(cuda.to_device(nan), arrays.params, device="cuda", **kwargs)
+    h0 = cuda.to_device(np.zeros((1, arrays.x.shape[0], case.hidden_size)))
+    with pytest.raises(TypeError, match="initial_state holds a CUDA device array"):
+        rnn_forward(arrays.x, arrays.params, initial_state=h0, **kwargs)
+    _, _, cache = rnn_forward(x_on_gpu, arrays.params, device="cuda", **kwargs)
+    as_float32 = cuda.to_device(arrays.d_output.astype(np.float32))
+    with pytest.raises(TypeError, match=r"d_output .*compute dtype \(float64\)"):
+        rnn_backward(cache, as_float32)
+    with pytest.raises(ValueError, match="d_output has shape"):
+        rnn_backward(cache, cuda.to_device(arrays.d_output[:, :-1].copy()))
+    nan = arrays.d_output.copy()
+    nan[1, 0, 0] = np.inf
+    with pytest.raises(ValueError, match="d_output contains NaN or infinity"):
+        rnn_backward(cache, cuda.to_device(nan))
 
 
 def tiny_sequences(rng, n=8):

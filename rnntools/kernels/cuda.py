@@ -290,6 +290,20 @@ def _use_sequence_kernels(batch):
     return blocks <= getattr(device, "MULTIPROCESSOR_COUNT", blocks)
 
 
+#: Smallest batch whose time loop runs one cuBLAS product per step (where
+#: CuPy runs cuBLAS; :func:`_use_gemm_steps`).
+GEMM_STEP_MIN_BATCH = 64
+
+
+def _use_gemm_steps(batch):
+    """Whether the time loop runs as a cuBLAS product plus a pointwise launch
+    per step (``*_gemm_step`` kernels): where :func:`_cupy` finds cuBLAS and
+    the batch is large enough for a product to fill the GPU better than the
+    sequence-resident kernels' per-block dot products (which read all of
+    ``w_hh`` per block and step)."""
+    return _cupy() is not None and batch >= GEMM_STEP_MIN_BATCH
+
+
 def _step_grid(active, hidden):
     """Launch shape of a step kernel over ``active`` sequences."""
     threads_j = min(STEP_TILE, 1 << max(0, (hidden - 1).bit_length()))
@@ -351,6 +365,41 @@ def _zero_padding(buffer, lengths):
         b = row - t * batch
         if t >= lengths[b]:
             buffer[t, b, j] = 0
+
+
+@cuda.jit(**_KERNEL)
+def _gather_time_major(source, rows, lengths, out):
+    """``out[t, b] = source[rows[b], t]`` for ``t < lengths[b]``, else 0.
+
+    ``source`` is batch-first ``(B, T, F)``, ``out`` time-major
+    ``(T, B_k, F)``; one thread per element of ``out``, consecutive threads
+    along ``F`` (coalesced reads and writes).
+    """
+    i = cuda.grid(1)
+    steps, batch, width = out.shape
+    if i < steps * batch * width:
+        row = i // width
+        f = i - row * width
+        t = row // batch
+        b = row - t * batch
+        if t < lengths[b]:
+            out[t, b, f] = source[rows[b], t, f]
+        else:
+            out[t, b, f] = 0
+
+
+@cuda.jit(**_KERNEL)
+def _scatter_batch_first(source, rows, out):
+    """``out[rows[b], t] = source[t, b]`` for every step: time-major
+    ``(T, B_k, F)`` back to rows of a batch-first ``(B, T, F)``."""
+    i = cuda.grid(1)
+    steps, batch, width = source.shape
+    if i < steps * batch * width:
+        row = i // width
+        f = i - row * width
+        t = row // batch
+        b = row - t * batch
+        out[rows[b], t, f] = source[t, b, f]
 
 
 @cuda.jit(**_KERNEL)
@@ -471,7 +520,7 @@ def add_scaled(array, other, factor):
 
 def copy(array):
     """A device copy of a device array."""
-    out = cuda.device_array_like(array)
+    out = empty(array.shape, array.dtype)
     out.copy_to_device(array)
     return out
 
@@ -495,13 +544,22 @@ def sgd_update(param, grad, velocity, learning_rate, momentum, nesterov):
 
 
 def empty(shape, dtype):
-    """An uninitialised device array."""
+    """An uninitialised device array.
+
+    Taken from CuPy's memory pool where :func:`_cupy` finds CuPy (the array
+    keeps the CuPy array that owns the memory; it goes back to the pool, not
+    to ``cudaFree``, which would synchronise the device), else allocated by
+    Numba.
+    """
+    cupy = _cupy()
+    if cupy is not None and np.prod(shape) > 0:
+        return cuda.as_cuda_array(cupy.empty(shape, dtype=dtype))
     return cuda.device_array(shape, dtype=dtype)
 
 
 def zeros(shape, dtype):
     """A zero-filled device array."""
-    array = cuda.device_array(shape, dtype=dtype)
+    array = empty(shape, dtype)
     flat = array.reshape(array.size)
     _fill_zero[_flat_grid(array.size)](flat)
     return array
@@ -515,7 +573,33 @@ def add_into(destination, source):
 
 def to_device(array):
     """A device copy of a host array (made C-contiguous first)."""
-    return cuda.to_device(np.ascontiguousarray(array))
+    array = np.ascontiguousarray(array)
+    out = empty(array.shape, array.dtype)
+    out.copy_to_device(array)
+    return out
+
+
+def time_major(source, rows, lengths, out):
+    """Rows ``rows`` of a batch-first device array, time-major, 0 at padding.
+
+    Parameters
+    ----------
+    source : device array of shape (B, T, F)
+    rows : device int64 array of shape (B_k,)
+        Which sequences of ``source``, in the block's order.
+    lengths : device int64 array of shape (B_k,)
+        Their lengths.
+    out : device array of shape (T, B_k, F)
+        Output; returned.
+    """
+    _gather_time_major[_flat_grid(out.size)](source, rows, lengths, out)
+    return out
+
+
+def batch_first_into(source, rows, out):
+    """Write a time-major ``(T, B_k, F)`` device array into rows ``rows`` of
+    the batch-first ``(B, T, F)`` device array ``out`` (all ``T`` steps)."""
+    _scatter_batch_first[_flat_grid(source.size)](source, rows, out)
 
 
 def to_host(array):
@@ -719,6 +803,79 @@ def _project_layer(inp, inp_rows, w_ih, bias, gates, out_rows):
     _input_projection(inp, w_ih, bias, gates)
 
 
+# ------------------------------------------- time loop on a GEMM per step
+
+
+@cuda.jit(**_KERNEL)
+def _gather_step_grads(s, active, lengths, reverse, d_ih, d_hh, out):
+    """``out[b] = d_gates[t, b]`` at step ``s`` of each of the first
+    ``active`` sequences (``d_gates`` as :func:`_gate_grad` reads it): the
+    gradient rows of one step, contiguous for the recurrent product."""
+    g, b = cuda.grid(2)
+    if b < active and g < out.shape[1]:
+        out[b, g] = _gate_grad(d_ih, d_hh, _step_time(s, b, lengths, reverse), b, g)
+
+
+def _gather_grid(active, width):
+    return (-(-width // STEP_TILE), -(-active // STEP_ROWS)), (STEP_TILE, STEP_ROWS)
+
+
+def _forward_gemm_steps(
+    step_kernel, w_hh, buffers, batch_sizes, lengths, reverse, before, after
+):  # fmt: skip
+    """The forward time loop, per step: ``products = h @ w_hh.T`` over the
+    active sequences (:func:`_matmul`: cuBLAS), then ``step_kernel(s, active,
+    lengths, reverse, products, *before, h, h_next, *after)`` does the gates.
+    ``buffers`` is the double-buffered state ``(h, h_other)``."""
+    batch, hidden = buffers[0].shape
+    products = empty((batch, w_hh.shape[0]), buffers[0].dtype)
+    for s in range(len(batch_sizes)):
+        active = int(batch_sizes[s])
+        if active == 0:
+            break
+        h, h_next = buffers[s % 2], buffers[(s + 1) % 2]
+        _matmul(h[:active], w_hh, products[:active], transpose_b=True)
+        grid, block = _step_grid(active, hidden)
+        step_kernel[grid, block](
+            s, active, lengths, reverse, products, *before, h, h_next, *after
+        )
+
+
+def _backward_gemm_steps(
+    step_kernel, w_hh, d_ih, d_hh, d_h, lengths, batch_sizes, reverse, args
+):  # fmt: skip
+    """BPTT's time loop, per step from the last: the later step's gate
+    gradients gathered (:func:`_gather_step_grads`), ``recurrent = that @
+    w_hh`` (:func:`_matmul`: cuBLAS), then ``step_kernel(s, active,
+    later_active, recurrent, lengths, reverse, *args)``, where rows ``b >=
+    later_active`` have no later step. Last, the initial-state gradient:
+    ``d_h += (first step's gate gradients) @ w_hh``."""
+    batch, hidden = d_h.shape
+    width = w_hh.shape[0]
+    later = empty((batch, width), d_h.dtype)
+    recurrent = empty((batch, hidden), d_h.dtype)
+    later_active = 0
+    for s in range(len(batch_sizes) - 1, -1, -1):
+        active = int(batch_sizes[s])
+        if active == 0:
+            continue
+        if later_active:
+            grid, block = _gather_grid(later_active, width)
+            _gather_step_grads[grid, block](
+                s + 1, later_active, lengths, reverse, d_ih, d_hh, later
+            )
+            _matmul(later[:later_active], w_hh, recurrent[:later_active])
+        grid, block = _step_grid(active, hidden)
+        step_kernel[grid, block](
+            s, active, later_active, recurrent, lengths, reverse, *args
+        )
+        later_active = active
+    grid, block = _gather_grid(batch, width)
+    _gather_step_grads[grid, block](0, batch, lengths, reverse, d_ih, d_hh, later)
+    _matmul(later, w_hh, recurrent)
+    add_into(d_h, recurrent)
+
+
 # --------------------------------------------------------------------- LSTM
 
 
@@ -769,6 +926,24 @@ def _lstm_forward_step(
     )  # fmt: skip
 
 
+@cuda.jit(**_KERNEL)
+def _lstm_forward_gemm_step(
+    s, active, lengths, reverse, products, h, h_next, c, out, out_col,
+    gates, h_prev, c_prev, tanh_c,
+):  # fmt: skip
+    """The gates of step ``s``, the recurrent products given (one row per
+    active sequence)."""
+    j, b = cuda.grid(2)
+    hidden = h.shape[1]
+    if b < active and j < hidden:
+        _lstm_forward_point(
+            _step_time(s, b, lengths, reverse), b, j, products[b, j],
+            products[b, hidden + j], products[b, 2 * hidden + j],
+            products[b, 3 * hidden + j], h, h_next, c, out, out_col, gates,
+            h_prev, c_prev, tanh_c,
+        )  # fmt: skip
+
+
 @cuda.jit(**_SEQUENCE_KERNEL)
 def _lstm_forward_sequence(
     lengths, reverse, w_hh_t, h, h_other, c, out, out_col,
@@ -811,9 +986,16 @@ def lstm_forward_layer(
     (``inp_span`` and ``out_span`` are not used; see :func:`_project_layer`).
     """
     _project_layer(inp, inp_rows, w_ih, bias, gates, out_rows)
-    w_hh_t = _transposed(w_hh)
     buffers = (h, cuda.device_array_like(h))
     batch, hidden = h.shape
+    if _use_gemm_steps(batch):
+        _forward_gemm_steps(
+            _lstm_forward_gemm_step, w_hh, buffers, batch_sizes, lengths, reverse,
+            (), (c, out, out_col, gates, h_prev, c_prev, tanh_c),
+        )  # fmt: skip
+        _take_final_state(h, buffers[1], lengths)
+        return
+    w_hh_t = _transposed(w_hh)
     if _use_sequence_kernels(batch):
         _lstm_forward_sequence[_sequence_grid(batch, hidden)](
             lengths, reverse, w_hh_t, h, buffers[1], c, out, out_col, gates,
@@ -876,6 +1058,22 @@ def _lstm_backward_step(
     )  # fmt: skip
 
 
+@cuda.jit(**_KERNEL)
+def _lstm_backward_gemm_step(
+    s, active, later_active, recurrent, lengths, reverse, d_out, out_col, gates,
+    c_prev, tanh_c, d_h, d_c, d_gates,
+):  # fmt: skip
+    """The gate backward of step ``s``, the recurrent gradients given (rows
+    ``b < later_active``; the others have no later step)."""
+    j, b = cuda.grid(2)
+    if b < active and j < d_h.shape[1]:
+        later = recurrent[b, j] if b < later_active else recurrent.dtype.type(0)
+        _lstm_backward_point(
+            _step_time(s, b, lengths, reverse), b, j, later, d_out, out_col,
+            gates, c_prev, tanh_c, d_h, d_c, d_gates,
+        )  # fmt: skip
+
+
 @cuda.jit(**_SEQUENCE_KERNEL)
 def _lstm_backward_sequence(
     lengths, reverse, w_hh, d_out, out_col, gates, c_prev, tanh_c,
@@ -936,7 +1134,13 @@ def lstm_backward_layer(
     device arrays, except ``batch_sizes``, a host int64 array.
     """
     batch, hidden = d_h.shape
-    if _use_sequence_kernels(batch):
+    if _use_gemm_steps(batch):
+        _backward_gemm_steps(
+            _lstm_backward_gemm_step, w_hh, d_gates, d_gates, d_h, lengths,
+            batch_sizes, reverse,
+            (d_out, out_col, gates, c_prev, tanh_c, d_h, d_c, d_gates),
+        )  # fmt: skip
+    elif _use_sequence_kernels(batch):
         _lstm_backward_sequence[_sequence_grid(batch, hidden)](
             lengths, reverse, w_hh, d_out, out_col, gates, c_prev, tanh_c, d_h,
             d_c, d_gates,
@@ -999,6 +1203,22 @@ def _gru_forward_step(
     )  # fmt: skip
 
 
+@cuda.jit(**_KERNEL)
+def _gru_forward_gemm_step(
+    s, active, lengths, reverse, products, b_hn, h, h_next, out, out_col,
+    gates, h_prev, hn,
+):  # fmt: skip
+    """As :func:`_lstm_forward_gemm_step`, for the GRU."""
+    j, b = cuda.grid(2)
+    hidden = h.shape[1]
+    if b < active and j < hidden:
+        _gru_forward_point(
+            _step_time(s, b, lengths, reverse), b, j, products[b, j],
+            products[b, hidden + j], products[b, 2 * hidden + j], b_hn, h,
+            h_next, out, out_col, gates, h_prev, hn,
+        )  # fmt: skip
+
+
 @cuda.jit(**_SEQUENCE_KERNEL)
 def _gru_forward_sequence(
     lengths, reverse, w_hh_t, b_hn, h, h_other, out, out_col, gates, h_prev, hn,
@@ -1038,9 +1258,16 @@ def gru_forward_layer(
     ``out_rows`` (see :func:`lstm_forward_layer`).
     """
     _project_layer(inp, inp_rows, w_ih, bias, gates, out_rows)
-    w_hh_t = _transposed(w_hh)
     buffers = (h, cuda.device_array_like(h))
     batch, hidden = h.shape
+    if _use_gemm_steps(batch):
+        _forward_gemm_steps(
+            _gru_forward_gemm_step, w_hh, buffers, batch_sizes, lengths, reverse,
+            (b_hn,), (out, out_col, gates, h_prev, hn),
+        )  # fmt: skip
+        _take_final_state(h, buffers[1], lengths)
+        return
+    w_hh_t = _transposed(w_hh)
     if _use_sequence_kernels(batch):
         _gru_forward_sequence[_sequence_grid(batch, hidden)](
             lengths, reverse, w_hh_t, b_hn, h, buffers[1], out, out_col, gates,
@@ -1104,6 +1331,21 @@ def _gru_backward_step(
     )  # fmt: skip
 
 
+@cuda.jit(**_KERNEL)
+def _gru_backward_gemm_step(
+    s, active, later_active, recurrent, lengths, reverse, d_out, out_col, gates,
+    h_prev, hn, d_h, d_gates_ih, d_gates_hh,
+):  # fmt: skip
+    """As :func:`_lstm_backward_gemm_step`, for the GRU."""
+    j, b = cuda.grid(2)
+    if b < active and j < d_h.shape[1]:
+        later = recurrent[b, j] if b < later_active else recurrent.dtype.type(0)
+        _gru_backward_point(
+            _step_time(s, b, lengths, reverse), b, j, later, d_out, out_col,
+            gates, h_prev, hn, d_h, d_gates_ih, d_gates_hh,
+        )  # fmt: skip
+
+
 @cuda.jit(**_SEQUENCE_KERNEL)
 def _gru_backward_sequence(
     lengths, reverse, w_hh, d_out, out_col, gates, h_prev, hn, d_h, d_gates_ih,
@@ -1147,7 +1389,13 @@ def gru_backward_layer(
     arrays, except ``batch_sizes``, a host int64 array.
     """
     batch, hidden = d_h.shape
-    if _use_sequence_kernels(batch):
+    if _use_gemm_steps(batch):
+        _backward_gemm_steps(
+            _gru_backward_gemm_step, w_hh, d_gates_ih, d_gates_hh, d_h, lengths,
+            batch_sizes, reverse,
+            (d_out, out_col, gates, h_prev, hn, d_h, d_gates_ih, d_gates_hh),
+        )  # fmt: skip
+    elif _use_sequence_kernels(batch):
         _gru_backward_sequence[_sequence_grid(batch, hidden)](
             lengths, reverse, w_hh, d_out, out_col, gates, h_prev, hn, d_h,
             d_gates_ih, d_gates_hh,
@@ -1201,6 +1449,20 @@ def _rnn_forward_step(
     )  # fmt: skip
 
 
+@cuda.jit(**_KERNEL)
+def _rnn_forward_gemm_step(
+    s, active, lengths, reverse, products, relu, h, h_next, out, out_col,
+    gates, h_prev,
+):  # fmt: skip
+    """As :func:`_lstm_forward_gemm_step`, for the Elman RNN."""
+    j, b = cuda.grid(2)
+    if b < active and j < h.shape[1]:
+        _rnn_forward_point(
+            _step_time(s, b, lengths, reverse), b, j, products[b, j], relu, h,
+            h_next, out, out_col, gates, h_prev,
+        )  # fmt: skip
+
+
 @cuda.jit(**_SEQUENCE_KERNEL)
 def _rnn_forward_sequence(
     lengths, reverse, w_hh_t, relu, h, h_other, out, out_col, gates, h_prev,
@@ -1239,9 +1501,16 @@ def rnn_forward_layer(
     ``out_rows`` (see :func:`lstm_forward_layer`).
     """
     _project_layer(inp, inp_rows, w_ih, bias, gates, out_rows)
-    w_hh_t = _transposed(w_hh)
     buffers = (h, cuda.device_array_like(h))
     batch, hidden = h.shape
+    if _use_gemm_steps(batch):
+        _forward_gemm_steps(
+            _rnn_forward_gemm_step, w_hh, buffers, batch_sizes, lengths, reverse,
+            (relu,), (out, out_col, gates, h_prev),
+        )  # fmt: skip
+        _take_final_state(h, buffers[1], lengths)
+        return
+    w_hh_t = _transposed(w_hh)
     if _use_sequence_kernels(batch):
         _rnn_forward_sequence[_sequence_grid(batch, hidden)](
             lengths, reverse, w_hh_t, relu, h, buffers[1], out, out_col, gates,
@@ -1294,6 +1563,21 @@ def _rnn_backward_step(
     )  # fmt: skip
 
 
+@cuda.jit(**_KERNEL)
+def _rnn_backward_gemm_step(
+    s, active, later_active, recurrent, lengths, reverse, relu, d_out, out_col,
+    gates, d_h, d_gates,
+):  # fmt: skip
+    """As :func:`_lstm_backward_gemm_step`, for the Elman RNN."""
+    j, b = cuda.grid(2)
+    if b < active and j < d_h.shape[1]:
+        later = recurrent[b, j] if b < later_active else recurrent.dtype.type(0)
+        _rnn_backward_point(
+            _step_time(s, b, lengths, reverse), b, j, later, relu, d_out,
+            out_col, gates, d_h, d_gates,
+        )  # fmt: skip
+
+
 @cuda.jit(**_SEQUENCE_KERNEL)
 def _rnn_backward_sequence(
     lengths, reverse, w_hh, relu, d_out, out_col, gates, d_h, d_gates,
@@ -1335,7 +1619,12 @@ def rnn_backward_layer(
     device arrays, except ``batch_sizes``, a host int64 array.
     """
     batch, hidden = d_h.shape
-    if _use_sequence_kernels(batch):
+    if _use_gemm_steps(batch):
+        _backward_gemm_steps(
+            _rnn_backward_gemm_step, w_hh, d_gates, d_gates, d_h, lengths,
+            batch_sizes, reverse, (relu, d_out, out_col, gates, d_h, d_gates),
+        )  # fmt: skip
+    elif _use_sequence_kernels(batch):
         _rnn_backward_sequence[_sequence_grid(batch, hidden)](
             lengths, reverse, w_hh, relu, d_out, out_col, gates, d_h, d_gates,
         )  # fmt: skip
@@ -1431,12 +1720,15 @@ def _signatures(dtype):
     i64, flag = types.int64, types.boolean
     step = (i64, i64, i1, flag)
     seq = (i1, flag)
+    later = (i64, i64, i64, f2, i1, flag)  # backward steps on a GEMM per step
     return {
         "_fill_zero": [(f1,)],
         "_add_into": [(f1, f1)],
         "_transpose": [(f2, f2)],
         "_take_final": [(f2, f2, i1)],
         "_zero_padding": [(f3, i1)],
+        "_gather_time_major": [(f3, i1, i1, f3)],
+        "_scatter_batch_first": [(f3, i1, f3)],
         "_column_sums": [(f2, f1)],
         "_reduce_flat": [(f1, flag, types.Array(types.float64, 1, "C"))],
         "_scale": [(f1, dtype)],
@@ -1452,6 +1744,13 @@ def _signatures(dtype):
         "_gru_backward_step": [(*step, f2, f3, i64, f3, f3, f3, f2, f3, f3)],
         "_rnn_forward_step": [(*step, f2, flag, f2, f2, f3, i64, f3, f3)],
         "_rnn_backward_step": [(*step, f2, flag, f3, i64, f3, f2, f3)],
+        "_gather_step_grads": [(*step, f3, f3, f2)],
+        "_lstm_forward_gemm_step": [(*step, f2, f2, f2, f2, f3, i64, f3, f3, f3, f3)],
+        "_lstm_backward_gemm_step": [(*later, f3, i64, f3, f3, f3, f2, f2, f3)],
+        "_gru_forward_gemm_step": [(*step, f2, f1, f2, f2, f3, i64, f3, f3, f3)],
+        "_gru_backward_gemm_step": [(*later, f3, i64, f3, f3, f3, f2, f3, f3)],
+        "_rnn_forward_gemm_step": [(*step, f2, flag, f2, f2, f3, i64, f3, f3)],
+        "_rnn_backward_gemm_step": [(*later, flag, f3, i64, f3, f2, f3)],
         "_lstm_forward_sequence": [(*seq, f2, f2, f2, f2, f3, i64, f3, f3, f3, f3)],
         "_lstm_backward_sequence": [(*seq, f2, f3, i64, f3, f3, f3, f2, f2, f3)],
         "_gru_forward_sequence": [(*seq, f2, f1, f2, f2, f3, i64, f3, f3, f3)],
