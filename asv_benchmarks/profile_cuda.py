@@ -199,7 +199,9 @@ def time_strategies(cell, shape, repeats, cuda):
         rnn_backward(forward()[2], d_output)
         cuda.synchronize()
 
-    chosen = "gemm per step" if kernels._use_gemm_steps(shape[0]) else None
+    batch, _, _, hidden = shape
+    width = params["weight_hh_l0"].shape[0]
+    chosen = "gemm per step" if kernels._use_gemm_steps(batch, width, hidden) else None
     if chosen is None:
         chosen = "sequence" if kernels._use_sequence_kernels(shape[0]) else "per step"
     originals = (kernels._use_gemm_steps, kernels._use_sequence_kernels)
@@ -207,7 +209,7 @@ def time_strategies(cell, shape, repeats, cuda):
         if gemm and kernels._cupy() is None:
             print(f"   {name:14s} not run: {kernels.products_library()} only")
             continue
-        kernels._use_gemm_steps = lambda batch, gemm=gemm: gemm
+        kernels._use_gemm_steps = lambda *sizes, gemm=gemm: gemm
         kernels._use_sequence_kernels = lambda batch, sequence=sequence: sequence
         try:
             medians = []

@@ -108,14 +108,14 @@ def test_float32_matches_cpu(cell):
 
 def use_per_step_kernels(monkeypatch):
     """Make the drivers launch one kernel per step whatever the batch size."""
-    monkeypatch.setattr(cuda_kernels, "_use_gemm_steps", lambda batch: False)
+    monkeypatch.setattr(cuda_kernels, "_use_gemm_steps", lambda *sizes: False)
     monkeypatch.setattr(cuda_kernels, "_use_sequence_kernels", lambda batch: False)
 
 
 def use_gemm_steps(monkeypatch):
     """Make the drivers run the time loop as a product per step (cuBLAS on a
     GPU with CuPy; the Numba GEMM under the simulator) whatever the batch."""
-    monkeypatch.setattr(cuda_kernels, "_use_gemm_steps", lambda batch: True)
+    monkeypatch.setattr(cuda_kernels, "_use_gemm_steps", lambda *sizes: True)
 
 
 @pytest.mark.parametrize(
@@ -145,12 +145,14 @@ def test_gemm_per_step_time_loop_matches_cpu(cell, nonlinearity, monkeypatch):
     assert_cuda_matches_cpu(case, np.float64, FLOAT64_RTOL)
 
 
-def test_gemm_steps_only_where_cublas_runs(monkeypatch):
+def test_gemm_steps_only_where_cublas_runs_large_products(monkeypatch):
     monkeypatch.setattr(cuda_kernels, "_cupy", lambda: None)
-    assert not cuda_kernels._use_gemm_steps(10**6)
+    assert not cuda_kernels._use_gemm_steps(10**6, 4096, 1024)
     monkeypatch.setattr(cuda_kernels, "_cupy", lambda: object())
-    assert cuda_kernels._use_gemm_steps(cuda_kernels.GEMM_STEP_MIN_BATCH)
-    assert not cuda_kernels._use_gemm_steps(cuda_kernels.GEMM_STEP_MIN_BATCH - 1)
+    width, hidden = 4 * 1024, 1024  # an LSTM of 1024 units
+    smallest = -(-cuda_kernels.GEMM_STEP_MIN_MACS // (width * hidden))
+    assert cuda_kernels._use_gemm_steps(smallest, width, hidden)
+    assert not cuda_kernels._use_gemm_steps(smallest - 1, width, hidden)
 
 
 # The tile sizes are compile-time constants of the kernels: patching them
@@ -349,8 +351,10 @@ def launched_signatures(monkeypatch):
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
 def test_every_launch_matches_a_declared_signature(cell, monkeypatch):
     """The PTX compile check (test_cuda_compile.py) compiles SIGNATURES; this
-    shows those are the types the drivers really launch with, both
-    strategies."""
+    shows those are the types the drivers really launch with, all three
+    strategies, on the Numba GEMM (a GPU with CuPy would run the products on
+    cuBLAS, and ``_gemm`` and ``_column_sums`` would never launch)."""
+    monkeypatch.setattr(cuda_kernels, "_cupy", lambda: None)
     recorded = launched_signatures(monkeypatch)
     for dtype in (np.float32, np.float64):
         case = problem(cell, True, 2, True, seq_len=2, hidden_size=2)

@@ -290,18 +290,19 @@ def _use_sequence_kernels(batch):
     return blocks <= getattr(device, "MULTIPROCESSOR_COUNT", blocks)
 
 
-#: Smallest batch whose time loop runs one cuBLAS product per step (where
-#: CuPy runs cuBLAS; :func:`_use_gemm_steps`).
-GEMM_STEP_MIN_BATCH = 64
+#: Fewest multiply-adds of one step's recurrent product (``B * G*H * H``) for
+#: which the time loop runs a cuBLAS product per step (:func:`_use_gemm_steps`).
+GEMM_STEP_MIN_MACS = 2**29
 
 
-def _use_gemm_steps(batch):
-    """Whether the time loop runs as a cuBLAS product plus a pointwise launch
-    per step (``*_gemm_step`` kernels): where :func:`_cupy` finds cuBLAS and
-    the batch is large enough for a product to fill the GPU better than the
-    sequence-resident kernels' per-block dot products (which read all of
-    ``w_hh`` per block and step)."""
-    return _cupy() is not None and batch >= GEMM_STEP_MIN_BATCH
+def _use_gemm_steps(batch, width, hidden):
+    """Whether the time loop of ``batch`` sequences (``width = G*H`` gate
+    rows of ``hidden`` units) runs as a cuBLAS product plus a pointwise
+    launch per step (``*_gemm_step`` kernels): where :func:`_cupy` finds
+    cuBLAS and a step's product is large enough to pay for two launches per
+    step, which the sequence-resident kernels do not pay (they read all of
+    ``w_hh`` per block and step instead)."""
+    return _cupy() is not None and batch * width * hidden >= GEMM_STEP_MIN_MACS
 
 
 def _step_grid(active, hidden):
@@ -733,6 +734,24 @@ def _cupy():
     return cupy
 
 
+def _cupy_view(cupy, array):
+    """A CuPy array over the memory of a C-contiguous Numba device array.
+
+    Made without a CUDA call: CuPy's own import through
+    ``__cuda_array_interface__`` asks the driver which device owns the
+    pointer (``cudaPointerGetAttributes``), and three such imports per
+    product made a cuBLAS product per step 0.3 ms slower than the Numba
+    kernel's launch alone on an H200 machine (its driver calls are slow).
+    """
+    pointer = array.__cuda_array_interface__["data"][0]
+    memory = cupy.cuda.UnownedMemory(
+        pointer, array.size * array.dtype.itemsize, array, cupy.cuda.runtime.getDevice()
+    )
+    return cupy.ndarray(
+        array.shape, array.dtype, cupy.cuda.MemoryPointer(memory, 0), array.strides
+    )
+
+
 def products_library():
     """Where the large products and the bias sums run: ``"cuBLAS (CuPy X)"``
     or ``"Numba GEMM"`` (see :func:`_cupy`)."""
@@ -751,12 +770,12 @@ def _matmul(a, b, c, transpose_a=False, transpose_b=False, bias=None):
     """
     cupy = _cupy()
     if cupy is not None:
-        op_a, op_b, out = cupy.asarray(a), cupy.asarray(b), cupy.asarray(c)
+        op_a, op_b, out = (_cupy_view(cupy, array) for array in (a, b, c))
         op_a = op_a.T if transpose_a else op_a
         op_b = op_b.T if transpose_b else op_b
         cupy.matmul(op_a, op_b, out=out)
         if bias is not None:
-            out += cupy.asarray(bias)
+            out += _cupy_view(cupy, bias)
         return
     rows, cols = c.shape
     grid = (-(-cols // GEMM_SPAN), -(-rows // GEMM_SPAN))
@@ -816,6 +835,24 @@ def _gather_step_grads(s, active, lengths, reverse, d_ih, d_hh, out):
         out[b, g] = _gate_grad(d_ih, d_hh, _step_time(s, b, lengths, reverse), b, g)
 
 
+def _row_products(sources, weight, out, transpose_b):
+    """``product(k, rows)`` computes ``out[:rows] = sources[k][:rows] @
+    op(weight)`` (:func:`_matmul`), for a time loop: on cuBLAS every array is
+    wrapped for CuPy once, here, not at every step."""
+    cupy = _cupy()
+    if cupy is None:
+        return lambda k, rows: _matmul(
+            sources[k][:rows], weight, out[:rows], transpose_b=transpose_b
+        )
+    views = [_cupy_view(cupy, source) for source in sources]
+    weight_view = _cupy_view(cupy, weight)
+    weight_view = weight_view.T if transpose_b else weight_view
+    out_view = _cupy_view(cupy, out)
+    return lambda k, rows: cupy.matmul(
+        views[k][:rows], weight_view, out=out_view[:rows]
+    )
+
+
 def _gather_grid(active, width):
     return (-(-width // STEP_TILE), -(-active // STEP_ROWS)), (STEP_TILE, STEP_ROWS)
 
@@ -829,12 +866,13 @@ def _forward_gemm_steps(
     ``buffers`` is the double-buffered state ``(h, h_other)``."""
     batch, hidden = buffers[0].shape
     products = empty((batch, w_hh.shape[0]), buffers[0].dtype)
+    product = _row_products(buffers, w_hh, products, transpose_b=True)
     for s in range(len(batch_sizes)):
         active = int(batch_sizes[s])
         if active == 0:
             break
         h, h_next = buffers[s % 2], buffers[(s + 1) % 2]
-        _matmul(h[:active], w_hh, products[:active], transpose_b=True)
+        product(s % 2, active)
         grid, block = _step_grid(active, hidden)
         step_kernel[grid, block](
             s, active, lengths, reverse, products, *before, h, h_next, *after
@@ -854,6 +892,7 @@ def _backward_gemm_steps(
     width = w_hh.shape[0]
     later = empty((batch, width), d_h.dtype)
     recurrent = empty((batch, hidden), d_h.dtype)
+    product = _row_products((later,), w_hh, recurrent, transpose_b=False)
     later_active = 0
     for s in range(len(batch_sizes) - 1, -1, -1):
         active = int(batch_sizes[s])
@@ -864,7 +903,7 @@ def _backward_gemm_steps(
             _gather_step_grads[grid, block](
                 s + 1, later_active, lengths, reverse, d_ih, d_hh, later
             )
-            _matmul(later[:later_active], w_hh, recurrent[:later_active])
+            product(0, later_active)
         grid, block = _step_grid(active, hidden)
         step_kernel[grid, block](
             s, active, later_active, recurrent, lengths, reverse, *args
@@ -872,7 +911,7 @@ def _backward_gemm_steps(
         later_active = active
     grid, block = _gather_grid(batch, width)
     _gather_step_grads[grid, block](0, batch, lengths, reverse, d_ih, d_hh, later)
-    _matmul(later, w_hh, recurrent)
+    product(0, batch)
     add_into(d_h, recurrent)
 
 
@@ -988,7 +1027,7 @@ def lstm_forward_layer(
     _project_layer(inp, inp_rows, w_ih, bias, gates, out_rows)
     buffers = (h, cuda.device_array_like(h))
     batch, hidden = h.shape
-    if _use_gemm_steps(batch):
+    if _use_gemm_steps(batch, w_hh.shape[0], hidden):
         _forward_gemm_steps(
             _lstm_forward_gemm_step, w_hh, buffers, batch_sizes, lengths, reverse,
             (), (c, out, out_col, gates, h_prev, c_prev, tanh_c),
@@ -1134,7 +1173,7 @@ def lstm_backward_layer(
     device arrays, except ``batch_sizes``, a host int64 array.
     """
     batch, hidden = d_h.shape
-    if _use_gemm_steps(batch):
+    if _use_gemm_steps(batch, w_hh.shape[0], hidden):
         _backward_gemm_steps(
             _lstm_backward_gemm_step, w_hh, d_gates, d_gates, d_h, lengths,
             batch_sizes, reverse,
@@ -1260,7 +1299,7 @@ def gru_forward_layer(
     _project_layer(inp, inp_rows, w_ih, bias, gates, out_rows)
     buffers = (h, cuda.device_array_like(h))
     batch, hidden = h.shape
-    if _use_gemm_steps(batch):
+    if _use_gemm_steps(batch, w_hh.shape[0], hidden):
         _forward_gemm_steps(
             _gru_forward_gemm_step, w_hh, buffers, batch_sizes, lengths, reverse,
             (b_hn,), (out, out_col, gates, h_prev, hn),
@@ -1389,7 +1428,7 @@ def gru_backward_layer(
     arrays, except ``batch_sizes``, a host int64 array.
     """
     batch, hidden = d_h.shape
-    if _use_gemm_steps(batch):
+    if _use_gemm_steps(batch, w_hh.shape[0], hidden):
         _backward_gemm_steps(
             _gru_backward_gemm_step, w_hh, d_gates_ih, d_gates_hh, d_h, lengths,
             batch_sizes, reverse,
@@ -1503,7 +1542,7 @@ def rnn_forward_layer(
     _project_layer(inp, inp_rows, w_ih, bias, gates, out_rows)
     buffers = (h, cuda.device_array_like(h))
     batch, hidden = h.shape
-    if _use_gemm_steps(batch):
+    if _use_gemm_steps(batch, w_hh.shape[0], hidden):
         _forward_gemm_steps(
             _rnn_forward_gemm_step, w_hh, buffers, batch_sizes, lengths, reverse,
             (relu,), (out, out_col, gates, h_prev),
@@ -1619,7 +1658,7 @@ def rnn_backward_layer(
     device arrays, except ``batch_sizes``, a host int64 array.
     """
     batch, hidden = d_h.shape
-    if _use_gemm_steps(batch):
+    if _use_gemm_steps(batch, w_hh.shape[0], hidden):
         _backward_gemm_steps(
             _rnn_backward_gemm_step, w_hh, d_gates, d_gates, d_h, lengths,
             batch_sizes, reverse, (relu, d_out, out_col, gates, d_h, d_gates),
@@ -1705,7 +1744,7 @@ def _column_sums_into(matrix, out):
     :func:`_cupy` finds it, else :func:`_column_sums` (a thread per column)."""
     cupy = _cupy()
     if cupy is not None:
-        cupy.sum(cupy.asarray(matrix), axis=0, out=cupy.asarray(out))
+        cupy.sum(_cupy_view(cupy, matrix), axis=0, out=_cupy_view(cupy, out))
     else:
         _column_sums[_flat_grid(out.size)](matrix, out)
 
