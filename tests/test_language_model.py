@@ -197,6 +197,8 @@ def test_bad_training_data_is_named(X, error, match):
         ({"beam_width": 3, "temperature": 0.5}, ValueError, "beam_width=1"),
         ({"beam_width": 2, "n_best": 3}, ValueError, "n_best"),
         ({"max_length": 0}, ValueError, "max_length"),
+        # Its token buffers alone would exceed any machine's memory.
+        ({"max_length": 10**15}, ValueError, "max_length=10+ is too large"),
         # Unused by greedy search (beam_width=1, no sampling), still checked.
         ({"length_penalty": np.nan}, ValueError, "length_penalty must be finite"),
         ({"length_penalty": "wu"}, TypeError, "length_penalty must be a real"),

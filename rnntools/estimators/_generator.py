@@ -18,6 +18,7 @@ the arrays the loop slices.
 """
 
 import functools
+import os
 from dataclasses import dataclass
 from numbers import Integral, Real
 
@@ -699,6 +700,7 @@ class _GeneratorRNN(_BaseRNN):
             )
         decoding._check_lengths(Vocabulary.EOS, max_length, min_length)
         inputs = len(X) if hasattr(X, "__len__") else 0
+        _check_fits_in_memory(inputs, beam_width, max_length)
         prepared = self._prepared(rows=inputs * beam_width * max_length)
         start, first, as_text = self._start(X, prepared)
         state = (start.initial_state, np.arange(len(first)))
@@ -990,3 +992,22 @@ class _ConditionedGenerator(_GeneratorRNN):
             start.initial_state = self._zero_state(rows)
         first = np.full(rows, Vocabulary.BOS, dtype=np.int64)
         return start, first, [self._text_output] * rows
+
+
+def _check_fits_in_memory(inputs, beam_width, max_length):
+    """A ``ValueError`` naming ``max_length`` when the search's token buffers
+    alone (``inputs * beam_width * max_length`` int64 tokens, a lower bound of
+    what it allocates) exceed the machine's physical memory, rather than
+    NumPy's ``MemoryError`` from deep inside the search."""
+    try:
+        physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # no sysconf (Windows)
+        return
+    needed = max(inputs, 1) * beam_width * max_length * np.dtype(np.int64).itemsize
+    if needed > physical:
+        raise ValueError(
+            f"max_length={max_length} is too large: decoding {max(inputs, 1)} "
+            f"input(s) with beam_width={beam_width} keeps at least "
+            f"{needed / 2**30:.3g} GiB of tokens, more than this machine's "
+            f"{physical / 2**30:.3g} GiB of memory."
+        )
