@@ -364,8 +364,7 @@ def test_every_launch_matches_a_declared_signature(cell, monkeypatch):
         run_rnntools(case, case.make_arrays(np.float32), device="cuda")
     with monkeypatch.context() as patch:
         use_gemm_steps(patch)
-        for dtype in (np.float32, np.float64):
-            run_rnntools(case, case.make_arrays(dtype), device="cuda")
+        run_rnntools(case, case.make_arrays(np.float32), device="cuda")
     assert {name for _, name, _ in recorded} >= {
         "_gemm",
         "_column_sums",
