@@ -7,6 +7,7 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 from numba import cuda
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "asv_benchmarks"
@@ -71,6 +72,27 @@ def test_profile_cuda_strategies_tiny_runs_on_the_simulator():
     assert "per step       fwd" in result.stdout
     assert "gemm per step  not run: Numba GEMM only" in result.stdout
     assert result.stdout.count("(the drivers' choice)") == 1
+
+
+@pytest.mark.skipif(
+    cuda.is_available(), reason="with a GPU it measures for minutes: run it by hand"
+)
+def test_gpu_check_runs_every_step_and_keeps_its_logs(tmp_path):
+    """``gpu_check.sh`` runs each step (without a GPU they say so and skip)
+    and leaves the 7 logs that a lent GPU machine brings back (at most 8)."""
+    script = BENCHMARKS / "gpu_check.sh"
+    result = subprocess.run(
+        ["bash", str(script), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**os.environ, "PYTHON": sys.executable},
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    names = {"env.txt", "strategies.log", "profile.log", "test_cuda.log"}
+    names |= {f"compare_{cell}.log" for cell in ("lstm", "gru", "rnn")}
+    assert {path.name for path in tmp_path.iterdir()} == names
+    assert "passed" in (tmp_path / "test_cuda.log").read_text()
 
 
 def test_profile_cpu_tiny_splits_every_mode():
