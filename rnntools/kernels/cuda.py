@@ -774,10 +774,10 @@ def products_library():
 def _matmul(a, b, c, transpose_a=False, transpose_b=False, bias=None):
     """``c = op(a) @ op(b) (+ bias)`` for C-contiguous 2-D device arrays.
 
-    On cuBLAS through CuPy where :func:`_cupy` finds it (CuPy wraps the
-    arrays through ``__cuda_array_interface__``, no copy; both libraries
-    launch on the legacy default stream, so the order of work is kept), else
-    on :func:`_gemm`. float32 stays IEEE float32 (CuPy uses TF32 only when
+    On cuBLAS through CuPy where :func:`_cupy` finds it (on views of the
+    arrays made by :func:`_cupy_view`, no copy; both libraries launch on the
+    legacy default stream, so the order of work is kept), else on
+    :func:`_gemm`. float32 stays IEEE float32 (CuPy uses TF32 only when
     ``CUPY_TF32=1``).
     """
     cupy = _cupy()
