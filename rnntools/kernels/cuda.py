@@ -865,10 +865,6 @@ def _row_products(sources, weight, out, transpose_b):
     )
 
 
-def _gather_grid(active, width):
-    return (-(-width // STEP_TILE), -(-active // STEP_ROWS)), (STEP_TILE, STEP_ROWS)
-
-
 def _forward_gemm_steps(
     step_kernel, w_hh, buffers, batch_sizes, lengths, reverse, before, after
 ):  # fmt: skip
@@ -911,7 +907,7 @@ def _backward_gemm_steps(
         if active == 0:
             continue
         if later_active:
-            grid, block = _gather_grid(later_active, width)
+            grid, block = _step_grid(later_active, width)
             _gather_step_grads[grid, block](
                 s + 1, later_active, lengths, reverse, d_ih, d_hh, later
             )
@@ -921,7 +917,7 @@ def _backward_gemm_steps(
             s, active, later_active, recurrent, lengths, reverse, *args
         )
         later_active = active
-    grid, block = _gather_grid(batch, width)
+    grid, block = _step_grid(batch, width)
     _gather_step_grads[grid, block](0, batch, lengths, reverse, d_ih, d_hh, later)
     product(0, batch)
     add_into(d_h, recurrent)
