@@ -11,6 +11,7 @@ and PyTorch elsewhere; agreement with them here makes the CUDA kernels right.
 """
 
 import pickle
+import warnings
 from types import SimpleNamespace
 
 import numba
@@ -163,6 +164,38 @@ only_on_simulator = pytest.mark.skipif(
     not numba.config.ENABLE_CUDASIM,
     reason="patches compile-time tile sizes, which only the simulator re-reads",
 )
+
+
+@pytest.mark.skipif(
+    not numba.config.ENABLE_CUDASIM,
+    reason="detects the read through the simulator's NumPy arithmetic warnings",
+)
+@pytest.mark.parametrize("strategy", ["sequence", "per_step"])
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_backward_reads_only_written_gradients(cell, strategy, monkeypatch):
+    """No kernel reads a device buffer before writing it (the sequence
+    kernels' recurrent gradient once read, and discarded, the gate gradients
+    of a row's step after its last, not yet written). Every uninitialised
+    float buffer is filled with +inf and -inf in turn: a read of one adds inf to
+    -inf, which the simulator's NumPy arithmetic reports as a RuntimeWarning,
+    an error here."""
+
+    def poisoned(shape, dtype):
+        if np.dtype(dtype).kind != "f":  # indices: as they were
+            return numba.cuda.device_array(shape, dtype=dtype)
+        host = np.full(shape, np.inf, dtype=dtype)
+        host.reshape(host.size)[1::2] = -np.inf
+        return numba.cuda.to_device(host)
+
+    monkeypatch.setattr(cuda_kernels, "empty", poisoned)
+    monkeypatch.setattr(cuda_kernels, "_use_gemm_steps", lambda *sizes: False)
+    monkeypatch.setattr(
+        cuda_kernels, "_use_sequence_kernels", lambda batch: strategy == "sequence"
+    )
+    case = problem(cell, True, 1, True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        assert_cuda_matches_cpu(case, np.float64, FLOAT64_RTOL)
 
 
 @only_on_simulator

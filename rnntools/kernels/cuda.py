@@ -239,7 +239,9 @@ def _rows_recurrent_grad(d_ih, d_hh, times, rows, w_hh, j, acc):
     """``acc[r] = sum_g d_gates[times[r], rows[r], g] * w_hh[g, j]`` for the
     block's rows ``r`` (``d_gates`` as :func:`_gate_grad` reads it), each
     weight loaded once for all of them, the weights of
-    :data:`SEQUENCE_UNROLL` steps along ``g`` before they are used."""
+    :data:`SEQUENCE_UNROLL` steps along ``g`` before they are used.
+    ``acc[r] = 0`` where ``times[r] < 0`` (nothing is read for that row: the
+    same branch for every thread of the block)."""
     width = w_hh.shape[0]
     weights = cuda.local.array(SEQUENCE_UNROLL, dtype=acc.dtype)
     for r in range(SEQUENCE_ROWS):
@@ -250,21 +252,25 @@ def _rows_recurrent_grad(d_ih, d_hh, times, rows, w_hh, j, acc):
             weights[u] = w_hh[g0 + u, j]
         for u in range(SEQUENCE_UNROLL):
             for r in range(SEQUENCE_ROWS):
-                acc[r] += _gate_grad(d_ih, d_hh, times[r], rows[r], g0 + u) * weights[u]
+                if times[r] >= 0:
+                    grad = _gate_grad(d_ih, d_hh, times[r], rows[r], g0 + u)
+                    acc[r] += grad * weights[u]
         g0 += SEQUENCE_UNROLL
     for g in range(g0, width):
         weight = w_hh[g, j]
         for r in range(SEQUENCE_ROWS):
-            acc[r] += _gate_grad(d_ih, d_hh, times[r], rows[r], g) * weight
+            if times[r] >= 0:
+                acc[r] += _gate_grad(d_ih, d_hh, times[r], rows[r], g) * weight
 
 
 @cuda.jit(**_DEVICE)
 def _later_times(s, lengths, reverse, rows, times):
-    """``times[r]``: the time of step ``s + 1`` of row ``rows[r]``, or 0 where
-    that row has no such step (its recurrent gradient is then unused)."""
+    """``times[r]``: the time of step ``s + 1`` of row ``rows[r]``, or -1 where
+    that row has no such step (its gate gradients there are never written,
+    and :func:`_rows_recurrent_grad` reads none)."""
     for r in range(SEQUENCE_ROWS):
         b = rows[r]
-        times[r] = _step_time(s + 1, b, lengths, reverse) if s + 1 < lengths[b] else 0
+        times[r] = _step_time(s + 1, b, lengths, reverse) if s + 1 < lengths[b] else -1
 
 
 @cuda.jit(**_DEVICE)
