@@ -170,12 +170,13 @@ only_on_simulator = pytest.mark.skipif(
     not numba.config.ENABLE_CUDASIM,
     reason="detects the read through the simulator's NumPy arithmetic warnings",
 )
-@pytest.mark.parametrize("strategy", ["sequence", "per_step"])
+@pytest.mark.parametrize("strategy", ["sequence", "per_step", "gemm_steps"])
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
-def test_backward_reads_only_written_gradients(cell, strategy, monkeypatch):
-    """No kernel reads a device buffer before writing it (the sequence
-    kernels' recurrent gradient once read, and discarded, the gate gradients
-    of a row's step after its last, not yet written). Every uninitialised
+def test_kernels_read_no_unwritten_memory(cell, strategy, monkeypatch):
+    """No kernel, forward or backward, of any time-loop strategy reads a
+    device buffer before writing it (the sequence kernels' recurrent gradient
+    once read, and discarded, the gate gradients of a row's step after its
+    last, not yet written). Every uninitialised
     float buffer is filled with +inf and -inf in turn: a read of one adds inf to
     -inf, which the simulator's NumPy arithmetic reports as a RuntimeWarning,
     an error here."""
@@ -188,7 +189,9 @@ def test_backward_reads_only_written_gradients(cell, strategy, monkeypatch):
         return numba.cuda.to_device(host)
 
     monkeypatch.setattr(cuda_kernels, "empty", poisoned)
-    monkeypatch.setattr(cuda_kernels, "_use_gemm_steps", lambda *sizes: False)
+    monkeypatch.setattr(
+        cuda_kernels, "_use_gemm_steps", lambda *sizes: strategy == "gemm_steps"
+    )
     monkeypatch.setattr(
         cuda_kernels, "_use_sequence_kernels", lambda batch: strategy == "sequence"
     )
