@@ -60,6 +60,8 @@ def check_sequences(
         )
     if is_sequence_list(X):
         padded, lengths = _pad_sequence_list(X, dtype, estimator)
+    elif (checked := _float_3d_array(X, dtype)) is not None:
+        padded, lengths = checked
     else:
         padded, lengths, is_2d = _check_array_input(X, dtype, estimator)
         if n_steps is not None and is_2d and padded.shape[1] != n_steps:
@@ -162,6 +164,27 @@ def _pad_float_arrays(X):
     if not np.isfinite(padded).all():
         return None
     return padded, lengths
+
+
+def _float_3d_array(X, dtype):
+    """Fast path of :func:`_check_array_input` for a C-contiguous 3-D ndarray
+    of a float dtype, non-empty and finite, which
+    :func:`sklearn.utils.check_array` would return unchanged: one finiteness
+    check, where check_array cost 25 us on 32 x 50 x 32 (a twentieth of a
+    predict). Returns None otherwise: the general path converts, or raises
+    the errors of :func:`sklearn.utils.check_array`.
+    """
+    if not (
+        type(X) is np.ndarray  # exactly: subclasses take the general path
+        and X.ndim == 3
+        and dtype == _FLOAT_DTYPES
+        and X.dtype in _FLOAT_DTYPES
+        and X.flags.c_contiguous
+        and X.size > 0
+        and np.isfinite(X).all()
+    ):
+        return None
+    return X, np.full(X.shape[0], X.shape[1], dtype=np.int64)
 
 
 def _check_array_input(X, dtype, estimator):

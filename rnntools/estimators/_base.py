@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from numbers import Integral, Real
 
 import numpy as np
+from sklearn import config_context
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
@@ -60,6 +61,15 @@ _PREDICT_BATCH = 1024
 
 
 _all_finite = _devices.all_finite
+
+
+def _batches(n, size):
+    """``list(gen_batches(n, size))`` without scikit-learn's parameter
+    validation, which cost 16 us a call here (about 3 % of a predict on 32
+    sequences); ``n`` and ``size`` come from the estimator's own checked
+    values."""
+    with config_context(skip_parameter_validation=True):
+        return list(gen_batches(n, size))
 
 
 class _NonFinite(ArithmeticError):
@@ -557,7 +567,7 @@ class _BaseRNN(BaseEstimator):
         outputs = []
         params = self._working_params()
         with kernel_threads():  # BLAS at one thread throughout, see _run_epochs
-            for batch in gen_batches(X.shape[0], _PREDICT_BATCH):
+            for batch in _batches(X.shape[0], _PREDICT_BATCH):
                 steps = int(lengths[batch].max())
                 features, _ = self._features(X[batch, :steps], lengths[batch], params)
                 outputs.append(self._head(features, params))
@@ -849,7 +859,7 @@ class _BaseRNN(BaseEstimator):
             order = self._rng.permutation(n) if self.shuffle else np.arange(n)
             total_loss = 0.0
             total_weight = 0.0
-            for batch in gen_batches(n, min(self.batch_size, n)):
+            for batch in _batches(n, min(self.batch_size, n)):
                 index = order[batch]
                 steps = int(lengths[index].max())
                 try:  # overflow is reported by _NonFinite, not as warnings

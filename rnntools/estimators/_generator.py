@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from numbers import Integral, Real
 
 import numpy as np
-from sklearn.utils import check_random_state, check_scalar, gen_batches
+from sklearn.utils import check_random_state, check_scalar
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 
@@ -42,7 +42,7 @@ from ..layers import (
 )
 from ..losses import log_softmax, softmax_cross_entropy
 from ..vocabulary import Vocabulary
-from ._base import _PREDICT_BATCH, _BaseRNN, _NonFinite
+from ._base import _PREDICT_BATCH, _BaseRNN, _batches, _NonFinite
 from ._decoder import DecoderArrays
 
 HEAD_WEIGHT = "head.weight"
@@ -471,7 +471,7 @@ class _GeneratorRNN(_BaseRNN):
         total, total_weight = 0.0, 0.0
         params = self.params_
         with kernel_threads():  # BLAS at one thread throughout, as in fit
-            for batch in gen_batches(len(lengths), _PREDICT_BATCH):
+            for batch in _batches(len(lengths), _PREDICT_BATCH):
                 steps = int(lengths[batch].max())
                 step_weights = np.where(
                     np.arange(steps) < lengths[batch, None], weights[batch, None], 0.0
