@@ -36,7 +36,8 @@ The 12800 x 128 x 1024 product writes 52 MB of ``out`` and is bound by memory.
 Why every path gives the same bits: each output element is one chain of fused
 multiply-adds from zero over ``k`` ascending, in every tile shape (6 rows,
 fewer rows at the bottom of ``a``, 1 to 2 rows with wider tiles, single
-vectors and single columns at the right edge) and in :func:`_row_by_row`
+vectors and a masked part of one at the right edge, whose unused lanes are
+neither read nor stored) and in :func:`_row_by_row`
 (whose ``out_row[j] = 0; out_row[j] += value * b_row[j]`` LLVM contracts to
 the same FMA, vector and scalar alike under ``fastmath={"contract"}``). An FMA
 rounds once, and lanes never mix (no horizontal sums, no reassociation), so
@@ -75,7 +76,7 @@ STREAM_BYTES = 64 * 1024
 BLOCK_BYTES = 256 * 1024
 
 
-def _make_tile(row_counts, vectors, scalar=False, gather=False):
+def _make_tile(row_counts, vectors, masked=False, gather=False):
     """Build an intrinsic that computes one register tile of ``a @ b``.
 
     The intrinsic, ``tile(a, a_start, lda, b, b_start, ldb, out, out_start,
@@ -88,21 +89,26 @@ def _make_tile(row_counts, vectors, scalar=False, gather=False):
     ``addend_start`` (rows ``addend_ld`` apart: 0 for a bias row, ``ldc`` for
     ``out``'s own previous values), added to the finished sums before they
     are stored (the bits of ``out += addend`` after the product, without its
-    pass). ``lanes`` is
-    ``VECTOR_BYTES // itemsize`` (16 float32, 8 float64), or 1 with
-    ``scalar``. ``rows`` (runtime) must be one of ``row_counts``: the IR holds
-    one loop per count (anything else writes nothing). Nothing is checked:
-    the caller keeps every block inside its array.
+    pass). ``lanes`` is ``VECTOR_BYTES // itemsize`` (16 float32, 8 float64).
+    ``rows`` (runtime) must be one of ``row_counts``: the IR holds one loop
+    per count (anything else writes nothing). Nothing is checked: the caller
+    keeps every block inside its array.
+
+    With ``masked`` (``vectors`` 1), the intrinsic takes one more argument,
+    ``used``: only the first ``used < lanes`` columns of the block are read
+    and written (masked vector loads and stores: nothing past them is
+    touched), the right edge of a product whose width is not a multiple of
+    ``lanes``. The other lanes compute on zeros and are never stored.
 
     With ``gather``, every row of ``a`` has its own ``b``: the intrinsic is
     ``tile(a, a_start, lda, b, b_starts, b_col, ldb, out, out_start, ldc,
-    depth, rows, depths)`` and row ``i`` of the tile is multiplied by the
-    block of ``b`` (any C-contiguous array, read flat) at ``b_starts[i] +
-    b_col``, over its own depth ``depths[i] <= depth`` (its sums are kept,
-    not updated, at the ``k`` past it: the same chain as a tile of that
-    depth), with no addend (attention: each decoded row against its own
-    source's keys or memory, several rows in one ``k`` loop instead of one
-    latency-bound chain at a time).
+    depth, rows, depths)`` (then ``used`` with ``masked``) and row ``i`` of
+    the tile is multiplied by the block of ``b`` (any C-contiguous array, read
+    flat) at ``b_starts[i] + b_col``, over its own depth ``depths[i] <=
+    depth`` (its sums are kept, not updated, at the ``k`` past it: the same
+    chain as a tile of that depth), with no addend (attention: each decoded
+    row against its own source's keys or memory, several rows in one ``k``
+    loop instead of one latency-bound chain at a time).
 
     Each tile loop keeps its ``rows x vectors`` sums in vector phi nodes
     (registers) from zero; at each ``k`` (ascending) it loads the ``vectors``
@@ -123,18 +129,17 @@ def _make_tile(row_counts, vectors, scalar=False, gather=False):
 
     def emit(context, builder, element, a_p, lda_v, b_rows, ldb_v, out_p, ldc_v,
              depth_v, rows_v, addend_p, addend_ld_v, adding_v,
-             row_depths=None):  # fmt: skip
+             row_depths=None, used_v=None):  # fmt: skip
         """The tile's IR; ``b_rows(count)``: the pointer to row 0 of each
         row's ``b`` block (one pointer for all rows unless gathering);
         ``row_depths(count)``: each row's own depth (its sums stop changing
-        past it), or None."""
+        past it), or None; ``used_v``: the columns used (``masked``)."""
         intp = context.get_value_type(types.intp)
+        i32 = ir.IntType(32)
         size = context.get_abi_sizeof(element)
-        lanes = 1 if scalar else VECTOR_BYTES // size
-        vector = element if scalar else ir.VectorType(element, lanes)
-        name = "f32" if size == 4 else "f64"
-        if not scalar:
-            name = f"v{lanes}{name}"
+        lanes = VECTOR_BYTES // size
+        vector = ir.VectorType(element, lanes)
+        name = f"v{lanes}{'f32' if size == 4 else 'f64'}"
         fma = cgutils.get_or_insert_function(
             builder.module,
             ir.FunctionType(vector, [vector] * 3),
@@ -142,14 +147,48 @@ def _make_tile(row_counts, vectors, scalar=False, gather=False):
         )
 
         def at(base, offset):
-            pointer = builder.gep(base, [offset])
-            return pointer if scalar else builder.bitcast(pointer, vector.as_pointer())
+            return builder.bitcast(builder.gep(base, [offset]), vector.as_pointer())
 
         def constant(value):
             return ir.Constant(intp, value)
 
         zero = ir.Constant(vector, None)
-        broadcast = ir.Constant(ir.VectorType(ir.IntType(32), lanes), [0] * lanes)
+        broadcast = ir.Constant(ir.VectorType(i32, lanes), [0] * lanes)
+        if masked:  # lane i is used where i < used
+            lane_vector = ir.VectorType(intp, lanes)
+            used = builder.insert_element(
+                ir.Constant(lane_vector, ir.Undefined), used_v, ir.Constant(i32, 0)
+            )
+            used = builder.shuffle_vector(
+                used, ir.Constant(lane_vector, ir.Undefined), broadcast
+            )
+            mask = builder.icmp_signed(
+                "<", ir.Constant(lane_vector, list(range(lanes))), used
+            )
+            pointer_type = vector.as_pointer()
+            masked_load = cgutils.get_or_insert_function(
+                builder.module,
+                ir.FunctionType(vector, [pointer_type, i32, mask.type, vector]),
+                f"llvm.masked.load.{name}.p0",
+            )
+            masked_store = cgutils.get_or_insert_function(
+                builder.module,
+                ir.FunctionType(ir.VoidType(), [vector, pointer_type, i32, mask.type]),
+                f"llvm.masked.store.{name}.p0",
+            )
+
+        def load(pointer):
+            if masked:
+                align = ir.Constant(i32, size)
+                return builder.call(masked_load, [pointer, align, mask, zero])
+            return builder.load(pointer, align=size)
+
+        def store(value, pointer):
+            if masked:
+                align = ir.Constant(i32, size)
+                builder.call(masked_store, [value, pointer, align, mask])
+            else:
+                builder.store(value, pointer, align=size)
 
         after = builder.append_basic_block("tile.after")
         switch = builder.switch(rows_v, after)
@@ -170,10 +209,7 @@ def _make_tile(row_counts, vectors, scalar=False, gather=False):
             for b_base in b_bases:
                 b_row = builder.gep(b_base, [builder.mul(k, ldb_v)])
                 b_k.append(
-                    [
-                        builder.load(at(b_row, constant(v * lanes)), align=size)
-                        for v in range(vectors)
-                    ]
+                    [load(at(b_row, constant(v * lanes))) for v in range(vectors)]
                 )
             updated = []
             for i in range(count):
@@ -181,15 +217,12 @@ def _make_tile(row_counts, vectors, scalar=False, gather=False):
                     builder.gep(a_p, [builder.add(builder.mul(constant(i), lda_v), k)]),
                     align=size,
                 )
-                if not scalar:
-                    a_ik = builder.insert_element(
-                        ir.Constant(vector, ir.Undefined),
-                        a_ik,
-                        ir.Constant(ir.IntType(32), 0),
-                    )
-                    a_ik = builder.shuffle_vector(
-                        a_ik, ir.Constant(vector, ir.Undefined), broadcast
-                    )
+                a_ik = builder.insert_element(
+                    ir.Constant(vector, ir.Undefined), a_ik, ir.Constant(i32, 0)
+                )
+                a_ik = builder.shuffle_vector(
+                    a_ik, ir.Constant(vector, ir.Undefined), broadcast
+                )
                 b_i = b_k[i] if gather else b_k[0]
                 row_sums = [
                     builder.call(fma, [a_ik, b_i[v], sums[i][v]])
@@ -225,9 +258,7 @@ def _make_tile(row_counts, vectors, scalar=False, gather=False):
                     addend_p, [builder.mul(constant(i), addend_ld_v)]
                 )
                 for v in range(vectors):
-                    addend = builder.load(
-                        at(addend_row, constant(v * lanes)), align=size
-                    )
+                    addend = load(at(addend_row, constant(v * lanes)))
                     result = sums_out[i * vectors + v]
                     results.append(
                         builder.select(adding_v, builder.fadd(result, addend), result)
@@ -235,11 +266,7 @@ def _make_tile(row_counts, vectors, scalar=False, gather=False):
             for i in range(count):
                 out_row = builder.gep(out_p, [builder.mul(constant(i), ldc_v)])
                 for v in range(vectors):
-                    builder.store(
-                        results[i * vectors + v],
-                        at(out_row, constant(v * lanes)),
-                        align=size,
-                    )
+                    store(results[i * vectors + v], at(out_row, constant(v * lanes)))
             builder.branch(after)
         builder.position_at_end(after)
 
@@ -255,72 +282,64 @@ def _make_tile(row_counts, vectors, scalar=False, gather=False):
         data = context.make_array(array_type)(context, builder, array).data
         return builder.gep(data, [offset])
 
-    if gather:
-
-        @intrinsic
-        def gather_tile(typingctx, a, a_start, lda, b, b_starts, b_col, ldb, out,
-                        out_start, ldc, depth, rows, depths):  # fmt: skip
-            if not check_arrays((a, b, out), a.dtype) or not all(
-                isinstance(index, types.Array)
-                and index.layout == "C"
-                and index.dtype == types.int64
-                for index in (b_starts, depths)
-            ):
-                return None
-            signature = types.void(
-                a, a_start, lda, b, b_starts, b_col, ldb, out, out_start, ldc,
-                depth, rows, depths,
-            )  # fmt: skip
-
-            def codegen(context, builder, sig, args):
-                values = to_intp(context, builder, sig, args)
-                (a_v, a_0, lda_v, b_v, starts_v, b_col_v, ldb_v, out_v, out_0,
-                 ldc_v, depth_v, rows_v, depths_v) = values  # fmt: skip
-                element = context.get_value_type(sig.args[0].dtype)
-                a_p = start(context, builder, sig.args[0], a_v, a_0)
-                out_p = start(context, builder, sig.args[7], out_v, out_0)
-                b_data = context.make_array(sig.args[3])(context, builder, b_v).data
-                intp = context.get_value_type(types.intp)
-
-                def entries(index, array, count):
-                    data = context.make_array(sig.args[index])(
-                        context, builder, array
-                    ).data
-                    return [
-                        builder.load(builder.gep(data, [ir.Constant(intp, i)]))
-                        for i in range(count)
-                    ]
-
-                def b_rows(count):
-                    return [
-                        builder.gep(b_data, [builder.add(offset, b_col_v)])
-                        for offset in entries(4, starts_v, count)
-                    ]
-
-                emit(context, builder, element, a_p, lda_v, b_rows, ldb_v, out_p,
-                     ldc_v, depth_v, rows_v, out_p, ldc_v,
-                     ir.Constant(ir.IntType(1), 0),
-                     lambda count: entries(12, depths_v, count))  # fmt: skip
-                return context.get_dummy_value()
-
-            return signature, codegen
-
-        return gather_tile
-
-    @intrinsic
-    def tile(typingctx, a, a_start, lda, b, b_start, ldb, out, out_start, ldc,
-             depth, rows, addend, addend_start, addend_ld, adding):  # fmt: skip
-        if not check_arrays((a, b, out, addend), a.dtype):
+    def gather_typing(a, a_start, lda, b, b_starts, b_col, ldb, out, out_start,
+                      ldc, depth, rows, depths, used=None):  # fmt: skip
+        if not check_arrays((a, b, out), a.dtype) or not all(
+            isinstance(index, types.Array)
+            and index.layout == "C"
+            and index.dtype == types.int64
+            for index in (b_starts, depths)
+        ):
             return None
-        signature = types.void(
-            a, a_start, lda, b, b_start, ldb, out, out_start, ldc, depth, rows,
-            addend, addend_start, addend_ld, adding,
-        )  # fmt: skip
+        arguments = (a, a_start, lda, b, b_starts, b_col, ldb, out, out_start,
+                     ldc, depth, rows, depths)  # fmt: skip
+        signature = types.void(*arguments, *([] if used is None else [used]))
 
         def codegen(context, builder, sig, args):
-            (a_v, a_0, lda_v, b_v, b_0, ldb_v, out_v, out_0, ldc_v, depth_v,
-             rows_v, addend_v, addend_0, addend_ld_v,
-             adding_v) = to_intp(context, builder, sig, args)  # fmt: skip
+            values = to_intp(context, builder, sig, args)
+            (a_v, a_0, lda_v, b_v, starts_v, b_col_v, ldb_v, out_v, out_0,
+             ldc_v, depth_v, rows_v, depths_v) = values[:13]  # fmt: skip
+            element = context.get_value_type(sig.args[0].dtype)
+            a_p = start(context, builder, sig.args[0], a_v, a_0)
+            out_p = start(context, builder, sig.args[7], out_v, out_0)
+            b_data = context.make_array(sig.args[3])(context, builder, b_v).data
+            intp = context.get_value_type(types.intp)
+
+            def entries(index, array, count):
+                data = context.make_array(sig.args[index])(context, builder, array).data
+                return [
+                    builder.load(builder.gep(data, [ir.Constant(intp, i)]))
+                    for i in range(count)
+                ]
+
+            def b_rows(count):
+                return [
+                    builder.gep(b_data, [builder.add(offset, b_col_v)])
+                    for offset in entries(4, starts_v, count)
+                ]
+
+            emit(context, builder, element, a_p, lda_v, b_rows, ldb_v, out_p,
+                 ldc_v, depth_v, rows_v, out_p, ldc_v,
+                 ir.Constant(ir.IntType(1), 0),
+                 lambda count: entries(12, depths_v, count),
+                 values[13] if masked else None)  # fmt: skip
+            return context.get_dummy_value()
+
+        return signature, codegen
+
+    def tile_typing(a, a_start, lda, b, b_start, ldb, out, out_start, ldc, depth,
+                    rows, addend, addend_start, addend_ld, adding,
+                    used=None):  # fmt: skip
+        if not check_arrays((a, b, out, addend), a.dtype):
+            return None
+        arguments = (a, a_start, lda, b, b_start, ldb, out, out_start, ldc, depth,
+                     rows, addend, addend_start, addend_ld, adding)  # fmt: skip
+        signature = types.void(*arguments, *([] if used is None else [used]))
+
+        def codegen(context, builder, sig, args):
+            values = to_intp(context, builder, sig, args)
+            (a_v, a_0, lda_v, b_v, b_0, ldb_v, out_v, out_0, ldc_v, depth_v, rows_v,
+             addend_v, addend_0, addend_ld_v, adding_v) = values[:15]  # fmt: skip
             element = context.get_value_type(sig.args[0].dtype)
             a_p = start(context, builder, sig.args[0], a_v, a_0)
             b_p = start(context, builder, sig.args[3], b_v, b_0)
@@ -334,10 +353,48 @@ def _make_tile(row_counts, vectors, scalar=False, gather=False):
             addend_ld_v = builder.select(adding_v, addend_ld_v, ldc_v)
             emit(context, builder, element, a_p, lda_v, lambda count: [b_p], ldb_v,
                  out_p, ldc_v, depth_v, rows_v, addend_p, addend_ld_v,
-                 adding_v)  # fmt: skip
+                 adding_v, None, values[15] if masked else None)  # fmt: skip
             return context.get_dummy_value()
 
         return signature, codegen
+
+    if gather and masked:
+
+        @intrinsic
+        def masked_gather_tile(typingctx, a, a_start, lda, b, b_starts, b_col, ldb,
+                               out, out_start, ldc, depth, rows, depths,
+                               used):  # fmt: skip
+            return gather_typing(a, a_start, lda, b, b_starts, b_col, ldb, out,
+                                 out_start, ldc, depth, rows, depths, used)  # fmt: skip
+
+        return masked_gather_tile
+    if gather:
+
+        @intrinsic
+        def gather_tile(typingctx, a, a_start, lda, b, b_starts, b_col, ldb, out,
+                        out_start, ldc, depth, rows, depths):  # fmt: skip
+            return gather_typing(a, a_start, lda, b, b_starts, b_col, ldb, out,
+                                 out_start, ldc, depth, rows, depths)  # fmt: skip
+
+        return gather_tile
+    if masked:
+
+        @intrinsic
+        def masked_tile(typingctx, a, a_start, lda, b, b_start, ldb, out,
+                        out_start, ldc, depth, rows, addend, addend_start,
+                        addend_ld, adding, used):  # fmt: skip
+            return tile_typing(a, a_start, lda, b, b_start, ldb, out, out_start,
+                               ldc, depth, rows, addend, addend_start, addend_ld,
+                               adding, used)  # fmt: skip
+
+        return masked_tile
+
+    @intrinsic
+    def tile(typingctx, a, a_start, lda, b, b_start, ldb, out, out_start, ldc,
+             depth, rows, addend, addend_start, addend_ld, adding):  # fmt: skip
+        return tile_typing(a, a_start, lda, b, b_start, ldb, out, out_start, ldc,
+                           depth, rows, addend, addend_start, addend_ld,
+                           adding)  # fmt: skip
 
     return tile
 
@@ -346,9 +403,9 @@ def _make_tile(row_counts, vectors, scalar=False, gather=False):
 _tile = _make_tile(range(1, TILE_ROWS + 1), TILE_VECTORS)
 #: One or two rows by ``WIDE_VECTORS`` vectors (batches of one or two rows).
 _wide_tile = _make_tile((1, 2), WIDE_VECTORS)
-#: Up to ``TILE_ROWS`` rows by one vector, then by one column: the right edge.
+#: Up to ``TILE_ROWS`` rows by one vector, then by part of one: the right edge.
 _vector_tile = _make_tile(range(1, TILE_ROWS + 1), 1)
-_column_tile = _make_tile(range(1, TILE_ROWS + 1), 1, scalar=True)
+_part_vector_tile = _make_tile(range(1, TILE_ROWS + 1), 1, masked=True)
 
 
 def _lanes(array):
@@ -365,8 +422,10 @@ def _lanes_overload(array):
 @njit(**KERNEL_OPTIONS)
 def _right_edge(a, b, out, first_row, rows, first_col, addend, addend_ld):
     """Columns ``first_col:`` of rows ``first_row:first_row + rows``
-    (``rows <= TILE_ROWS``) of ``out = a @ b (+ addend)``: one vector, then
-    one column at a time (same operations as every tile)."""
+    (``rows <= TILE_ROWS``) of ``out = a @ b (+ addend)``: one vector at a
+    time, then the last part of one (masked; same operations as every tile).
+    A column at a time in scalar registers, as before, ran at 12 GFLOP/s
+    (100 x 128 @ 128 x 24 took 19 us, 128 x 32 took 4.9)."""
     depth = a.shape[1]
     cols = b.shape[1]
     lanes = _lanes(a)
@@ -378,11 +437,11 @@ def _right_edge(a, b, out, first_row, rows, first_col, addend, addend_ld):
                      out, first_row * cols + col, cols, depth, rows,
                      addend, first_row * addend_ld + col, addend_ld,
                      adding)  # fmt: skip
-    for col in range(vector_end, cols):
-        _column_tile(a, a_start, depth, b, col, cols,
-                     out, first_row * cols + col, cols, depth, rows,
-                     addend, first_row * addend_ld + col, addend_ld,
-                     adding)  # fmt: skip
+    if vector_end < cols:
+        _part_vector_tile(a, a_start, depth, b, vector_end, cols,
+                          out, first_row * cols + vector_end, cols, depth, rows,
+                          addend, first_row * addend_ld + vector_end, addend_ld,
+                          adding, cols - vector_end)  # fmt: skip
 
 
 @njit(**KERNEL_OPTIONS)
@@ -533,9 +592,11 @@ def row_invariant_matmul(a, b, out, bias):
 GATHER_ROWS = 4
 GATHER_VECTORS = 2
 _gather_tile = _make_tile(range(1, GATHER_ROWS + 1), GATHER_VECTORS, gather=True)
-#: The right edge: one vector, then one column at a time.
+#: The right edge: one vector at a time, then the last part of one.
 _gather_vector_tile = _make_tile(range(1, GATHER_ROWS + 1), 1, gather=True)
-_gather_column_tile = _make_tile(range(1, GATHER_ROWS + 1), 1, True, gather=True)
+_gather_part_vector_tile = _make_tile(
+    range(1, GATHER_ROWS + 1), 1, masked=True, gather=True
+)
 
 
 @njit(**KERNEL_OPTIONS)
@@ -591,7 +652,8 @@ def row_invariant_gathered_matmul(a, b, b_starts, depths, out):
             _gather_vector_tile(a, a_start, depth, b, starts, col, cols,
                                 out, out_start + col, cols, deepest, count,
                                 row_depths)  # fmt: skip
-        for col in range(vector_end, cols):
-            _gather_column_tile(a, a_start, depth, b, starts, col, cols,
-                                out, out_start + col, cols, deepest, count,
-                                row_depths)  # fmt: skip
+        if vector_end < cols:
+            _gather_part_vector_tile(a, a_start, depth, b, starts, vector_end,
+                                     cols, out, out_start + vector_end, cols,
+                                     deepest, count, row_depths,
+                                     cols - vector_end)  # fmt: skip
