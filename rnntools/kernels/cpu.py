@@ -844,7 +844,10 @@ def layer_param_grads(
             np.matmul(g_ih[:, :shared].T, h_prev_2d, out=d_w_hh[:shared])
         d_b_hh[:shared] = d_b_ih[:shared]
     matmul_tn(g_hh, h_prev_2d, d_w_hh[shared:])
-    np.sum(g_hh, axis=0, out=d_b_hh[shared:])
+    if shared:
+        np.sum(g_hh, axis=0, out=d_b_hh[shared:])
+    else:  # rnn, lstm: g_hh is g_ih, whose column sums are d_b_ih
+        d_b_hh[...] = d_b_ih
 
 
 def _take_rows(array, rows):
