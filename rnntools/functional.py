@@ -684,6 +684,9 @@ def rnn_forward(
     output_shape = (batch, steps, num_dirs * hidden_size)
     if backend is _CPU:
         output = np.empty(output_shape, dtype=dtype)
+        # The first layer's kernels read x in place (see _forward_block): one
+        # array type, so one compiled kernel, whatever its strides and flags.
+        x = np.require(x, requirements=("C", "A", "W"))
     else:  # batch-first on the device; x uploaded whole (gathered there)
         output = backend.new(output_shape, dtype)
         x = x if x_on_device else backend.to_device(x)
@@ -714,8 +717,8 @@ def rnn_forward(
             for key, value in cache.kernel_params.items()
             if key.startswith("weight_")
         }
-    with kernel_threads():
-        cache.blocks = parallel_map(run_block, block_rows)
+    # No kernel_threads(): the forward calls no BLAS.
+    cache.blocks = parallel_map(run_block, block_rows)
     cache.transposed = None  # backward runs on the weights themselves
     if x_on_device:
         final = [backend.to_device(part) for part in final]
@@ -768,9 +771,16 @@ def _forward_block(cache, x, rows, states, sink=None):
         batch_sizes=(lengths > np.arange(steps)[:, None]).sum(axis=1),
     )
     num_dirs = _num_directions(cache.bidirectional)
-    layer_input = _time_major_block(backend, x, block, block.buffers)
-    if cache.x_on_device and not backend.kernels.all_finite(layer_input):
-        raise ValueError("x contains NaN or infinity.")
+    if backend is _CPU:
+        # The first kernel gathers the block's rows of x into this time-major
+        # buffer, which backward reads: no copy of them made before it.
+        layer_input = block.empty((steps, len(lengths), cache.input_size), cache.dtype)
+        gather = (x, block.row_indices, layer_input)
+    else:
+        layer_input = _time_major_block(backend, x, block, block.buffers)
+        if cache.x_on_device and not backend.kernels.all_finite(layer_input):
+            raise ValueError("x contains NaN or infinity.")
+        gather = None
     for layer in range(cache.num_layers):
         last = layer == cache.num_layers - 1
         # Backward reads every layer's input, not the last layer's output:
@@ -789,9 +799,11 @@ def _forward_block(cache, x, rows, states, sink=None):
             index = layer * num_dirs + direction
             state = [backend.to_device(part[index]) for part in states]
             layer_sink = sink if out is None else None
+            source = gather or (layer_input, _NO_ROWS, _no_steps(layer_input))
+            gather = None  # gathered once; the other direction reads layer_input
             saved.append(
                 _forward_direction(
-                    cache, block, layer, suffix, layer_input, state, out, layer_sink
+                    cache, block, layer, suffix, source, state, out, layer_sink
                 )
             )
             for part, value in zip(states, state, strict=True):
@@ -839,17 +851,25 @@ def _row_indices(rows):
     return np.ascontiguousarray(rows, dtype=np.int64)
 
 
-def _forward_direction(
-    cache, block, layer, suffix, layer_input, state, out, sink=None
-):  # fmt: skip
+def _no_steps(array):
+    """An empty ``(0, B, F)`` array like the time-major ``array``: the
+    kernels' ``inp_span`` or ``out_span`` where nothing is gathered or
+    scattered."""
+    return np.empty((0, *array.shape[1:]), array.dtype)
+
+
+def _forward_direction(cache, block, layer, suffix, source, state, out, sink=None):
     """Run one layer and direction, saving what backward reads; ``state`` is
     updated to the final state.
 
     One kernel call: the input projection of all ``T`` steps, then the time
-    loop. The output goes to the time-major ``out`` or, with ``sink`` (``out``
-    None), to rows ``block.rows`` of the batch-first ``sink``, through a
-    buffer of the steps (released at the end: on the CPU, backward's
-    ``d_output`` then reuses it).
+    loop. The input is ``source``, the kernels' ``(inp, inp_rows,
+    inp_span)``: the time-major layer input, or on the CPU the caller's
+    batch-first ``x`` with the block's rows, gathered into ``inp_span`` (all
+    ``T`` steps, kept for backward). The output goes to the time-major
+    ``out`` or, with ``sink`` (``out`` None), to rows ``block.rows`` of the
+    batch-first ``sink``, through a buffer of the steps (released at the end:
+    on the CPU, backward's ``d_output`` then reuses it).
     """
     backend = cache.backend
     kernels = backend.kernels
@@ -858,7 +878,7 @@ def _forward_direction(
     if backend is _CPU:
         # Views of the weights transposed once per call (see rnn_forward).
         w_ih, w_hh = (cache.transposed[name].T for name in names[:2])
-    steps, batch, features = layer_input.shape
+    steps, batch = cache.steps, len(block.lengths)
     hidden = cache.hidden_size
     width = GATES[cache.cell] * hidden
     dtype = cache.dtype
@@ -880,14 +900,13 @@ def _forward_direction(
         extra = (hn,)
     else:  # the initial state, which the kernel overwrites
         extra = (backend.copy(state[0]),)
-    inp_span = np.empty((0, batch, features), dtype)
     if sink is None:
         target, out_rows = out, _NO_ROWS
         out_span = np.empty((0, batch, hidden), dtype)
     else:
         target, out_rows = sink, block.row_indices
         out_span = block.empty((steps, batch, hidden), dtype, keep=False)
-    inputs = (layer_input, _NO_ROWS, inp_span, w_ih, bias, w_hh)
+    inputs = (*source, w_ih, bias, w_hh)
     outputs = (target, out_rows, out_span, out_col, gates)
     if cache.cell == "lstm":
         kernels.lstm_forward_layer(

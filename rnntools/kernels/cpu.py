@@ -122,6 +122,24 @@ def _gather_span(inp, inp_rows, lengths, start, span_inputs):
 
 
 @njit(**KERNEL_OPTIONS)
+def _span_inputs(inp, inp_rows, inp_span, lengths, start, count):
+    """The time-major inputs of steps ``start:start+count`` of a layer.
+
+    A view of a time-major ``inp`` (no ``inp_rows``); else gathered from the
+    caller's batch-first ``inp`` (rows ``inp_rows``, zeros at padded steps)
+    into ``inp_span``: into its own steps when it holds all ``T`` (training:
+    backward reads them, and no time-major copy of the batch is made before
+    the kernel), else into its first ``count``.
+    """
+    if inp_rows.shape[0] == 0:
+        return inp[start : start + count]
+    kept = inp_span.shape[0] == inp.shape[1]
+    span_inputs = inp_span[start : start + count] if kept else inp_span[:count]
+    _gather_span(inp, inp_rows, lengths, start, span_inputs)
+    return span_inputs
+
+
+@njit(**KERNEL_OPTIONS)
 def _scatter_span(out_span, lengths, start, out, out_rows, out_col):
     """Columns ``out_col:out_col+H`` of rows ``out_rows`` of the batch-first
     ``out`` at a span's times, from the time-major ``out_span``; 0 at padded
@@ -229,7 +247,9 @@ def lstm_forward_layer(
         Empty for a time-major ``inp``; else the rows of ``inp`` that are
         this block's sequences (gathered a span at a time).
     inp_span : ndarray of shape (S, B, I), or (0, B, I) with no ``inp_rows``
-        Scratch for the gathered inputs of a span.
+        Scratch for the gathered inputs of a span; with ``S = T`` (training),
+        out: every step's input, time-major, zeros at padded steps (see
+        :func:`_span_inputs`).
     w_ih : ndarray of shape (4H, I)
     bias : ndarray of shape (4H,)
         ``bias_ih + bias_hh``.
@@ -288,11 +308,7 @@ def lstm_forward_layer(
         start = steps - first - count if reverse else first  # earliest time
         target = out_span[:count] if batch_first else out[start : start + count]
         if batch_sizes[first] > 0:
-            if inp_rows.shape[0] == 0:
-                span_inputs = inp[start : start + count]
-            else:
-                span_inputs = inp_span[:count]
-                _gather_span(inp, inp_rows, lengths, start, span_inputs)
+            span_inputs = _span_inputs(inp, inp_rows, inp_span, lengths, start, count)
             span_gates = gates[start : start + count] if every_step else gates[:count]
             row_invariant_matmul(
                 span_inputs.reshape(count * batch, features),
@@ -313,6 +329,8 @@ def lstm_forward_layer(
                     h_prev[start : start + count], c_prev[start : start + count],
                     tanh_c[start : start + count],
                 )  # fmt: skip
+        elif inp_span.shape[0] == steps:  # kept for backward: zeros here too
+            _span_inputs(inp, inp_rows, inp_span, lengths, start, count)
         if batch_first:
             _scatter_span(target, lengths, start, out, out_rows, out_col)
 
@@ -483,11 +501,7 @@ def gru_forward_layer(
         start = steps - first - count if reverse else first  # earliest time
         target = out_span[:count] if batch_first else out[start : start + count]
         if batch_sizes[first] > 0:
-            if inp_rows.shape[0] == 0:
-                span_inputs = inp[start : start + count]
-            else:
-                span_inputs = inp_span[:count]
-                _gather_span(inp, inp_rows, lengths, start, span_inputs)
+            span_inputs = _span_inputs(inp, inp_rows, inp_span, lengths, start, count)
             span_gates = gates[start : start + count] if every_step else gates[:count]
             row_invariant_matmul(
                 span_inputs.reshape(count * batch, features),
@@ -509,6 +523,8 @@ def gru_forward_layer(
                     rz_pre, activated, candidate, new_gate, target, column,
                     span_gates, h_prev[start : start + count], span_hn,
                 )  # fmt: skip
+        elif inp_span.shape[0] == steps:  # kept for backward: zeros here too
+            _span_inputs(inp, inp_rows, inp_span, lengths, start, count)
         if batch_first:
             _scatter_span(target, lengths, start, out, out_rows, out_col)
 
@@ -664,11 +680,7 @@ def rnn_forward_layer(
         start = steps - first - count if reverse else first  # earliest time
         target = out_span[:count] if batch_first else out[start : start + count]
         if batch_sizes[first] > 0:
-            if inp_rows.shape[0] == 0:
-                span_inputs = inp[start : start + count]
-            else:
-                span_inputs = inp_span[:count]
-                _gather_span(inp, inp_rows, lengths, start, span_inputs)
+            span_inputs = _span_inputs(inp, inp_rows, inp_span, lengths, start, count)
             span_gates = gates[start : start + count] if every_step else gates[:count]
             row_invariant_matmul(
                 span_inputs.reshape(count * batch, features),
@@ -687,6 +699,8 @@ def rnn_forward_layer(
                     active, s, span_lengths, reverse, w_hh_t, relu, h, pre,
                     activated, target, column, span_gates, h_prev,
                 )  # fmt: skip
+        elif inp_span.shape[0] == steps:  # kept for backward: zeros here too
+            _span_inputs(inp, inp_rows, inp_span, lengths, start, count)
         if batch_first:
             _scatter_span(target, lengths, start, out, out_rows, out_col)
 
