@@ -6,6 +6,7 @@ batch is split, and the results are compared with the references and with
 the single-block path.
 """
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -134,6 +135,53 @@ def test_training_forward_in_spans_matches_reference(
     width = {"rnn": 1, "gru": 3, "lstm": 4}[cell] * hidden
     assert -(-steps // cpu._span_steps(steps, batch, width, 8)) >= 3  # spans
     arrays = problem.make_arrays(np.float64)
+    assert_results_close(
+        run_rnntools(problem, arrays), run_naive(problem, arrays), 1e-10
+    )
+
+
+@pytest.mark.parametrize(("cell", "nonlinearity"), VARIANTS, ids=VARIANT_IDS)
+def test_first_layer_inputs_kept_in_full_when_spans_are_skipped(
+    cell, nonlinearity, monkeypatch
+):
+    """What a training forward keeps is finite at every step, the steps of
+    spans that no sequence reaches (skipped) too: the first layer's inputs,
+    which its kernel gathers from x, and the gates (from which the rnn's
+    backward rebuilds h_prev). Here every sequence ends at step 200 of 300
+    and spans are about 100 steps, so the last one is skipped; the weight
+    gradients read all rows, padding too (no packing). Pooled buffers come
+    filled with NaN: a step left unwritten shows."""
+    monkeypatch.setenv("RNNTOOLS_NUM_THREADS", "1")
+    monkeypatch.setattr(cpu, "PACK_FILL", 0.0)  # read every row, padding too
+    pool_empty = functional.POOL.empty
+
+    def poisoned(shape, dtype):
+        array = pool_empty(shape, dtype)
+        array.fill(np.nan)
+        return array
+
+    cpu_backend = dataclasses.replace(functional._CPU, scratch=poisoned)
+    monkeypatch.setattr(functional, "_CPU", cpu_backend)
+    steps, hidden, length = 300, 64, 200
+    gates = {"rnn": 1, "gru": 3, "lstm": 4}[cell]
+    batch = {"rnn": 20, "gru": 7, "lstm": 5}[cell]  # spans of 97-102 steps
+    span = cpu._span_steps(steps, batch, gates * hidden, 8)
+    assert any(length <= start < steps for start in range(0, steps, span))
+    problem = RNNProblem(
+        cell=cell,
+        nonlinearity=nonlinearity,
+        num_layers=1,
+        bidirectional=False,
+        batch_size=batch,
+        seq_len=steps,
+        input_size=3,
+        hidden_size=hidden,
+        lengths=(length,) * batch,
+        has_initial_state=True,
+        seed=5,
+    )
+    arrays = problem.make_arrays(np.float64)
+    # float64 rounding as in test_training_forward_in_spans_matches_reference.
     assert_results_close(
         run_rnntools(problem, arrays), run_naive(problem, arrays), 1e-10
     )

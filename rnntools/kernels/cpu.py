@@ -140,6 +140,19 @@ def _span_inputs(inp, inp_rows, inp_span, lengths, start, count):
 
 
 @njit(**KERNEL_OPTIONS)
+def _skipped_span(inp, inp_rows, inp_span, lengths, start, count, gates):
+    """Zeros in what a training forward keeps for backward at the steps
+    ``start:start+count`` of a span that no sequence of the block reaches
+    (so not projected): the gathered inputs (a ``T``-step ``inp_span``) and
+    the gates. The weight gradients read every row where padding is a small
+    part of the block (not only the valid ones), and the rnn's backward
+    rebuilds its ``h_prev`` from its gates: both must be finite there, and
+    pooled buffers hold anything."""
+    _span_inputs(inp, inp_rows, inp_span, lengths, start, count)
+    gates[start : start + count] = 0
+
+
+@njit(**KERNEL_OPTIONS)
 def _scatter_span(out_span, lengths, start, out, out_rows, out_col):
     """Columns ``out_col:out_col+H`` of rows ``out_rows`` of the batch-first
     ``out`` at a span's times, from the time-major ``out_span``; 0 at padded
@@ -329,8 +342,8 @@ def lstm_forward_layer(
                     h_prev[start : start + count], c_prev[start : start + count],
                     tanh_c[start : start + count],
                 )  # fmt: skip
-        elif inp_span.shape[0] == steps:  # kept for backward: zeros here too
-            _span_inputs(inp, inp_rows, inp_span, lengths, start, count)
+        elif every_step:  # training: see _skipped_span
+            _skipped_span(inp, inp_rows, inp_span, lengths, start, count, gates)
         if batch_first:
             _scatter_span(target, lengths, start, out, out_rows, out_col)
 
@@ -523,8 +536,8 @@ def gru_forward_layer(
                     rz_pre, activated, candidate, new_gate, target, column,
                     span_gates, h_prev[start : start + count], span_hn,
                 )  # fmt: skip
-        elif inp_span.shape[0] == steps:  # kept for backward: zeros here too
-            _span_inputs(inp, inp_rows, inp_span, lengths, start, count)
+        elif every_step:  # training: see _skipped_span
+            _skipped_span(inp, inp_rows, inp_span, lengths, start, count, gates)
         if batch_first:
             _scatter_span(target, lengths, start, out, out_rows, out_col)
 
@@ -699,8 +712,8 @@ def rnn_forward_layer(
                     active, s, span_lengths, reverse, w_hh_t, relu, h, pre,
                     activated, target, column, span_gates, h_prev,
                 )  # fmt: skip
-        elif inp_span.shape[0] == steps:  # kept for backward: zeros here too
-            _span_inputs(inp, inp_rows, inp_span, lengths, start, count)
+        elif every_step:  # training: see _skipped_span
+            _skipped_span(inp, inp_rows, inp_span, lengths, start, count, gates)
         if batch_first:
             _scatter_span(target, lengths, start, out, out_rows, out_col)
 
