@@ -495,16 +495,6 @@ def _check_finite_valid(batch_first, lengths, name):
     _check_finite(batch_first[np.arange(steps) < lengths[:, None]], name)
 
 
-def _to_time_major(batch_first, lengths, out, first=0):
-    """Steps ``first:first + S`` of a ``(B, T, F)`` array → ``out`` of shape
-    ``(S, B, F)``, zeros at padded steps."""
-    last = first + out.shape[0]
-    out[...] = batch_first[:, first:last].transpose(1, 0, 2)
-    if lengths.min() < last:
-        out[np.arange(first, last)[:, None] >= lengths] = 0
-    return out
-
-
 def _split_batch(lengths, flops_per_step, max_blocks):
     """At most ``max_blocks`` blocks of sequence indices, each sorted by
     decreasing length.
@@ -815,25 +805,19 @@ def _forward_block(cache, x, rows, states, sink=None):
 
 
 def _time_major_block(backend, batch_first, block, buffers):
-    """Rows ``block.rows`` of a ``(B, T, F)`` array → the block's time-major
-    ``(T, B_k, F)`` kernel array, 0 at padded steps; appended to ``buffers``.
-
-    On the CPU a pooled host array, gathered by NumPy; on the GPU the caller's
-    array is already on the device and a kernel gathers it there.
+    """Rows ``block.rows`` of a ``(B, T, F)`` device array → the block's
+    time-major ``(T, B_k, F)`` device array, 0 at padded steps, gathered by a
+    kernel; appended to ``buffers``. GPU only: on the CPU the first and last
+    layers' kernels read the caller's batch-first arrays in place.
     """
     steps, features = batch_first.shape[1], batch_first.shape[2]
     shape = (steps, len(block.lengths), features)
-    if backend is _CPU:
-        out = _to_time_major(
-            batch_first[block.rows], block.lengths, POOL.empty(shape, batch_first.dtype)
-        )
-    else:
-        out = backend.kernels.time_major(
-            batch_first,
-            block.kernel_rows,
-            block.kernel_lengths,
-            backend.scratch(shape, batch_first.dtype),
-        )
+    out = backend.kernels.time_major(
+        batch_first,
+        block.kernel_rows,
+        block.kernel_lengths,
+        backend.scratch(shape, batch_first.dtype),
+    )
     buffers.append(out)
     return out
 
@@ -1158,6 +1142,10 @@ def rnn_backward(cache, d_output, d_final_state=None):
         with np.errstate(over="ignore"):  # checked finite after the cast
             d_output = d_output.astype(dtype, copy=False)
         _check_finite_valid(d_output, cache.lengths, "d_output")
+        if backend is _CPU:
+            # The last layer's kernels read d_output in place (see run_block):
+            # one array type, so one compiled kernel.
+            d_output = np.require(d_output, requirements=("C", "A", "W"))
     state_shape = (cache.num_layers * num_dirs, batch, hidden)
     num_states = 2 if cache.cell == "lstm" else 1
     d_final_state = _state_on_host(d_final_state, backend, "d_final_state")
@@ -1179,16 +1167,20 @@ def rnn_backward(cache, d_output, d_final_state=None):
 
     def run_block(block):
         temporaries = []
-        d_out = _time_major_block(backend, d_output, block, temporaries)
-        if d_output_on_device and not backend.kernels.all_finite(d_out):
-            raise ValueError("d_output contains NaN or infinity.")
+        if backend is _CPU:  # read in place, the block's rows (no copy)
+            d_out = (d_output, block.row_indices)
+        else:
+            d_out = (_time_major_block(backend, d_output, block, temporaries), _NO_ROWS)
+            if d_output_on_device and not backend.kernels.all_finite(d_out[0]):
+                raise ValueError("d_output contains NaN or infinity.")
         d_states = [part[:, block.rows].copy() for part in d_final]
         block_grads, block_d_x, block_d_states = _backward_block(
             cache, block, d_out, d_states, temporaries
         )
-        # Scattered here, on the block's own thread, in parallel.
+        # Scattered here, on the block's own thread, in parallel (on the CPU
+        # by a kernel, without the GIL: zeros at padded steps).
         if backend is _CPU:
-            d_x[block.rows] = block_d_x.transpose(1, 0, 2)
+            cpu.scatter_span(block_d_x, block.lengths, 0, d_x, block.row_indices, 0)
         else:
             backend.kernels.batch_first_into(block_d_x, block.kernel_rows, d_x)
         for part, block_part in zip(d_initial, block_d_states, strict=True):
@@ -1221,8 +1213,10 @@ def _backward_block(cache, block, d_out, d_states, temporaries):
     ----------
     cache : ForwardCache
     block : _BlockCache
-    d_out : ndarray of shape (T, B_k, D*H)
-        Gradient of the block's output, zero at padded steps.
+    d_out : tuple
+        ``(d_out, d_out_rows)`` as the backward kernels take them: the
+        gradient of the block's output, time-major ``(T, B_k, D*H)`` with no
+        rows, or the caller's batch-first ``d_output`` with the block's rows.
     d_states : list of ndarray of shape (L*D, B_k, H)
         Gradient of the final ``[h]`` or ``[h, c]``; overwritten with the
         gradient of the initial state.
@@ -1254,8 +1248,8 @@ def _backward_block(cache, block, d_out, d_states, temporaries):
             backend.add_into(d_inp, d_inp_direction)
             for part, value in zip(d_states, d_carry, strict=True):
                 part[index] = backend.to_host(value)
-        d_out = d_inp
-    return grads, d_out, d_states
+        d_out = (d_inp, _NO_ROWS)
+    return grads, d_inp, d_states
 
 
 def _backward_direction(
@@ -1264,8 +1258,9 @@ def _backward_direction(
 ):  # fmt: skip
     """BPTT of one layer and direction; writes its entries of ``grads``.
 
-    With ``last_reader``, no later direction reads ``d_out`` (one of
-    ``temporaries``): it goes back to the pool as soon as the recurrence is
+    ``d_out`` is ``(d_out, d_out_rows)`` (see :func:`_backward_block`). With
+    ``last_reader``, no later direction reads ``d_out``: if it is one of
+    ``temporaries``, it goes back to the pool as soon as the recurrence is
     done, for the rnn's rebuilt ``h_prev`` to reuse.
     """
     saved = block.directions[layer][direction]
@@ -1283,7 +1278,7 @@ def _backward_direction(
     if cache.cell == "lstm":
         c_prev, tanh_c = saved.extra
         kernels.lstm_backward_layer(
-            d_out, out_col, w_hh, saved.gates, c_prev, tanh_c, *common,
+            *d_out, out_col, w_hh, saved.gates, c_prev, tanh_c, *common,
             d_carry[0], d_carry[1], d_gates_ih,
         )  # fmt: skip
     elif cache.cell == "gru":
@@ -1291,17 +1286,17 @@ def _backward_direction(
         d_gates_hh = backend.scratch((*saved.gates.shape[:2], hidden), cache.dtype)
         temporaries.append(d_gates_hh)
         kernels.gru_backward_layer(
-            d_out, out_col, w_hh, saved.gates, saved.h_prev, hn, *common,
+            *d_out, out_col, w_hh, saved.gates, saved.h_prev, hn, *common,
             d_carry[0], d_gates_ih, d_gates_hh,
         )  # fmt: skip
     else:
         kernels.rnn_backward_layer(
-            d_out, out_col, w_hh, saved.gates, cache.relu, *common,
+            *d_out, out_col, w_hh, saved.gates, cache.relu, *common,
             d_carry[0], d_gates_ih,
         )  # fmt: skip
-    if last_reader:
-        temporaries[:] = [array for array in temporaries if array is not d_out]
-        backend.release([d_out])
+    if last_reader and any(array is d_out[0] for array in temporaries):
+        temporaries[:] = [array for array in temporaries if array is not d_out[0]]
+        backend.release([d_out[0]])
     h_prev = saved.h_prev
     if cache.cell == "rnn":
         (h0,) = saved.extra

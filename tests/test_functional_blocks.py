@@ -187,6 +187,45 @@ def test_first_layer_inputs_kept_in_full_when_spans_are_skipped(
     )
 
 
+def _read_only(array):
+    array = array.copy()
+    array.flags.writeable = False
+    return array
+
+
+@pytest.mark.parametrize(
+    "layout",
+    [
+        np.asfortranarray,
+        _read_only,
+        lambda array: np.repeat(array, 2, axis=2)[:, :, ::2],  # strided view
+    ],
+    ids=["fortran", "read-only", "strided"],
+)
+def test_layouts_and_flags_of_x_and_d_output_change_nothing(layout, many_blocks):
+    """The first layer's kernels read x, and the last layer's d_output, in
+    place (a block's rows of the caller's batch-first arrays): whatever their
+    order, strides or flags (or d_output's dtype, cast to x's), the results
+    have the bits of C-ordered arrays."""
+    problem = ragged_problem("lstm", "tanh", seed=4)
+    arrays = problem.make_arrays(np.float32)
+    expected = run_rnntools(problem, arrays)
+    results = run_rnntools(
+        problem, arrays, x=layout(arrays.x), d_output=layout(arrays.d_output)
+    )
+    for name, value in expected.items():
+        np.testing.assert_array_equal(results[name], value, err_msg=name)
+    d_output = layout(arrays.d_output.astype(np.float64))
+    results = run_rnntools(problem, arrays, d_output=d_output)
+    for name, value in expected.items():
+        np.testing.assert_array_equal(results[name], value, err_msg=name)
+    # And no kernel compiled again for them: the kernels' first argument (x,
+    # d_output or a time-major buffer) is always C-contiguous and writable.
+    for kernel in (cpu.lstm_forward_layer, cpu.lstm_backward_layer):
+        for signature in kernel.signatures:
+            assert signature[0].layout == "C" and signature[0].mutable, signature
+
+
 def test_concurrent_calls_from_threads(many_blocks):
     """Four Python threads at once give the results of serial calls."""
     problem = ragged_problem("lstm", "tanh", seed=2)

@@ -98,13 +98,36 @@ def _step_time(s, b, lengths, reverse):
     return lengths[b] - 1 - s if reverse else s
 
 
+@njit(**STEP_OPTIONS)
+def _add_output_grads(d_h, d_out, d_out_rows, active, s, lengths, reverse, out_col):
+    """``d_h[b] += `` the output gradient of sequence ``b`` at step ``s``
+    (columns ``out_col:out_col+H``), for the first ``active`` sequences: of a
+    time-major ``d_out``, or of row ``d_out_rows[b]`` of a batch-first one
+    (see :func:`lstm_backward_layer`).
+
+    A loop of its own before a step's gate gradients, which then read ``d_h``
+    alone: the same sums, and the choice of layout out of their loop (read
+    there, it made the LSTM's backward 20 % slower, unvectorised).
+    """
+    hidden = d_h.shape[1]
+    for b in range(active):
+        t = _step_time(s, b, lengths, reverse)
+        if d_out_rows.shape[0] == 0:
+            row = d_out[t, b, out_col : out_col + hidden]
+        else:
+            row = d_out[d_out_rows[b], t, out_col : out_col + hidden]
+        d_h_row = d_h[b]
+        for j in range(hidden):
+            d_h_row[j] += row[j]
+
+
 @njit(**KERNEL_OPTIONS)
 def _gather_span(inp, inp_rows, lengths, start, span_inputs):
     """``span_inputs[s, b] = inp[inp_rows[b], start + s]``: a span of the
     caller's batch-first inputs made time-major, zeros at padded steps
     (padding may hold anything, NaN included).
 
-    A function of its own, as :func:`_scatter_span` (inlined into the layer
+    A function of its own, as :func:`scatter_span` (inlined into the layer
     kernels, they cost the same compile time: 0.1-0.2 s each, of a cold
     start's 5.8).
     """
@@ -153,10 +176,11 @@ def _skipped_span(inp, inp_rows, inp_span, lengths, start, count, gates):
 
 
 @njit(**KERNEL_OPTIONS)
-def _scatter_span(out_span, lengths, start, out, out_rows, out_col):
+def scatter_span(out_span, lengths, start, out, out_rows, out_col):
     """Columns ``out_col:out_col+H`` of rows ``out_rows`` of the batch-first
     ``out`` at a span's times, from the time-major ``out_span``; 0 at padded
-    steps."""
+    steps. Also called from Python: a block's ``d_x`` into the caller's
+    (:func:`rnntools.functional.rnn_backward`), without the GIL."""
     span, batch, hidden = out_span.shape
     # Through a 1-D view of the row's columns: ``out[r, t, a:b]`` or
     # ``row[out_col + j]`` were not vectorised (a span at 16x50x64: 31 us,
@@ -207,7 +231,9 @@ def _lstm_forward_step(
     # rounds: 2.58-2.76 ms, against 2.74-3.03 with one call per sequence).
     uniform = not reverse or lengths[0] == lengths[active - 1]
     if uniform:
-        step_gates = gates[_step_time(s, 0, lengths, reverse), :active]
+        # Any active sequence's time; not the literal 0, which compiled a
+        # second _step_time (Literal[int](0)).
+        step_gates = gates[_step_time(s, active - 1, lengths, reverse), :active]
     else:
         step_gates = gathered[:active]
         for b in range(active):
@@ -345,27 +371,27 @@ def lstm_forward_layer(
         elif every_step:  # training: see _skipped_span
             _skipped_span(inp, inp_rows, inp_span, lengths, start, count, gates)
         if batch_first:
-            _scatter_span(target, lengths, start, out, out_rows, out_col)
+            scatter_span(target, lengths, start, out, out_rows, out_col)
 
 
 @njit(**STEP_OPTIONS)
 def _lstm_backward_step(
-    active, s, lengths, reverse, w_hh, d_out, out_col, gates, c_prev, tanh_c,
-    d_h, d_c, d_gates, step_grads,
+    active, s, lengths, reverse, w_hh, d_out, d_out_rows, out_col, gates, c_prev,
+    tanh_c, d_h, d_c, d_gates, step_grads,
 ):  # fmt: skip
     _, one, _ = constants(gates)
     hidden = d_h.shape[1]
+    _add_output_grads(d_h, d_out, d_out_rows, active, s, lengths, reverse, out_col)
     for b in range(active):
         t = _step_time(s, b, lengths, reverse)
         i_gate, f_gate, g_gate, o_gate = _split4(gates[t, b], hidden)
         d_i, d_f, d_g, d_o = _split4(step_grads[b], hidden)
         tc = tanh_c[t, b]
         cp = c_prev[t, b]
-        d_out_row = d_out[t, b, out_col : out_col + hidden]
         d_h_row = d_h[b]
         d_c_row = d_c[b]
         for j in range(hidden):
-            dh = d_h_row[j] + d_out_row[j]
+            dh = d_h_row[j]
             dc = d_c_row[j] + dh * o_gate[j] * (one - tc[j] * tc[j])
             d_i[j] = dc * g_gate[j] * i_gate[j] * (one - i_gate[j])
             d_f[j] = dc * cp[j] * f_gate[j] * (one - f_gate[j])
@@ -378,16 +404,20 @@ def _lstm_backward_step(
 
 @njit(**KERNEL_OPTIONS)
 def lstm_backward_layer(
-    d_out, out_col, w_hh, gates, c_prev, tanh_c, lengths, batch_sizes, reverse,
-    d_h, d_c, d_gates,
+    d_out, d_out_rows, out_col, w_hh, gates, c_prev, tanh_c, lengths, batch_sizes,
+    reverse, d_h, d_c, d_gates,
 ):  # fmt: skip
     """BPTT through one LSTM layer and direction.
 
     Parameters
     ----------
-    d_out : ndarray of shape (T, B, D*H)
-        Upstream gradient of the layer output; columns ``out_col:out_col+H``
-        are read, at active positions only.
+    d_out : ndarray of shape (T, B, D*H), or (B_all, T, D*H) with ``d_out_rows``
+        Upstream gradient of the layer output, time-major, or the caller's
+        batch-first array (the last layer's, read in place); columns
+        ``out_col:out_col+H`` are read, at active positions only.
+    d_out_rows : int64 ndarray of shape (0,) or (B,)
+        Empty for a time-major ``d_out``; else the rows of ``d_out`` that
+        are this block's sequences.
     out_col : int
     w_hh : ndarray of shape (4H, H)
     gates, c_prev, tanh_c : ndarray
@@ -408,7 +438,7 @@ def lstm_backward_layer(
         if active == 0:
             continue
         _lstm_backward_step(
-            active, s, lengths, reverse, w_hh, d_out, out_col, gates,
+            active, s, lengths, reverse, w_hh, d_out, d_out_rows, out_col, gates,
             c_prev, tanh_c, d_h, d_c, d_gates, step_grads,
         )  # fmt: skip
     _zero_padding(d_gates, lengths)
@@ -539,16 +569,17 @@ def gru_forward_layer(
         elif every_step:  # training: see _skipped_span
             _skipped_span(inp, inp_rows, inp_span, lengths, start, count, gates)
         if batch_first:
-            _scatter_span(target, lengths, start, out, out_rows, out_col)
+            scatter_span(target, lengths, start, out, out_rows, out_col)
 
 
 @njit(**STEP_OPTIONS)
 def _gru_backward_step(
-    active, s, lengths, reverse, w_hh, d_out, out_col, gates, h_prev, hn,
-    d_h, d_h_direct, d_gates_ih, step_grads, d_gates_hh,
+    active, s, lengths, reverse, w_hh, d_out, d_out_rows, out_col, gates, h_prev,
+    hn, d_h, d_h_direct, d_gates_ih, step_grads, d_gates_hh,
 ):  # fmt: skip
     _, one, _ = constants(gates)
     hidden = d_h.shape[1]
+    _add_output_grads(d_h, d_out, d_out_rows, active, s, lengths, reverse, out_col)
     for b in range(active):
         t = _step_time(s, b, lengths, reverse)
         r_gate, z_gate, n_gate = _split3(gates[t, b], hidden)
@@ -556,11 +587,10 @@ def _gru_backward_step(
         d_r_hh, d_z_hh, d_n_hh = _split3(step_grads[b], hidden)
         hp = h_prev[t, b]
         hn_t = hn[t, b]
-        d_out_row = d_out[t, b, out_col : out_col + hidden]
         d_h_row = d_h[b]
         direct = d_h_direct[b]
         for j in range(hidden):
-            dh = d_h_row[j] + d_out_row[j]
+            dh = d_h_row[j]
             d_n = dh * (one - z_gate[j]) * (one - n_gate[j] * n_gate[j])
             d_r = d_n * hn_t[j] * r_gate[j] * (one - r_gate[j])
             d_z = dh * (hp[j] - n_gate[j]) * z_gate[j] * (one - z_gate[j])
@@ -580,14 +610,14 @@ def _gru_backward_step(
 
 @njit(**KERNEL_OPTIONS)
 def gru_backward_layer(
-    d_out, out_col, w_hh, gates, h_prev, hn, lengths, batch_sizes, reverse,
-    d_h, d_gates_ih, d_gates_hh,
+    d_out, d_out_rows, out_col, w_hh, gates, h_prev, hn, lengths, batch_sizes,
+    reverse, d_h, d_gates_ih, d_gates_hh,
 ):  # fmt: skip
     """BPTT through one GRU layer and direction.
 
     Parameters
     ----------
-    d_out, out_col, w_hh, lengths, batch_sizes, reverse
+    d_out, d_out_rows, out_col, w_hh, lengths, batch_sizes, reverse
         As in :func:`lstm_backward_layer`.
     gates, h_prev, hn : ndarray
         Saved by :func:`gru_forward_layer`.
@@ -611,7 +641,7 @@ def gru_backward_layer(
         if active == 0:
             continue
         _gru_backward_step(
-            active, s, lengths, reverse, w_hh, d_out, out_col, gates,
+            active, s, lengths, reverse, w_hh, d_out, d_out_rows, out_col, gates,
             h_prev, hn, d_h, d_h_direct, d_gates_ih, step_grads, d_gates_hh,
         )  # fmt: skip
     _zero_padding(d_gates_ih, lengths)
@@ -715,7 +745,7 @@ def rnn_forward_layer(
         elif every_step:  # training: see _skipped_span
             _skipped_span(inp, inp_rows, inp_span, lengths, start, count, gates)
         if batch_first:
-            _scatter_span(target, lengths, start, out, out_rows, out_col)
+            scatter_span(target, lengths, start, out, out_rows, out_col)
 
 
 def rnn_previous_states(states, h0, lengths, reverse, h_prev):
@@ -750,24 +780,24 @@ def rnn_previous_states(states, h0, lengths, reverse, h_prev):
 
 @njit(**STEP_OPTIONS)
 def _rnn_backward_step(
-    active, s, lengths, reverse, w_hh, relu, d_out, out_col, gates,
+    active, s, lengths, reverse, w_hh, relu, d_out, d_out_rows, out_col, gates,
     d_h, d_gates, step_grads,
 ):  # fmt: skip
     zero, one, _ = constants(gates)
     hidden = d_h.shape[1]
+    _add_output_grads(d_h, d_out, d_out_rows, active, s, lengths, reverse, out_col)
     for b in range(active):
         t = _step_time(s, b, lengths, reverse)
         act = gates[t, b]
         g = step_grads[b]
-        d_out_row = d_out[t, b, out_col : out_col + hidden]
         d_h_row = d_h[b]
         if relu:
             for j in range(hidden):
-                dh = d_h_row[j] + d_out_row[j]
+                dh = d_h_row[j]
                 g[j] = dh if act[j] > zero else zero
         else:
             for j in range(hidden):
-                dh = d_h_row[j] + d_out_row[j]
+                dh = d_h_row[j]
                 g[j] = dh * (one - act[j] * act[j])
         _copy(d_gates[t, b], g)
     row_invariant_matmul(step_grads[:active], w_hh, d_h[:active], no_bias(d_h))
@@ -775,14 +805,14 @@ def _rnn_backward_step(
 
 @njit(**KERNEL_OPTIONS)
 def rnn_backward_layer(
-    d_out, out_col, w_hh, gates, relu, lengths, batch_sizes, reverse,
+    d_out, d_out_rows, out_col, w_hh, gates, relu, lengths, batch_sizes, reverse,
     d_h, d_gates,
 ):  # fmt: skip
     """BPTT through one Elman RNN layer and direction.
 
     Parameters
     ----------
-    d_out, out_col, w_hh, lengths, batch_sizes, reverse
+    d_out, d_out_rows, out_col, w_hh, lengths, batch_sizes, reverse
         As in :func:`lstm_backward_layer`.
     gates : ndarray of shape (T, B, H)
         The states saved by :func:`rnn_forward_layer`.
@@ -800,7 +830,7 @@ def rnn_backward_layer(
         if active == 0:
             continue
         _rnn_backward_step(
-            active, s, lengths, reverse, w_hh, relu, d_out, out_col,
+            active, s, lengths, reverse, w_hh, relu, d_out, d_out_rows, out_col,
             gates, d_h, d_gates, step_grads,
         )  # fmt: skip
     _zero_padding(d_gates, lengths)
