@@ -765,6 +765,7 @@ def _forward_block(cache, x, rows, states, sink=None):
         # The first kernel gathers the block's rows of x into this time-major
         # buffer, which backward reads: no copy of them made before it.
         layer_input = block.empty((steps, len(lengths), cache.input_size), cache.dtype)
+        _zero_unreached(layer_input, lengths)
         gather = (x, block.row_indices, layer_input)
     else:
         layer_input = _time_major_block(backend, x, block, block.buffers)
@@ -805,19 +806,20 @@ def _forward_block(cache, x, rows, states, sink=None):
 
 
 def _time_major_block(backend, batch_first, block, buffers):
-    """Rows ``block.rows`` of a ``(B, T, F)`` device array → the block's
-    time-major ``(T, B_k, F)`` device array, 0 at padded steps, gathered by a
-    kernel; appended to ``buffers``. GPU only: on the CPU the first and last
-    layers' kernels read the caller's batch-first arrays in place.
+    """Rows ``block.rows`` of a ``(B, T, F)`` array → the block's time-major
+    ``(T, B_k, F)`` kernel array, 0 at padded steps, gathered by a kernel
+    (on the CPU without the GIL; the caller's array C-contiguous and
+    writable there); appended to ``buffers``.
     """
     steps, features = batch_first.shape[1], batch_first.shape[2]
     shape = (steps, len(block.lengths), features)
-    out = backend.kernels.time_major(
-        batch_first,
-        block.kernel_rows,
-        block.kernel_lengths,
-        backend.scratch(shape, batch_first.dtype),
-    )
+    out = backend.scratch(shape, batch_first.dtype)
+    if backend is _CPU:
+        cpu.gather_span(batch_first, block.row_indices, block.lengths, 0, out)
+    else:
+        backend.kernels.time_major(
+            batch_first, block.kernel_rows, block.kernel_lengths, out
+        )
     buffers.append(out)
     return out
 
@@ -833,6 +835,20 @@ def _row_indices(rows):
     if isinstance(rows, slice):
         return np.arange(rows.start, rows.stop, dtype=np.int64)
     return np.ascontiguousarray(rows, dtype=np.int64)
+
+
+def _zero_unreached(buffer, lengths):
+    """Zeros at the steps of a ``(T, B_k, F)`` buffer that no sequence of the
+    block reaches (``lengths`` decreasing).
+
+    The CPU kernels skip a span of such steps (no input projection, no
+    gather), but backward reads them: the weight gradients read every row
+    where padding is a small part of the block, and the rnn's backward
+    rebuilds its ``h_prev`` from its gates. Pooled buffers hold anything.
+    """
+    longest = int(lengths[0])
+    if longest < buffer.shape[0]:
+        buffer[longest:] = 0
 
 
 def _no_steps(array):
@@ -869,6 +885,8 @@ def _forward_direction(cache, block, layer, suffix, source, state, out, sink=Non
     reverse = suffix == "_reverse"
     out_col = hidden if reverse else 0
     gates = block.empty((steps, batch, width), dtype)
+    if backend is _CPU:
+        _zero_unreached(gates, block.lengths)
     # Read by the weight-gradient GEMM at padded rows too: must be finite.
     # The rnn's states are its saved activations: backward rebuilds its
     # h_prev from them (kernels.rnn_previous_states), one T B H array less.
@@ -1143,8 +1161,8 @@ def rnn_backward(cache, d_output, d_final_state=None):
             d_output = d_output.astype(dtype, copy=False)
         _check_finite_valid(d_output, cache.lengths, "d_output")
         if backend is _CPU:
-            # The last layer's kernels read d_output in place (see run_block):
-            # one array type, so one compiled kernel.
+            # Made time-major by a kernel (see _time_major_block): one array
+            # type, so one compiled kernel.
             d_output = np.require(d_output, requirements=("C", "A", "W"))
     state_shape = (cache.num_layers * num_dirs, batch, hidden)
     num_states = 2 if cache.cell == "lstm" else 1
@@ -1167,12 +1185,9 @@ def rnn_backward(cache, d_output, d_final_state=None):
 
     def run_block(block):
         temporaries = []
-        if backend is _CPU:  # read in place, the block's rows (no copy)
-            d_out = (d_output, block.row_indices)
-        else:
-            d_out = (_time_major_block(backend, d_output, block, temporaries), _NO_ROWS)
-            if d_output_on_device and not backend.kernels.all_finite(d_out[0]):
-                raise ValueError("d_output contains NaN or infinity.")
+        d_out = _time_major_block(backend, d_output, block, temporaries)
+        if d_output_on_device and not backend.kernels.all_finite(d_out):
+            raise ValueError("d_output contains NaN or infinity.")
         d_states = [part[:, block.rows].copy() for part in d_final]
         block_grads, block_d_x, block_d_states = _backward_block(
             cache, block, d_out, d_states, temporaries
@@ -1213,10 +1228,8 @@ def _backward_block(cache, block, d_out, d_states, temporaries):
     ----------
     cache : ForwardCache
     block : _BlockCache
-    d_out : tuple
-        ``(d_out, d_out_rows)`` as the backward kernels take them: the
-        gradient of the block's output, time-major ``(T, B_k, D*H)`` with no
-        rows, or the caller's batch-first ``d_output`` with the block's rows.
+    d_out : ndarray of shape (T, B_k, D*H)
+        Gradient of the block's output, zero at padded steps.
     d_states : list of ndarray of shape (L*D, B_k, H)
         Gradient of the final ``[h]`` or ``[h, c]``; overwritten with the
         gradient of the initial state.
@@ -1248,8 +1261,8 @@ def _backward_block(cache, block, d_out, d_states, temporaries):
             backend.add_into(d_inp, d_inp_direction)
             for part, value in zip(d_states, d_carry, strict=True):
                 part[index] = backend.to_host(value)
-        d_out = (d_inp, _NO_ROWS)
-    return grads, d_inp, d_states
+        d_out = d_inp
+    return grads, d_out, d_states
 
 
 def _backward_direction(
@@ -1258,9 +1271,8 @@ def _backward_direction(
 ):  # fmt: skip
     """BPTT of one layer and direction; writes its entries of ``grads``.
 
-    ``d_out`` is ``(d_out, d_out_rows)`` (see :func:`_backward_block`). With
-    ``last_reader``, no later direction reads ``d_out``: if it is one of
-    ``temporaries``, it goes back to the pool as soon as the recurrence is
+    With ``last_reader``, no later direction reads ``d_out`` (one of
+    ``temporaries``): it goes back to the pool as soon as the recurrence is
     done, for the rnn's rebuilt ``h_prev`` to reuse.
     """
     saved = block.directions[layer][direction]
@@ -1278,7 +1290,7 @@ def _backward_direction(
     if cache.cell == "lstm":
         c_prev, tanh_c = saved.extra
         kernels.lstm_backward_layer(
-            *d_out, out_col, w_hh, saved.gates, c_prev, tanh_c, *common,
+            d_out, out_col, w_hh, saved.gates, c_prev, tanh_c, *common,
             d_carry[0], d_carry[1], d_gates_ih,
         )  # fmt: skip
     elif cache.cell == "gru":
@@ -1286,17 +1298,17 @@ def _backward_direction(
         d_gates_hh = backend.scratch((*saved.gates.shape[:2], hidden), cache.dtype)
         temporaries.append(d_gates_hh)
         kernels.gru_backward_layer(
-            *d_out, out_col, w_hh, saved.gates, saved.h_prev, hn, *common,
+            d_out, out_col, w_hh, saved.gates, saved.h_prev, hn, *common,
             d_carry[0], d_gates_ih, d_gates_hh,
         )  # fmt: skip
     else:
         kernels.rnn_backward_layer(
-            *d_out, out_col, w_hh, saved.gates, cache.relu, *common,
+            d_out, out_col, w_hh, saved.gates, cache.relu, *common,
             d_carry[0], d_gates_ih,
         )  # fmt: skip
-    if last_reader and any(array is d_out[0] for array in temporaries):
-        temporaries[:] = [array for array in temporaries if array is not d_out[0]]
-        backend.release([d_out[0]])
+    if last_reader:
+        temporaries[:] = [array for array in temporaries if array is not d_out]
+        backend.release([d_out])
     h_prev = saved.h_prev
     if cache.cell == "rnn":
         (h0,) = saved.extra

@@ -203,10 +203,10 @@ def _read_only(array):
     ids=["fortran", "read-only", "strided"],
 )
 def test_layouts_and_flags_of_x_and_d_output_change_nothing(layout, many_blocks):
-    """The first layer's kernels read x, and the last layer's d_output, in
-    place (a block's rows of the caller's batch-first arrays): whatever their
-    order, strides or flags (or d_output's dtype, cast to x's), the results
-    have the bits of C-ordered arrays."""
+    """Kernels read x (the first layer's) and d_output (a gather of each
+    block's rows) in place: whatever their order, strides or flags (or
+    d_output's dtype, cast to x's), the results have the bits of C-ordered
+    arrays."""
     problem = ragged_problem("lstm", "tanh", seed=4)
     arrays = problem.make_arrays(np.float32)
     expected = run_rnntools(problem, arrays)
@@ -219,9 +219,10 @@ def test_layouts_and_flags_of_x_and_d_output_change_nothing(layout, many_blocks)
     results = run_rnntools(problem, arrays, d_output=d_output)
     for name, value in expected.items():
         np.testing.assert_array_equal(results[name], value, err_msg=name)
-    # And no kernel compiled again for them: the kernels' first argument (x,
-    # d_output or a time-major buffer) is always C-contiguous and writable.
-    for kernel in (cpu.lstm_forward_layer, cpu.lstm_backward_layer):
+    # And no kernel compiled again for them: the kernels that read x and
+    # d_output in place (the first layer's; the gather of d_output) always
+    # take them C-contiguous and writable.
+    for kernel in (cpu.lstm_forward_layer, cpu.gather_span):
         for signature in kernel.signatures:
             assert signature[0].layout == "C" and signature[0].mutable, signature
 

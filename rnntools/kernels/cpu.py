@@ -98,38 +98,18 @@ def _step_time(s, b, lengths, reverse):
     return lengths[b] - 1 - s if reverse else s
 
 
-@njit(**STEP_OPTIONS)
-def _add_output_grads(d_h, d_out, d_out_rows, active, s, lengths, reverse, out_col):
-    """``d_h[b] += `` the output gradient of sequence ``b`` at step ``s``
-    (columns ``out_col:out_col+H``), for the first ``active`` sequences: of a
-    time-major ``d_out``, or of row ``d_out_rows[b]`` of a batch-first one
-    (see :func:`lstm_backward_layer`).
-
-    A loop of its own before a step's gate gradients, which then read ``d_h``
-    alone: the same sums, and the choice of layout out of their loop (read
-    there, it made the LSTM's backward 20 % slower, unvectorised).
-    """
-    hidden = d_h.shape[1]
-    for b in range(active):
-        t = _step_time(s, b, lengths, reverse)
-        if d_out_rows.shape[0] == 0:
-            row = d_out[t, b, out_col : out_col + hidden]
-        else:
-            row = d_out[d_out_rows[b], t, out_col : out_col + hidden]
-        d_h_row = d_h[b]
-        for j in range(hidden):
-            d_h_row[j] += row[j]
-
-
 @njit(**KERNEL_OPTIONS)
-def _gather_span(inp, inp_rows, lengths, start, span_inputs):
+def gather_span(inp, inp_rows, lengths, start, span_inputs):
     """``span_inputs[s, b] = inp[inp_rows[b], start + s]``: a span of the
     caller's batch-first inputs made time-major, zeros at padded steps
     (padding may hold anything, NaN included).
 
     A function of its own, as :func:`scatter_span` (inlined into the layer
     kernels, they cost the same compile time: 0.1-0.2 s each, of a cold
-    start's 5.8).
+    start's 5.8). Also called from Python: a block's ``d_output`` made
+    time-major in :func:`rnntools.functional.rnn_backward`, without the GIL
+    (reading it in place in the backward kernels instead cost 0.3 s more of
+    a cold start, and the same run time).
     """
     span, batch, features = span_inputs.shape
     for s in range(span):
@@ -142,37 +122,6 @@ def _gather_span(inp, inp_rows, lengths, start, span_inputs):
                 row = span_inputs[s, b]
                 for j in range(features):
                     row[j] = 0
-
-
-@njit(**KERNEL_OPTIONS)
-def _span_inputs(inp, inp_rows, inp_span, lengths, start, count):
-    """The time-major inputs of steps ``start:start+count`` of a layer.
-
-    A view of a time-major ``inp`` (no ``inp_rows``); else gathered from the
-    caller's batch-first ``inp`` (rows ``inp_rows``, zeros at padded steps)
-    into ``inp_span``: into its own steps when it holds all ``T`` (training:
-    backward reads them, and no time-major copy of the batch is made before
-    the kernel), else into its first ``count``.
-    """
-    if inp_rows.shape[0] == 0:
-        return inp[start : start + count]
-    kept = inp_span.shape[0] == inp.shape[1]
-    span_inputs = inp_span[start : start + count] if kept else inp_span[:count]
-    _gather_span(inp, inp_rows, lengths, start, span_inputs)
-    return span_inputs
-
-
-@njit(**KERNEL_OPTIONS)
-def _skipped_span(inp, inp_rows, inp_span, lengths, start, count, gates):
-    """Zeros in what a training forward keeps for backward at the steps
-    ``start:start+count`` of a span that no sequence of the block reaches
-    (so not projected): the gathered inputs (a ``T``-step ``inp_span``) and
-    the gates. The weight gradients read every row where padding is a small
-    part of the block (not only the valid ones), and the rnn's backward
-    rebuilds its ``h_prev`` from its gates: both must be finite there, and
-    pooled buffers hold anything."""
-    _span_inputs(inp, inp_rows, inp_span, lengths, start, count)
-    gates[start : start + count] = 0
 
 
 @njit(**KERNEL_OPTIONS)
@@ -287,8 +236,9 @@ def lstm_forward_layer(
         this block's sequences (gathered a span at a time).
     inp_span : ndarray of shape (S, B, I), or (0, B, I) with no ``inp_rows``
         Scratch for the gathered inputs of a span; with ``S = T`` (training),
-        out: every step's input, time-major, zeros at padded steps (see
-        :func:`_span_inputs`).
+        out: every step's input, time-major, zeros at padded steps, each step
+        gathered into its own (the caller zeroes steps that no sequence
+        reaches: their span is skipped).
     w_ih : ndarray of shape (4H, I)
     bias : ndarray of shape (4H,)
         ``bias_ih + bias_hh``.
@@ -347,7 +297,12 @@ def lstm_forward_layer(
         start = steps - first - count if reverse else first  # earliest time
         target = out_span[:count] if batch_first else out[start : start + count]
         if batch_sizes[first] > 0:
-            span_inputs = _span_inputs(inp, inp_rows, inp_span, lengths, start, count)
+            if inp_rows.shape[0] == 0:
+                span_inputs = inp[start : start + count]
+            else:  # gathered into its own steps of a T-step inp_span (kept)
+                at = start if inp_span.shape[0] == steps else 0
+                span_inputs = inp_span[at : at + count]
+                gather_span(inp, inp_rows, lengths, start, span_inputs)
             span_gates = gates[start : start + count] if every_step else gates[:count]
             row_invariant_matmul(
                 span_inputs.reshape(count * batch, features),
@@ -368,20 +323,26 @@ def lstm_forward_layer(
                     h_prev[start : start + count], c_prev[start : start + count],
                     tanh_c[start : start + count],
                 )  # fmt: skip
-        elif every_step:  # training: see _skipped_span
-            _skipped_span(inp, inp_rows, inp_span, lengths, start, count, gates)
         if batch_first:
             scatter_span(target, lengths, start, out, out_rows, out_col)
 
 
 @njit(**STEP_OPTIONS)
 def _lstm_backward_step(
-    active, s, lengths, reverse, w_hh, d_out, d_out_rows, out_col, gates, c_prev,
-    tanh_c, d_h, d_c, d_gates, step_grads,
+    active, s, lengths, reverse, w_hh, d_out, out_col, gates, c_prev, tanh_c,
+    d_h, d_c, d_gates, step_grads,
 ):  # fmt: skip
     _, one, _ = constants(gates)
     hidden = d_h.shape[1]
-    _add_output_grads(d_h, d_out, d_out_rows, active, s, lengths, reverse, out_col)
+    # The output gradient added to d_h in a loop of its own (the same sums):
+    # the gate loop then reads one row fewer (LSTM backward, one thread,
+    # 32x50x32x64: 1018-1052 -> 1005-1023 us).
+    for b in range(active):
+        t = _step_time(s, b, lengths, reverse)
+        d_out_row = d_out[t, b, out_col : out_col + hidden]
+        d_h_row = d_h[b]
+        for j in range(hidden):
+            d_h_row[j] += d_out_row[j]
     for b in range(active):
         t = _step_time(s, b, lengths, reverse)
         i_gate, f_gate, g_gate, o_gate = _split4(gates[t, b], hidden)
@@ -404,20 +365,16 @@ def _lstm_backward_step(
 
 @njit(**KERNEL_OPTIONS)
 def lstm_backward_layer(
-    d_out, d_out_rows, out_col, w_hh, gates, c_prev, tanh_c, lengths, batch_sizes,
-    reverse, d_h, d_c, d_gates,
+    d_out, out_col, w_hh, gates, c_prev, tanh_c, lengths, batch_sizes, reverse,
+    d_h, d_c, d_gates,
 ):  # fmt: skip
     """BPTT through one LSTM layer and direction.
 
     Parameters
     ----------
-    d_out : ndarray of shape (T, B, D*H), or (B_all, T, D*H) with ``d_out_rows``
-        Upstream gradient of the layer output, time-major, or the caller's
-        batch-first array (the last layer's, read in place); columns
-        ``out_col:out_col+H`` are read, at active positions only.
-    d_out_rows : int64 ndarray of shape (0,) or (B,)
-        Empty for a time-major ``d_out``; else the rows of ``d_out`` that
-        are this block's sequences.
+    d_out : ndarray of shape (T, B, D*H)
+        Upstream gradient of the layer output; columns ``out_col:out_col+H``
+        are read, at active positions only.
     out_col : int
     w_hh : ndarray of shape (4H, H)
     gates, c_prev, tanh_c : ndarray
@@ -438,7 +395,7 @@ def lstm_backward_layer(
         if active == 0:
             continue
         _lstm_backward_step(
-            active, s, lengths, reverse, w_hh, d_out, d_out_rows, out_col, gates,
+            active, s, lengths, reverse, w_hh, d_out, out_col, gates,
             c_prev, tanh_c, d_h, d_c, d_gates, step_grads,
         )  # fmt: skip
     _zero_padding(d_gates, lengths)
@@ -544,7 +501,12 @@ def gru_forward_layer(
         start = steps - first - count if reverse else first  # earliest time
         target = out_span[:count] if batch_first else out[start : start + count]
         if batch_sizes[first] > 0:
-            span_inputs = _span_inputs(inp, inp_rows, inp_span, lengths, start, count)
+            if inp_rows.shape[0] == 0:
+                span_inputs = inp[start : start + count]
+            else:  # gathered into its own steps of a T-step inp_span (kept)
+                at = start if inp_span.shape[0] == steps else 0
+                span_inputs = inp_span[at : at + count]
+                gather_span(inp, inp_rows, lengths, start, span_inputs)
             span_gates = gates[start : start + count] if every_step else gates[:count]
             row_invariant_matmul(
                 span_inputs.reshape(count * batch, features),
@@ -566,20 +528,24 @@ def gru_forward_layer(
                     rz_pre, activated, candidate, new_gate, target, column,
                     span_gates, h_prev[start : start + count], span_hn,
                 )  # fmt: skip
-        elif every_step:  # training: see _skipped_span
-            _skipped_span(inp, inp_rows, inp_span, lengths, start, count, gates)
         if batch_first:
             scatter_span(target, lengths, start, out, out_rows, out_col)
 
 
 @njit(**STEP_OPTIONS)
 def _gru_backward_step(
-    active, s, lengths, reverse, w_hh, d_out, d_out_rows, out_col, gates, h_prev,
-    hn, d_h, d_h_direct, d_gates_ih, step_grads, d_gates_hh,
+    active, s, lengths, reverse, w_hh, d_out, out_col, gates, h_prev, hn,
+    d_h, d_h_direct, d_gates_ih, step_grads, d_gates_hh,
 ):  # fmt: skip
     _, one, _ = constants(gates)
     hidden = d_h.shape[1]
-    _add_output_grads(d_h, d_out, d_out_rows, active, s, lengths, reverse, out_col)
+    # The output gradient added to d_h first (see _lstm_backward_step).
+    for b in range(active):
+        t = _step_time(s, b, lengths, reverse)
+        d_out_row = d_out[t, b, out_col : out_col + hidden]
+        d_h_row = d_h[b]
+        for j in range(hidden):
+            d_h_row[j] += d_out_row[j]
     for b in range(active):
         t = _step_time(s, b, lengths, reverse)
         r_gate, z_gate, n_gate = _split3(gates[t, b], hidden)
@@ -610,14 +576,14 @@ def _gru_backward_step(
 
 @njit(**KERNEL_OPTIONS)
 def gru_backward_layer(
-    d_out, d_out_rows, out_col, w_hh, gates, h_prev, hn, lengths, batch_sizes,
-    reverse, d_h, d_gates_ih, d_gates_hh,
+    d_out, out_col, w_hh, gates, h_prev, hn, lengths, batch_sizes, reverse,
+    d_h, d_gates_ih, d_gates_hh,
 ):  # fmt: skip
     """BPTT through one GRU layer and direction.
 
     Parameters
     ----------
-    d_out, d_out_rows, out_col, w_hh, lengths, batch_sizes, reverse
+    d_out, out_col, w_hh, lengths, batch_sizes, reverse
         As in :func:`lstm_backward_layer`.
     gates, h_prev, hn : ndarray
         Saved by :func:`gru_forward_layer`.
@@ -641,7 +607,7 @@ def gru_backward_layer(
         if active == 0:
             continue
         _gru_backward_step(
-            active, s, lengths, reverse, w_hh, d_out, d_out_rows, out_col, gates,
+            active, s, lengths, reverse, w_hh, d_out, out_col, gates,
             h_prev, hn, d_h, d_h_direct, d_gates_ih, step_grads, d_gates_hh,
         )  # fmt: skip
     _zero_padding(d_gates_ih, lengths)
@@ -723,7 +689,12 @@ def rnn_forward_layer(
         start = steps - first - count if reverse else first  # earliest time
         target = out_span[:count] if batch_first else out[start : start + count]
         if batch_sizes[first] > 0:
-            span_inputs = _span_inputs(inp, inp_rows, inp_span, lengths, start, count)
+            if inp_rows.shape[0] == 0:
+                span_inputs = inp[start : start + count]
+            else:  # gathered into its own steps of a T-step inp_span (kept)
+                at = start if inp_span.shape[0] == steps else 0
+                span_inputs = inp_span[at : at + count]
+                gather_span(inp, inp_rows, lengths, start, span_inputs)
             span_gates = gates[start : start + count] if every_step else gates[:count]
             row_invariant_matmul(
                 span_inputs.reshape(count * batch, features),
@@ -742,8 +713,6 @@ def rnn_forward_layer(
                     active, s, span_lengths, reverse, w_hh_t, relu, h, pre,
                     activated, target, column, span_gates, h_prev,
                 )  # fmt: skip
-        elif every_step:  # training: see _skipped_span
-            _skipped_span(inp, inp_rows, inp_span, lengths, start, count, gates)
         if batch_first:
             scatter_span(target, lengths, start, out, out_rows, out_col)
 
@@ -780,12 +749,18 @@ def rnn_previous_states(states, h0, lengths, reverse, h_prev):
 
 @njit(**STEP_OPTIONS)
 def _rnn_backward_step(
-    active, s, lengths, reverse, w_hh, relu, d_out, d_out_rows, out_col, gates,
+    active, s, lengths, reverse, w_hh, relu, d_out, out_col, gates,
     d_h, d_gates, step_grads,
 ):  # fmt: skip
     zero, one, _ = constants(gates)
     hidden = d_h.shape[1]
-    _add_output_grads(d_h, d_out, d_out_rows, active, s, lengths, reverse, out_col)
+    # The output gradient added to d_h first (see _lstm_backward_step).
+    for b in range(active):
+        t = _step_time(s, b, lengths, reverse)
+        d_out_row = d_out[t, b, out_col : out_col + hidden]
+        d_h_row = d_h[b]
+        for j in range(hidden):
+            d_h_row[j] += d_out_row[j]
     for b in range(active):
         t = _step_time(s, b, lengths, reverse)
         act = gates[t, b]
@@ -805,14 +780,14 @@ def _rnn_backward_step(
 
 @njit(**KERNEL_OPTIONS)
 def rnn_backward_layer(
-    d_out, d_out_rows, out_col, w_hh, gates, relu, lengths, batch_sizes, reverse,
+    d_out, out_col, w_hh, gates, relu, lengths, batch_sizes, reverse,
     d_h, d_gates,
 ):  # fmt: skip
     """BPTT through one Elman RNN layer and direction.
 
     Parameters
     ----------
-    d_out, d_out_rows, out_col, w_hh, lengths, batch_sizes, reverse
+    d_out, out_col, w_hh, lengths, batch_sizes, reverse
         As in :func:`lstm_backward_layer`.
     gates : ndarray of shape (T, B, H)
         The states saved by :func:`rnn_forward_layer`.
@@ -830,7 +805,7 @@ def rnn_backward_layer(
         if active == 0:
             continue
         _rnn_backward_step(
-            active, s, lengths, reverse, w_hh, relu, d_out, d_out_rows, out_col,
+            active, s, lengths, reverse, w_hh, relu, d_out, out_col,
             gates, d_h, d_gates, step_grads,
         )  # fmt: skip
     _zero_padding(d_gates, lengths)

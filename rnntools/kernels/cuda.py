@@ -840,14 +840,6 @@ def _project_layer(inp, inp_rows, w_ih, bias, gates, out_rows):
     _input_projection(inp, w_ih, bias, gates)
 
 
-def _check_time_major(d_out_rows):
-    """Backward reads a time-major ``d_out`` on the GPU (gathered there,
-    whole): the CPU kernels' batch-first ``d_out`` (``d_out_rows``) never
-    arises, and is refused rather than read wrongly."""
-    if len(d_out_rows):
-        raise ValueError("the CUDA backward kernels take a time-major d_out only.")
-
-
 # ------------------------------------------- time loop on a GEMM per step
 
 
@@ -1185,17 +1177,15 @@ def _finish_backward(lengths, reverse, w_hh, d_ih, d_hh, d_h):
 
 
 def lstm_backward_layer(
-    d_out, d_out_rows, out_col, w_hh, gates, c_prev, tanh_c, lengths, batch_sizes,
-    reverse, d_h, d_c, d_gates,
+    d_out, out_col, w_hh, gates, c_prev, tanh_c, lengths, batch_sizes, reverse,
+    d_h, d_c, d_gates,
 ):  # fmt: skip
     """BPTT through one LSTM layer and direction: one launch in all, or one
     per step (see :func:`_use_sequence_kernels`).
 
     Arguments as in :func:`rnntools.kernels.cpu.lstm_backward_layer`, as
-    device arrays, except ``batch_sizes``, a host int64 array, and the host
-    array ``d_out_rows``, which must be empty (see :func:`_check_time_major`).
+    device arrays, except ``batch_sizes``, a host int64 array.
     """
-    _check_time_major(d_out_rows)
     batch, hidden = d_h.shape
     if _use_gemm_steps(batch, w_hh.shape[0], hidden):
         _backward_gemm_steps(
@@ -1442,17 +1432,15 @@ def _gru_backward_sequence(
 
 
 def gru_backward_layer(
-    d_out, d_out_rows, out_col, w_hh, gates, h_prev, hn, lengths, batch_sizes,
-    reverse, d_h, d_gates_ih, d_gates_hh,
+    d_out, out_col, w_hh, gates, h_prev, hn, lengths, batch_sizes, reverse,
+    d_h, d_gates_ih, d_gates_hh,
 ):  # fmt: skip
     """BPTT through one GRU layer and direction: one launch in all, or
     one per step (see :func:`_use_sequence_kernels`).
 
     Arguments as in :func:`rnntools.kernels.cpu.gru_backward_layer`, as device
-    arrays, except ``batch_sizes``, a host int64 array, and ``d_out_rows``
-    (see :func:`lstm_backward_layer`).
+    arrays, except ``batch_sizes``, a host int64 array.
     """
-    _check_time_major(d_out_rows)
     batch, hidden = d_h.shape
     if _use_gemm_steps(batch, w_hh.shape[0], hidden):
         _backward_gemm_steps(
@@ -1674,17 +1662,15 @@ def _rnn_backward_sequence(
 
 
 def rnn_backward_layer(
-    d_out, d_out_rows, out_col, w_hh, gates, relu, lengths, batch_sizes, reverse,
+    d_out, out_col, w_hh, gates, relu, lengths, batch_sizes, reverse,
     d_h, d_gates,
 ):  # fmt: skip
     """BPTT through one Elman RNN layer and direction: one launch in all, or
     one per step (see :func:`_use_sequence_kernels`).
 
     Arguments as in :func:`rnntools.kernels.cpu.rnn_backward_layer`, as
-    device arrays, except ``batch_sizes``, a host int64 array, and
-    ``d_out_rows`` (see :func:`lstm_backward_layer`).
+    device arrays, except ``batch_sizes``, a host int64 array.
     """
-    _check_time_major(d_out_rows)
     batch, hidden = d_h.shape
     if _use_gemm_steps(batch, w_hh.shape[0], hidden):
         _backward_gemm_steps(
