@@ -32,9 +32,9 @@ from ..kernels.row_invariant import row_invariant_matmul
 #: Output-layer columns are padded to a multiple of this (one AVX-512 vector
 #: of float32, the log-softmax's LOGIT_LANES), which the log-softmax reads
 #: whole vectors of (the product's edge, a masked tile, would not need it).
-#: Padding to the widest tile
-#: (64) instead cost a 32-token captioner 8 % more per decoding step: twice
-#: the head product and log-softmax for nothing (the padding is masked out).
+#: Padding to the widest tile (64) instead cost a 32-token captioner 8 % more
+#: per decoding step: twice the head product and log-softmax for nothing (the
+#: padding is masked out).
 _HEAD_COLUMNS = kernels.LOGIT_LANES
 
 
