@@ -327,12 +327,13 @@ def gate_activations(gates, tanh_columns):
     """
     zero, one, _ = constants(gates)
     rows, width = gates.shape
+    # ``gates[r, j]``, not a view per row: a view costs an atomic reference
+    # count up and down.
     for r in range(rows):
-        gates_row = gates[r]
         for j in range(width):
             factor = tanh_columns[j]
-            z = gates_row[j]
+            z = gates[r, j]
             scale, pm1 = _exp_parts(gates, -factor * abs(z))
             e = scale + scale * pm1  # exp(-factor |z|)
             numerator = one if z >= zero else e
-            gates_row[j] = factor * (numerator / (one + e)) - (factor - one)
+            gates[r, j] = factor * (numerator / (one + e)) - (factor - one)
