@@ -40,8 +40,10 @@ What it does, in order:
    and final state (forward) and every gradient (backward) must agree to
    1e-3, relative to ``max(1, max|torch value|)``. Then, for "fwd" (torch
    under ``torch.no_grad()``; rnntools' forward keeping what backward
-   needs), "infer" (the same torch call; rnntools with ``return_cache=False``,
-   what ``predict`` runs) and "fwd+bwd" (forward with
+   needs), "fwd/grad" (the same rnntools call; torch's forward recording
+   autograd, ``x`` included: what each keeps for backward), "infer" (torch
+   under ``no_grad`` again; rnntools with ``return_cache=False``, what
+   ``predict`` runs) and "fwd+bwd" (forward with
    autograd, ``x`` included, then the backward of ``sum(output * g)``), it
    runs both libraries twice to warm up and times them in alternation: each
    sample is the mean of enough calls to last 20 ms, and the table shows the
@@ -113,6 +115,7 @@ from benchmarks.common import (
     per_step_shape,
     torch_forward,
     torch_forward_backward,
+    torch_training_forward,
 )
 
 DEFAULT_SHAPES = (
@@ -494,6 +497,7 @@ def run_shape(cell, shape, args, context):
 
     modes = {
         "fwd": (ours_forward, lambda: torch_forward(module, x)),
+        "fwd/grad": (ours_forward, lambda: torch_training_forward(module, x)),
         "infer": (ours_inference, lambda: torch_forward(module, x)),
         "fwd+bwd": (
             ours_forward_backward,
@@ -523,7 +527,7 @@ def run_shape(cell, shape, args, context):
                 samples=samples,
                 flops=flops,
                 peak=peak,
-                error=errors["fwd" if mode == "infer" else mode],
+                error=errors["fwd" if mode in ("infer", "fwd/grad") else mode],
                 load=(load_high, load_note),
             )
         )

@@ -215,6 +215,16 @@ def torch_forward(module, x):
         return module(torch.from_numpy(x))
 
 
+def torch_training_forward(module, x):
+    """Forward pass of ``module`` with autograd recording, ``x`` included:
+    what it keeps for a backward pass (the counterpart of rnntools' forward
+    with ``return_cache=True``). The graph goes with the returned output."""
+    import torch
+
+    module.zero_grad(set_to_none=True)
+    return module(torch.from_numpy(x).requires_grad_(True))
+
+
 def torch_forward_backward(module, x, d_output):
     """Forward and backward of ``sum(output * d_output)``, ``x`` included.
 
