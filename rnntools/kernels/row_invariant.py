@@ -509,8 +509,8 @@ def row_invariant_matmul(a, b, out, bias):
     apart), each swept by tiles of :data:`TILE_ROWS` rows. The last
     ``M % TILE_ROWS`` rows: a single row with ``b`` over :data:`STREAM_BYTES`
     streams ``b`` as :func:`_row_by_row`; otherwise one or two rows take
-    :data:`WIDE_VECTORS`-vector tiles, more take the same tiles with fewer
-    rows. Columns past the last full panel go one vector at a time, then the
+    :data:`WIDE_VECTORS`-vector tiles over the columns they cover, and the
+    full panels left take the same tiles as the other rows, with fewer rows. Columns past the last full panel go one vector at a time, then the
     last part of one in a masked tile.
 
     A bias is added in the tiles, to the finished sums before they are
