@@ -510,8 +510,9 @@ def row_invariant_matmul(a, b, out, bias):
     ``M % TILE_ROWS`` rows: a single row with ``b`` over :data:`STREAM_BYTES`
     streams ``b`` as :func:`_row_by_row`; otherwise one or two rows take
     :data:`WIDE_VECTORS`-vector tiles over the columns they cover, and the
-    full panels left take the same tiles as the other rows, with fewer rows. Columns past the last full panel go one vector at a time, then the
-    last part of one in a masked tile.
+    full panels left take the same tiles as the other rows, with fewer rows.
+    Columns past the last full panel go one vector at a time, then the last
+    part of one in a masked tile.
 
     A bias is added in the tiles, to the finished sums before they are
     stored: the bits of ``out += bias`` after the product, without a second
