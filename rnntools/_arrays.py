@@ -36,3 +36,26 @@ def transposed(array, dtype=None):
     for first in range(0, rows, chunk):
         out[:, first : first + chunk] = array[first : first + chunk].T
     return out
+
+
+def column_sums(matrix, out=None):
+    """``matrix.sum(axis=0)`` as ``ones @ matrix`` (a BLAS matrix-vector
+    product), for 2-D float arrays.
+
+    NumPy sums over axis 0 a row at a time, with a pass of its inner loop per
+    row: float32, 2000 x 23 (a language model's output gradient) took 27 us,
+    this way 5; 800 x 256, 21 us against 8. The order of the additions is
+    BLAS's, so the last bits may differ from ``np.sum``'s.
+
+    Parameters
+    ----------
+    matrix : ndarray of shape (N, K)
+    out : ndarray of shape (K,), optional
+        C-contiguous, of ``matrix``'s dtype.
+
+    Returns
+    -------
+    ndarray of shape (K,)
+    """
+    ones = np.ones(matrix.shape[0], dtype=matrix.dtype)
+    return np.dot(ones, matrix, out=out)

@@ -11,6 +11,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ._arrays import column_sums
 from ._threads import parallel_matmul
 from .kernels import cpu
 
@@ -134,7 +135,7 @@ def linear_backward(x, weight, d_out):
     flat_x = x.reshape(-1, x.shape[-1])
     flat_d = d_out.reshape(-1, d_out.shape[-1])
     d_x = parallel_matmul(flat_d, weight).reshape(x.shape)  # 2-D, as forward
-    return d_x, parallel_matmul(flat_d.T, flat_x), flat_d.sum(axis=0)
+    return d_x, parallel_matmul(flat_d.T, flat_x), column_sums(flat_d)
 
 
 # ------------------------------------------------------------------ attention

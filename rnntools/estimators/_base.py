@@ -36,7 +36,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_sample_weight
 
 from .. import _devices
-from .._arrays import transposed
+from .._arrays import column_sums, transposed
 from .._json import is_int, is_number, to_json_value
 from .._sequences import check_sequences
 from .._threads import kernel_threads, parallel_matmul
@@ -559,7 +559,7 @@ class _BaseRNN(BaseEstimator):
             raise _NonFinite
         grads = self._backward_features(cache, d_features)
         grads[_HEAD_WEIGHT] = parallel_matmul(flat_d_logits.T, flat_features)
-        grads[_HEAD_BIAS] = flat_d_logits.sum(axis=0)
+        grads[_HEAD_BIAS] = column_sums(flat_d_logits)
         return loss, grads, total_weight
 
     def _predict_raw(self, X, lengths):
