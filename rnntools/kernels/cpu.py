@@ -442,10 +442,9 @@ def _gru_forward_step(
         t = _step_time(s, b, lengths, reverse)
         for j in range(2 * hidden):
             gates[t, b, j] = act[b, j]
-        if saving:
-            at = _saved(t, h_prev)
+        if saving:  # all T steps (training), as for the lstm
             for j in range(hidden):
-                h_prev[at, b, j] = h[b, j]
+                h_prev[t, b, j] = h[b, j]
         out_row = out[t, b, out_col : out_col + hidden]
         for j in range(hidden):
             gates[t, b, 2 * hidden + j] = new_gate[b, j]
