@@ -271,7 +271,10 @@ def test_tagger_readonly_memmap_input(tmp_path):
 # whatever the batch. The sample-weight equivalence check compares a
 # repeated sample with a weight of 2 to rtol=1e-7, below float32 rounding
 # once training has amplified it (see _CHECK_CONFIG), so it is expected to
-# fail here.
+# fail here; expected, not strictly: whether the rounding stays inside the
+# tolerance depends on the machine's BLAS kernels (the regressor's check
+# failed on an AMD Zen 5 and passed on an Intel Xeon with AVX-512, same
+# code). The other expected failures are strict in the float64 test above.
 _FLOAT32_CONFIG = dict(hidden_size=64, batch_size=256, dtype="float32", random_state=0)
 FLOAT32_EXPECTED_FAILED_CHECKS = {
     **EXPECTED_FAILED_CHECKS,
@@ -287,7 +290,7 @@ FLOAT32_EXPECTED_FAILED_CHECKS = {
         RNNRegressor(max_iter=60, learning_rate_init=0.01, **_FLOAT32_CONFIG),
     ],
     expected_failed_checks=lambda estimator: FLOAT32_EXPECTED_FAILED_CHECKS,
-    xfail_strict=True,
+    xfail_strict=False,
 )
 def test_sklearn_estimator_checks_float32(estimator, check):
     check(estimator)
