@@ -16,6 +16,8 @@ from hypothesis import strategies as st
 
 from rnntools.kernels.row_invariant import (
     _row_by_row,
+    pack_panels,
+    panel_columns,
     row_invariant_gathered_matmul,
     row_invariant_matmul,
     row_invariant_matmul_add,
@@ -27,8 +29,8 @@ DEPTHS_AND_WIDTHS = [(32, 128), (64, 256), (33, 77), (5, 200), (1, 17), (0, 40),
                      (17, 16), (3, 1), (128, 100), (300, 136)]  # fmt: skip
 
 
-def product(kernel, a, b, bias=None):
-    out = np.full((a.shape[0], b.shape[1]), np.nan, a.dtype)
+def product(kernel, a, b, bias=None, cols=None):
+    out = np.full((a.shape[0], b.shape[1] if cols is None else cols), np.nan, a.dtype)
     kernel(a, b, out, np.empty(0, a.dtype) if bias is None else bias)
     return out
 
@@ -59,6 +61,19 @@ def test_every_row_count_gives_the_row_by_row_bits(dtype, depth, width):
         )
         row_invariant_matmul_add(a[:rows], b, out)
         np.testing.assert_array_equal(out, expected)
+        # b packed in panels: the same bits, with and without an addend.
+        packed = pack_panels(b)
+        np.testing.assert_array_equal(
+            product(row_invariant_matmul, a[:rows], packed, cols=width),
+            reference[:rows],
+        )
+        np.testing.assert_array_equal(
+            product(row_invariant_matmul, a[:rows], packed, bias, width),
+            with_bias[:rows],
+        )
+        out = expected - reference[:rows]
+        row_invariant_matmul_add(a[:rows], packed, out)
+        np.testing.assert_array_equal(out, expected)
     # float64 BLAS as a sanity bound on the values themselves: K products of
     # numbers ~1 carry a rounding error of about K * eps relative.
     eps = np.finfo(dtype).eps
@@ -88,6 +103,20 @@ def test_rows_follow_their_data_in_any_order(rows, depth, width, dtype, random):
     np.testing.assert_array_equal(
         product(row_invariant_matmul, a[row : row + 1], b)[0], out[row]
     )
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("width", [1, 31, 32, 64, 100, 128, 130])
+def test_packed_panels_hold_b_column_panel_by_panel(dtype, width):
+    b = np.arange(3 * width, dtype=dtype).reshape(3, width)
+    panel = panel_columns(dtype)
+    panels = -(-width // panel)
+    padded = np.zeros((3, panels * panel), dtype)
+    padded[:, :width] = b
+    expected = padded.reshape(3, panels, panel).transpose(1, 0, 2).reshape(-1, panel)
+    np.testing.assert_array_equal(pack_panels(b), expected)
+    # A transposed view packs the transpose of its base.
+    np.testing.assert_array_equal(pack_panels(np.ascontiguousarray(b.T).T), expected)
 
 
 def test_special_values_propagate_as_in_the_loop():

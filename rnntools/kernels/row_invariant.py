@@ -45,6 +45,7 @@ the result of ``out[r, j]`` depends on ``a[r]`` and ``b[:, j]`` only: not on
 ``M``, not on the row's position, not on which tile computed it.
 """
 
+import numpy as np
 from llvmlite import ir
 from numba import njit, types
 from numba.core import cgutils
@@ -420,28 +421,77 @@ def _lanes_overload(array):
 
 
 @njit(**KERNEL_OPTIONS)
-def _right_edge(a, b, out, first_row, rows, first_col, addend, addend_ld):
+def _right_edge(a, b, b_start, ldb, out, first_row, rows, first_col, addend,
+                addend_ld):  # fmt: skip
     """Columns ``first_col:`` of rows ``first_row:first_row + rows``
-    (``rows <= TILE_ROWS``) of ``out = a @ b (+ addend)``: one vector at a
-    time, then the last part of one (masked; same operations as every tile).
-    A column at a time in scalar registers, as before, ran at 12 GFLOP/s
-    (100 x 128 @ 128 x 24 took 19 us, 128 x 32 took 4.9)."""
+    (``rows <= TILE_ROWS``) of ``out = a @ b (+ addend)``, where column
+    ``first_col`` of ``b`` starts at element ``b_start`` and ``b``'s rows
+    are ``ldb`` elements apart: one vector at a time, then the last part of
+    one (masked; same operations as every tile). A column at a time in scalar
+    registers, as before, ran at 12 GFLOP/s (100 x 128 @ 128 x 24 took 19 us,
+    128 x 32 took 4.9)."""
     depth = a.shape[1]
-    cols = b.shape[1]
+    cols = out.shape[1]
     lanes = _lanes(a)
     a_start = first_row * depth
     adding = addend.shape[0] > 0
     vector_end = cols - (cols - first_col) % lanes
     for col in range(first_col, vector_end, lanes):
-        _vector_tile(a, a_start, depth, b, col, cols,
+        _vector_tile(a, a_start, depth, b, b_start + col - first_col, ldb,
                      out, first_row * cols + col, cols, depth, rows,
                      addend, first_row * addend_ld + col, addend_ld,
                      adding)  # fmt: skip
     if vector_end < cols:
-        _part_vector_tile(a, a_start, depth, b, vector_end, cols,
-                          out, first_row * cols + vector_end, cols, depth, rows,
-                          addend, first_row * addend_ld + vector_end, addend_ld,
-                          adding, cols - vector_end)  # fmt: skip
+        _part_vector_tile(a, a_start, depth, b, b_start + vector_end - first_col,
+                          ldb, out, first_row * cols + vector_end, cols, depth,
+                          rows, addend, first_row * addend_ld + vector_end,
+                          addend_ld, adding, cols - vector_end)  # fmt: skip
+
+
+def panel_columns(dtype):
+    """Columns per panel of :func:`pack_panels` for ``dtype`` (float32: 64,
+    float64: 32): one register tile's width."""
+    return TILE_VECTORS * VECTOR_BYTES // np.dtype(dtype).itemsize
+
+
+@njit(**KERNEL_OPTIONS)
+def pack_panels(b):
+    """``b`` in the panel layout :func:`row_invariant_matmul` reads fastest.
+
+    Column panels of one register tile's width (:func:`panel_columns`), each
+    stored whole, row after row: the panel ``p`` of the result is rows
+    ``p * K`` to ``(p + 1) * K``, the last one zero-padded on the right. A
+    tile then reads its ``b`` as one contiguous stream, where rows of ``b``
+    itself are ``N`` apart: for ``N`` of 1024 float32 or more each row of the
+    panel starts a new 4 KiB page, where Intel's L2 prefetcher stops (one
+    thread of a Xeon with AVX-512, float32: 66 x 512 x 2048 at 66 GFLOP/s in
+    place, 148 packed; 60 x 256 x 1024 126 / 176; 48 x 64 x 256 152 / 185).
+    Pack once per call of a layer, for every step's product.
+
+    Parameters
+    ----------
+    b : ndarray of shape (K, N)
+        Any layout (``w.T`` of a C-contiguous ``w`` packs ``w``'s transpose
+        in the same pass).
+
+    Returns
+    -------
+    packed : ndarray of shape (P * K, W)
+        ``P = ceil(N / W)`` panels of ``W = panel_columns(b.dtype)`` columns.
+        Where ``N == W`` it is ``b`` itself, copied.
+    """
+    depth, cols = b.shape
+    width = TILE_VECTORS * _lanes(b)
+    panels = (cols + width - 1) // width
+    packed = np.zeros((panels * depth, width), dtype=b.dtype)
+    for panel in range(panels):
+        first = panel * width
+        used = min(width, cols - first)
+        for k in range(depth):
+            row = packed[panel * depth + k]
+            for j in range(used):
+                row[j] = b[k, first + j]
+    return packed
 
 
 @njit(**KERNEL_OPTIONS)
@@ -482,7 +532,7 @@ def row_invariant_matmul_add(a, b, out):
     Parameters
     ----------
     a : ndarray of shape (M, K)
-    b : ndarray of shape (K, N)
+    b : ndarray of shape (K, N), or (P * K, W) packed by :func:`pack_panels`
         Same dtype (float32 or float64), C-contiguous.
     out : ndarray of shape (M, N)
         In and out, C-contiguous; must not overlap ``a`` or ``b``.
@@ -506,11 +556,13 @@ def row_invariant_matmul(a, b, out, bias):
 
     Rows go by blocks of :data:`BLOCK_BYTES` of ``a``; in each block, column
     panels of ``TILE_VECTORS`` vectors of ``b`` (read in place, rows ``N``
-    apart), each swept by tiles of :data:`TILE_ROWS` rows. The last
-    ``M % TILE_ROWS`` rows: a single row with ``b`` over :data:`STREAM_BYTES`
-    streams ``b`` as :func:`_row_by_row`; otherwise one or two rows take
-    :data:`WIDE_VECTORS`-vector tiles over the columns they cover, and the
-    full panels left take the same tiles as the other rows, with fewer rows.
+    apart, or packed by :func:`pack_panels`, rows one panel apart), each
+    swept by tiles of :data:`TILE_ROWS` rows. The last ``M % TILE_ROWS``
+    rows of an unpacked ``b``: a single row with ``b`` over
+    :data:`STREAM_BYTES` streams ``b`` as :func:`_row_by_row`; otherwise one
+    or two rows take :data:`WIDE_VECTORS`-vector tiles over the columns they
+    cover (two panels at once). The full panels left take the same tiles as
+    the other rows, with fewer rows.
     Columns past the last full panel go one vector at a time, then the last
     part of one in a masked tile.
 
@@ -522,8 +574,9 @@ def row_invariant_matmul(a, b, out, bias):
     Parameters
     ----------
     a : ndarray of shape (M, K)
-    b : ndarray of shape (K, N)
-        Same dtype (float32 or float64), C-contiguous.
+    b : ndarray of shape (K, N), or (P * K, W) packed by :func:`pack_panels`
+        Same dtype (float32 or float64), C-contiguous. Packed is told from
+        ``W != N`` (where ``N == W`` the two layouts are one).
     out : ndarray of shape (M, N)
         Output, C-contiguous; must not overlap ``a`` or ``b``.
     bias : ndarray of shape (N,), (M*N,) or (0,)
@@ -533,27 +586,35 @@ def row_invariant_matmul(a, b, out, bias):
         that one compiled product serves them all.
     """
     rows, depth = a.shape
-    cols = b.shape[1]
+    cols = out.shape[1]
+    lanes = _lanes(a)
+    width = TILE_VECTORS * lanes
+    # b packed in panels (pack_panels; the same layout as b itself where N is
+    # one panel's width): each panel's rows are ``width`` apart, panels
+    # ``depth * width`` elements apart. In place: rows ``cols`` apart.
+    packed = b.shape[1] != cols
+    ldb = width if packed else cols
+    panel_step = depth * width if packed else width
     # Rows of the addend apart: 0 for a bias row (one row only: either).
     addend_ld = cols if bias.shape[0] != cols else 0
     # A single row streams b, overwriting out as it goes: not when adding out
     # to itself (the tiles are as fast in float32).
     in_place = bias.shape[0] > 0 and bias.ctypes.data == out.ctypes.data
-    if rows == 1 and b.nbytes > STREAM_BYTES and not in_place:
+    if rows == 1 and not packed and b.nbytes > STREAM_BYTES and not in_place:
         _row_by_row(a, b, out, bias)
         return
     adding = bias.shape[0] > 0
-    lanes = _lanes(a)
-    width = TILE_VECTORS * lanes
     full_cols = cols - cols % width
     full_rows = rows - rows % TILE_ROWS
     block = BLOCK_BYTES // max(1, depth * a.itemsize) // TILE_ROWS * TILE_ROWS
     block = max(TILE_ROWS, block)
+    edge_start = full_cols // width * panel_step
     for first in range(0, full_rows, block):
         last = min(full_rows, first + block)
         for col in range(0, full_cols, width):
+            b_start = col // width * panel_step
             for row in range(first, last, TILE_ROWS):
-                _tile(a, row * depth, depth, b, col, cols,
+                _tile(a, row * depth, depth, b, b_start, ldb,
                       out, row * cols + col, cols, depth, TILE_ROWS,
                       bias, row * addend_ld + col, addend_ld,
                       adding)  # fmt: skip
@@ -562,13 +623,14 @@ def row_invariant_matmul(a, b, out, bias):
                 # TILE_ROWS itself would be typed Literal[int](6): a second
                 # specialisation of _right_edge to compile (0.2 s cold).
                 tile_rows = min(TILE_ROWS, last - row)
-                _right_edge(a, b, out, row, tile_rows, full_cols, bias, addend_ld)
+                _right_edge(a, b, edge_start, ldb, out, row, tile_rows,
+                            full_cols, bias, addend_ld)  # fmt: skip
     tail = rows - full_rows
     if tail == 0:
         return
     a_start = full_rows * depth
     done = 0
-    if tail <= 2:
+    if tail <= 2 and not packed:  # a wide tile spans two panels
         wide = WIDE_VECTORS * lanes
         done = cols - cols % wide
         for col in range(0, done, wide):
@@ -581,11 +643,12 @@ def row_invariant_matmul(a, b, out, bias):
     # sums in flight, took a quarter of an LSTM's backward products at
     # 32 x 256 x 64).
     for col in range(done, full_cols, width):
-        _tile(a, a_start, depth, b, col, cols,
+        _tile(a, a_start, depth, b, col // width * panel_step, ldb,
               out, full_rows * cols + col, cols, depth, tail,
               bias, full_rows * addend_ld + col, addend_ld,
               adding)  # fmt: skip
-    _right_edge(a, b, out, full_rows, tail, max(done, full_cols), bias, addend_ld)
+    _right_edge(a, b, edge_start, ldb, out, full_rows, tail, full_cols, bias,
+                addend_ld)  # fmt: skip
 
 
 #: Rows and vectors of columns per tile of
