@@ -41,6 +41,7 @@ from .kernels import GRU_CELL, LSTM_CELL, RNN_CELL, lazy_module
 # import the API.
 cpu = lazy_module("rnntools.kernels.cpu")
 activations = lazy_module("rnntools.kernels.activations")
+row_invariant = lazy_module("rnntools.kernels.row_invariant")
 
 _LAYER_KEY = re.compile(
     r"^(weight_ih|weight_hh|bias_ih|bias_hh)_l(0|[1-9]\d*)(_reverse)?$"
@@ -1342,9 +1343,12 @@ class PreparedStep:
     hidden_size: int
     input_size: int
     dtype: np.dtype
-    w_ih0_t: np.ndarray  # (I, G*H): the first layer's weight_ih.T
-    w_ih_rest_t: np.ndarray  # (L-1, H, G*H): the other layers' weight_ih.T
-    w_hh_t: np.ndarray  # (L, H, G*H)
+    # The transposed weights packed in panels of W columns (pack_panels,
+    # P = ceil(G*H / W) of them), the layout the row-invariant products read
+    # fastest:
+    w_ih0_t: np.ndarray  # (P*I, W): the first layer's weight_ih.T
+    w_ih_rest_t: np.ndarray  # (L-1, P*H, W): the other layers' weight_ih.T
+    w_hh_t: np.ndarray  # (L, P*H, W)
     bias: np.ndarray  # (L, G*H): bias_ih + bias_hh (gru: not the n block)
     b_hn: np.ndarray  # (L, H): the gru's n block of bias_hh (zeros otherwise)
     tanh_columns: np.ndarray  # (G*H,): lstm: 1 for sigmoid, 2 for the g gate
@@ -1436,13 +1440,9 @@ def prepare_step(params, cell, *, nonlinearity="tanh", dtype=None):
         hidden_size=hidden,
         input_size=input_size,
         dtype=dtype,
-        w_ih0_t=np.ascontiguousarray(weight[0].T),
-        w_ih_rest_t=np.ascontiguousarray(
-            np.array([w.T for w in weight[2::2]], dtype=dtype).reshape(
-                num_layers - 1, hidden, width
-            )
-        ),
-        w_hh_t=np.ascontiguousarray(np.array([w.T for w in weight[1::2]])),
+        w_ih0_t=row_invariant.pack_panels(weight[0].T),
+        w_ih_rest_t=_packed_layers(weight[2::2], hidden, width, dtype),
+        w_hh_t=_packed_layers(weight[1::2], hidden, width, dtype),
         bias=bias,
         b_hn=b_hn,
         tanh_columns=tanh_columns,
@@ -1450,6 +1450,17 @@ def prepare_step(params, cell, *, nonlinearity="tanh", dtype=None):
         flops_per_row=_flops_per_step(cell, input_size, hidden, num_layers, False),
         scratch_width=3 * width + hidden,
     )
+
+
+def _packed_layers(weights, hidden, width, dtype):
+    """``(n, P*H, W)``: each ``(G*H, H)`` weight of ``weights`` transposed
+    and packed by :func:`~rnntools.kernels.row_invariant.pack_panels`."""
+    columns = row_invariant.panel_columns(dtype)
+    panels = -(-width // columns)
+    packed = np.empty((len(weights), panels * hidden, columns), dtype=dtype)
+    for layer, weight in enumerate(weights):
+        packed[layer] = row_invariant.pack_panels(weight.T)
+    return packed
 
 
 _step_scratch = threading.local()

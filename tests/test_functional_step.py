@@ -16,6 +16,7 @@ from strategies import rnn_problems
 from rnntools import init_params, rnn_forward
 from rnntools.functional import PreparedStep, prepare_step, rnn_step
 from rnntools.kernels import cpu
+from rnntools.kernels.row_invariant import pack_panels, panel_columns
 
 unidirectional = rnn_problems(bidirectional=False, ragged=False)
 
@@ -115,7 +116,7 @@ def test_beams_sharing_a_parent_state_get_the_bits_of_their_own_copy(
         arrays.params, problem.cell, nonlinearity=problem.nonlinearity
     )
     layers, hidden = prepared.num_layers, prepared.hidden_size
-    width = prepared.w_hh_t.shape[2]
+    width = prepared.bias.shape[1]
     rng = np.random.default_rng(problem.batch_size * hidden)
     beams = random.randint(1, 3 * problem.batch_size)
     states = min(problem.batch_size, beams)  # never more states than beams
@@ -156,10 +157,16 @@ def test_prepare_step_lays_out_weights_once():
     assert isinstance(prepared, PreparedStep)
     assert prepared.dtype == np.float32
     assert (prepared.num_layers, prepared.hidden_size, prepared.input_size) == (1, 3, 5)
-    np.testing.assert_array_equal(prepared.w_ih0_t, params["weight_ih_l0"].T)
-    np.testing.assert_array_equal(prepared.w_hh_t[0], params["weight_hh_l0"].T)
+    # Transposed and packed in panels (9 gate columns: one zero-padded panel).
+    np.testing.assert_array_equal(
+        prepared.w_ih0_t, pack_panels(params["weight_ih_l0"].T)
+    )
+    np.testing.assert_array_equal(
+        prepared.w_hh_t[0], pack_panels(params["weight_hh_l0"].T)
+    )
+    np.testing.assert_array_equal(prepared.w_hh_t[0][:, :9], params["weight_hh_l0"].T)
     assert prepared.w_hh_t.flags.c_contiguous
-    assert prepared.w_ih_rest_t.shape == (0, 3, 9)
+    assert prepared.w_ih_rest_t.shape == (0, 3, panel_columns(np.float32))
     np.testing.assert_array_equal(prepared.b_hn[0], params["bias_hh_l0"][6:])
     expected = params["bias_ih_l0"] + np.r_[params["bias_hh_l0"][:6], 0, 0, 0]
     np.testing.assert_array_equal(prepared.bias[0], expected)

@@ -100,7 +100,7 @@ class DecoderArrays:
         step = prepare_step(rnn_params, cell, nonlinearity=nonlinearity)
         dtype = step.dtype
         embedding = np.array(params[keys["embedding"]], dtype=dtype)
-        gate_width = step.w_hh_t.shape[2]
+        gate_width = step.bias.shape[1]
         projected = (
             embedding.shape[0] * _PROJECT_TOKENS <= rows
             and embedding.shape[0] * gate_width * dtype.itemsize <= _TABLE_BYTES

@@ -1151,11 +1151,13 @@ def stack_step(cell, relu, x, x_projected, w_ih0_t, w_ih_rest_t, w_hh_t, bias,
         decoder looks it up per token: see
         :func:`rnntools.kernels.decoder.decoder_step`); it is then used as the
         first layer's gate buffer and overwritten.
-    w_ih0_t : ndarray of shape (I, G*H)
-        The first layer's ``weight_ih.T`` (unused if ``x_projected``).
-    w_ih_rest_t : ndarray of shape (L - 1, H, G*H)
+    w_ih0_t : ndarray of shape (I, G*H), or (P*I, W) packed
+        The first layer's ``weight_ih.T`` (unused if ``x_projected``); packed
+        in panels by :func:`.row_invariant.pack_panels` or not, as every
+        weight here.
+    w_ih_rest_t : ndarray of shape (L - 1, H, G*H), or (L - 1, P*H, W)
         The other layers' ``weight_ih.T``.
-    w_hh_t : ndarray of shape (L, H, G*H)
+    w_hh_t : ndarray of shape (L, H, G*H), or (L, P*H, W)
     bias : ndarray of shape (L, G*H)
         Fused biases (as in :func:`lstm_step`, :func:`gru_step`,
         :func:`rnn_step`).
@@ -1190,7 +1192,7 @@ def stack_step(cell, relu, x, x_projected, w_ih0_t, w_ih_rest_t, w_hh_t, bias,
     batch = x.shape[0]
     hidden = h.shape[2]
     cell_width = c.shape[2]
-    width = w_hh_t.shape[2]
+    width = bias.shape[1]
     flat = scratch.reshape(batch * scratch.shape[1])
     size = batch * width
     gates = flat[:size].reshape(batch, width)

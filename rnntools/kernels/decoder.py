@@ -69,10 +69,10 @@ OK, NON_FINITE_STATE, NON_FINITE_LOG_PROBS, NO_ALLOWED_TOKEN = 0, 1, 2, 3
 @njit(**KERNEL_OPTIONS)
 def scratch_size(rows, model):
     """Length of the ``buffer`` :func:`decoder_step` needs for ``rows`` rows."""
-    embedding, w_hh_t = model[0], model[5]
+    embedding, bias, b_hn = model[0], model[6], model[7]
     memory, keys_t, merge, head_weight_t = model[11], model[12], model[14], model[15]
-    hidden = w_hh_t.shape[1]
-    width = w_hh_t.shape[2]
+    hidden = b_hn.shape[1]
+    width = bias.shape[1]
     per_row = (
         embedding.shape[1]  # x
         + 4 * width
@@ -320,8 +320,8 @@ def decoder_step(tokens, rows, parents, model, h, c, h_out, c_out, log_probs,
      tanh_columns, attention, attention_c_t, memory, keys_t, memory_lengths,
      merge, head_weight_t, head_bias, mask, projected) = model  # fmt: skip
     batch = tokens.shape[0]
-    hidden = w_hh_t.shape[1]
-    width = w_hh_t.shape[2]
+    hidden = b_hn.shape[1]
+    width = bias.shape[1]
     memory_size = memory.shape[2]
     merge_size = merge.shape[1]
     x, offset = _take(buffer, 0, batch, embedding.shape[1])
