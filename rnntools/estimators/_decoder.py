@@ -108,7 +108,13 @@ class DecoderArrays:
         if projected:
             table = np.empty((embedding.shape[0], gate_width), dtype=dtype)
             cpu._step_input(embedding, step.w_ih0_t, step.bias[0], table)
-            embedding = table
+            # Checked here once, not row by row at every step (a tenth of a
+            # beam search's step); if not finite, the rows are looked up and
+            # checked as they are used, which reports the token's row.
+            if np.isfinite(table).all():
+                embedding = table
+            else:
+                projected = False
         hidden = step.hidden_size
         head_weight = params[keys["head_weight"]]
         vocab_size, head_inputs = head_weight.shape

@@ -62,21 +62,11 @@ def _copy(destination, source):
         destination[j] = source[j]
 
 
-@njit(**KERNEL_OPTIONS)
-def _split4(row, hidden):
-    """The four gate blocks of an LSTM row, as views (:func:`lstm_step`).
-
-    The layer kernels' steps index 2-D and 3-D buffers in place instead
-    (``gates[t, b, hidden + j]``): a view costs an atomic reference count up
-    and down, which in a loop over the sequences of a step took 12 % of an
-    LSTM forward at 16x50x32x64; those loops vectorise all the same.
-    """
-    return (
-        row[:hidden],
-        row[hidden : 2 * hidden],
-        row[2 * hidden : 3 * hidden],
-        row[3 * hidden :],
-    )
+# Step loops index their 2-D and 3-D buffers in place (``gates[t, b,
+# hidden + j]``), not through a view per row: a view costs an atomic reference
+# count up and down, which in a loop over the sequences of a step took 12 % of
+# an LSTM forward at 16x50x32x64 (and 4 % of a beam search's step); the loops
+# vectorise all the same.
 
 
 @njit(**KERNEL_OPTIONS)
@@ -199,8 +189,8 @@ def _lstm_forward_step(
             _copy(step_gates[b], gates[_step_time(s, b, lengths, reverse), b])
     row_invariant_matmul_add(h[:active], w_hh_t, step_gates)
     gate_activations(step_gates, tanh_columns)
-    # Rows indexed in place, not through a view per sequence (``c[b]``,
-    # ``_split4``): each view costs an atomic reference count up and down
+    # Rows indexed in place, not through a view per sequence (``c[b]``):
+    # each view costs an atomic reference count up and down
     # (12 % of a block's forward at 16x50x32x64).
     saving = h_prev.shape[0] > 0
     for b in range(active):
@@ -1007,18 +997,16 @@ def lstm_step(x, w_ih_t, w_hh_t, bias, tanh_columns, h, c, h_out, c_out, gates,
     if not recurrent_ready:
         row_invariant_matmul_add(h, w_hh_t, gates)
     gate_activations(gates, tanh_columns)
+    # Rows indexed in place, not through views (see the note on views after _copy).
     for b in range(batch):
-        i_gate, f_gate, g_gate, _ = _split4(gates[b], hidden)
-        c_prev = c[b]
-        c_row = c_out[b]
         for j in range(hidden):
-            c_row[j] = f_gate[j] * c_prev[j] + i_gate[j] * g_gate[j]
+            c_out[b, j] = (
+                gates[b, hidden + j] * c[b, j] + gates[b, j] * gates[b, 2 * hidden + j]
+            )
     tanh(c_out.reshape(batch * hidden), h_out.reshape(batch * hidden))
     for b in range(batch):
-        o_gate = gates[b, 3 * hidden :]
-        h_row = h_out[b]
         for j in range(hidden):
-            h_row[j] = o_gate[j] * h_row[j]
+            h_out[b, j] = gates[b, 3 * hidden + j] * h_out[b, j]
 
 
 @njit(**KERNEL_OPTIONS)
@@ -1062,20 +1050,17 @@ def gru_step(x, w_ih_t, w_hh_t, bias, b_hn, h, h_out, gates, pre, gate_work,
             rz_pre[b, j] = pre[b, j] + gates[b, j]
     sigmoid(rz_pre.reshape(size), rz.reshape(size))
     candidate = gate_work[: batch * hidden].reshape(batch, hidden)  # rz_pre's
+    # Rows indexed in place, not through views (see the note on views after _copy).
+    n_col = 2 * hidden
     for b in range(batch):
-        r_gate = rz[b, :hidden]
-        projected_n = gates[b, 2 * hidden :]
-        recurrent_n = pre[b, 2 * hidden :]
-        candidate_row = candidate[b]
         for j in range(hidden):
-            candidate_row[j] = projected_n[j] + r_gate[j] * (recurrent_n[j] + b_hn[j])
+            candidate[b, j] = gates[b, n_col + j] + rz[b, j] * (
+                pre[b, n_col + j] + b_hn[j]
+            )
     tanh(candidate.reshape(batch * hidden), h_out.reshape(batch * hidden))
     for b in range(batch):
-        z_gate = rz[b, hidden:]
-        h_prev = h[b]
-        h_row = h_out[b]
         for j in range(hidden):
-            h_row[j] = h_row[j] + z_gate[j] * (h_prev[j] - h_row[j])
+            h_out[b, j] = h_out[b, j] + rz[b, hidden + j] * (h[b, j] - h_out[b, j])
 
 
 @njit(**KERNEL_OPTIONS)
@@ -1150,7 +1135,8 @@ def stack_step(cell, relu, x, x_projected, w_ih0_t, w_ih_rest_t, w_hh_t, bias,
         ``x`` is already the first layer's gate input ``x W_ih + bias`` (a
         decoder looks it up per token: see
         :func:`rnntools.kernels.decoder.decoder_step`); it is then used as the
-        first layer's gate buffer and overwritten.
+        first layer's gate buffer and overwritten; it is not checked (the
+        caller checks the table its rows come from).
     w_ih0_t : ndarray of shape (I, G*H), or (P*I, W) packed
         The first layer's ``weight_ih.T`` (unused if ``x_projected``); packed
         in panels by :func:`.row_invariant.pack_panels` or not, as every
@@ -1187,7 +1173,8 @@ def stack_step(cell, relu, x, x_projected, w_ih0_t, w_ih_rest_t, w_hh_t, bias,
         Whether ``x``, ``h`` and ``c`` were all finite; when False the outputs
         are meaningless and the caller raises.
     """
-    if not (_finite(x) and _finite(h) and _finite(c)):
+    # Projected rows come from a table the caller has checked once.
+    if not ((x_projected or _finite(x)) and _finite(h) and _finite(c)):
         return False
     batch = x.shape[0]
     hidden = h.shape[2]
@@ -1223,18 +1210,20 @@ def stack_step(cell, relu, x, x_projected, w_ih0_t, w_ih_rest_t, w_hh_t, bias,
             row_invariant_matmul(layer_h, w_hh_t[layer], products, no_bias(products))
             # Each row's parent state too, where the step reads it after the
             # product: the LSTM's c, the GRU's h (the RNN reads neither).
+            # In place, not through views (see the note on views after _copy).
             for b in range(batch):
                 parent = parents[b]
                 if cell == LSTM_CELL:
-                    _copy(c_rows[b], layer_c[parent])
-                    row = layer_gates[b]
-                    product = products[parent]
+                    for j in range(cell_width):
+                        c_rows[b, j] = layer_c[parent, j]
                     for j in range(width):
-                        row[j] = row[j] + product[j]
+                        layer_gates[b, j] = layer_gates[b, j] + products[parent, j]
                 else:
                     if cell == GRU_CELL:
-                        _copy(h_rows[b], layer_h[parent])
-                    _copy(pre[b], products[parent])
+                        for j in range(hidden):
+                            h_rows[b, j] = layer_h[parent, j]
+                    for j in range(width):
+                        pre[b, j] = products[parent, j]
             layer_h = h_rows
             layer_c = c_rows
         if cell == LSTM_CELL:
@@ -1273,8 +1262,11 @@ def embedding_gather(ids, weight, out):
     out : ndarray of shape (N, E)
         Output.
     """
+    # In place, not through views (see the note on views after _copy).
     for n in range(ids.shape[0]):
-        _copy(out[n], weight[ids[n]])
+        row = ids[n]
+        for j in range(weight.shape[1]):
+            out[n, j] = weight[row, j]
 
 
 @njit(**KERNEL_OPTIONS)
