@@ -24,7 +24,6 @@ from types import ModuleType
 
 import numpy as np
 
-from ._arrays import transposed
 from ._devices import cuda_kernels, on_device
 from ._threads import kernel_threads, num_threads, parallel_map
 from ._workspace import POOL
@@ -207,8 +206,10 @@ class ForwardCache:
     # x was a device array: so are the output, final state, d_x and d_h0.
     x_on_device: bool = False
     blocks: list = field(default_factory=list)  # [_BlockCache]
-    # CPU forward only: every weight transposed, C-contiguous (by key).
-    transposed: dict = None
+    # CPU only, during a forward or backward call: the weights as the kernels
+    # read them, packed in panels once per call for every block (by key; see
+    # rnn_forward and rnn_backward).
+    packed: dict = None
 
 
 def _num_directions(bidirectional):
@@ -699,18 +700,17 @@ def rnn_forward(
         return block
 
     if backend is _CPU:
-        # The kernels run on w_hh.T and w_ih.T, so that their
-        # np.ascontiguousarray(w.T) is a view: transposed once per call, for
-        # all blocks (per block, an LSTM of 512 units copied 4 MiB per
-        # thread).
-        cache.transposed = {
-            key: transposed(value)
+        # The kernels' products read the transposed weights packed in panels:
+        # packed here once per call, for all blocks (per block, an LSTM of
+        # 512 units copied 4 MiB per thread).
+        cache.packed = {
+            key: row_invariant.pack_panels(value.T)
             for key, value in cache.kernel_params.items()
             if key.startswith("weight_")
         }
     # No kernel_threads(): the forward calls no BLAS.
     cache.blocks = parallel_map(run_block, block_rows)
-    cache.transposed = None  # backward runs on the weights themselves
+    cache.packed = None  # backward packs its own
     if x_on_device:
         final = [backend.to_device(part) for part in final]
     elif backend is not _CPU:
@@ -877,8 +877,8 @@ def _forward_direction(cache, block, layer, suffix, source, state, out, sink=Non
     names = param_names(layer, suffix)
     w_ih, w_hh, b_ih, b_hh = (cache.kernel_params[name] for name in names)
     if backend is _CPU:
-        # Views of the weights transposed once per call (see rnn_forward).
-        w_ih, w_hh = (cache.transposed[name].T for name in names[:2])
+        # Transposed and packed once per call (see rnn_forward).
+        w_ih, w_hh = (cache.packed[name] for name in names[:2])
     steps, batch = cache.steps, len(block.lengths)
     hidden = cache.hidden_size
     width = GATES[cache.cell] * hidden
@@ -966,8 +966,8 @@ class _InferencePlan:
     suffixes: tuple  # direction_suffixes(bidirectional)
     num_layers: int
     hidden_size: int
-    # Per layer and direction: (w_ih, w_hh) as views of C-contiguous
-    # transposes, the fused bias, b_hn (the gru's; a view of bias_hh).
+    # Per layer and direction: (w_ih, w_hh) transposed and packed in panels
+    # (pack_panels), the fused bias, b_hn (the gru's; a view of bias_hh).
     layers: list
     output: np.ndarray  # (B, T, D*H), written by the last layer's kernels
     final: list  # [h] or [h, c], (L*D, B, H), updated in place
@@ -998,8 +998,8 @@ def _cpu_inference(
     batch, steps, input_size = x.shape
     suffixes = direction_suffixes(bidirectional)
     # Per layer and direction, once for all blocks: the weights transposed
-    # (so that the kernels' np.ascontiguousarray(w.T) is a view; per block, an
-    # LSTM of 512 units copied 4 MiB per thread), the fused bias, b_hn.
+    # and packed in panels (per block, an LSTM of 512 units copied 4 MiB per
+    # thread), the fused bias, b_hn.
     layers = []
     for layer in range(num_layers):
         for suffix in suffixes:
@@ -1007,8 +1007,8 @@ def _cpu_inference(
             w_ih, w_hh, b_ih, b_hh = (params[name] for name in names)
             layers.append(
                 (
-                    transposed(w_ih).T,
-                    transposed(w_hh).T,
+                    row_invariant.pack_panels(w_ih.T),
+                    row_invariant.pack_panels(w_hh.T),
                     _fused_bias(_CPU, cell, b_ih, b_hh),
                     b_hh[2 * hidden_size :],
                 )
@@ -1206,8 +1206,19 @@ def rnn_backward(cache, d_output, d_final_state=None):
             return block_grads
         return {key: backend.to_host(value) for key, value in block_grads.items()}
 
-    with kernel_threads():
-        results = parallel_map(run_block, cache.blocks)
+    if backend is _CPU:
+        # The kernels' products read w_hh packed in panels: packed here once
+        # per call, for all blocks.
+        cache.packed = {
+            key: row_invariant.pack_panels(value)
+            for key, value in cache.kernel_params.items()
+            if key.startswith("weight_hh")
+        }
+    try:
+        with kernel_threads():
+            results = parallel_map(run_block, cache.blocks)
+    finally:
+        cache.packed = None
 
     grads = results[0]
     for block_grads in results[1:]:  # in block order: deterministic
@@ -1281,6 +1292,8 @@ def _backward_direction(
     w_ih, w_hh = (cache.kernel_params[name] for name in names[:2])
     backend = cache.backend
     kernels = backend.kernels
+    if backend is _CPU:  # packed once per call (see rnn_backward)
+        w_hh = cache.packed[names[1]]
     hidden = cache.hidden_size
     reverse = suffix == "_reverse"
     out_col = hidden if reverse else 0
@@ -1378,9 +1391,10 @@ def prepare_step(params, cell, *, nonlinearity="tanh", dtype=None):
     Returns
     -------
     prepared : PreparedStep
-        The weights transposed to ``(I, G*H)`` and ``(H, G*H)``, the biases
-        fused, all C-contiguous in ``dtype``: work :func:`rnn_step` would
-        otherwise repeat at every step.
+        The weights transposed to ``(I, G*H)`` and ``(H, G*H)`` and packed
+        in panels (:func:`~rnntools.kernels.row_invariant.pack_panels`), the
+        biases fused, all C-contiguous in ``dtype``: work :func:`rnn_step`
+        would otherwise repeat at every step.
 
     Raises
     ------

@@ -41,7 +41,6 @@ from .activations import constants, gate_activations, sigmoid, tanh
 from .blas import matmul_tn
 from .row_invariant import (
     no_bias,
-    pack_panels,
     row_invariant_matmul,
     row_invariant_matmul_add,
 )
@@ -222,7 +221,7 @@ def _lstm_forward_step(
 
 @njit(**KERNEL_OPTIONS)
 def lstm_forward_layer(
-    inp, inp_rows, inp_span, w_ih, bias, w_hh, lengths, batch_sizes, reverse,
+    inp, inp_rows, inp_span, w_ih_t, bias, w_hh_t, lengths, batch_sizes, reverse,
     h, c, out, out_rows, out_span, out_col, gates, h_prev, c_prev, tanh_c,
 ):  # fmt: skip
     """LSTM over one layer and direction: the input projection and the time
@@ -247,10 +246,14 @@ def lstm_forward_layer(
         out: every step's input, time-major, zeros at padded steps, each step
         gathered into its own (the caller zeroes steps that no sequence
         reaches: their span is skipped).
-    w_ih : ndarray of shape (4H, I)
+    w_ih_t : ndarray of shape (P*I, W)
+        ``weight_ih.T`` packed in ``P`` panels of ``W`` columns by
+        :func:`.row_invariant.pack_panels` (the caller packs once per call,
+        for every block and step).
     bias : ndarray of shape (4H,)
         ``bias_ih + bias_hh``.
-    w_hh : ndarray of shape (4H, H)
+    w_hh_t : ndarray of shape (P*H, W)
+        ``weight_hh.T``, packed alike.
     lengths : int64 ndarray of shape (B,)
         Sorted in decreasing order.
     batch_sizes : int64 ndarray of shape (T,)
@@ -286,9 +289,6 @@ def lstm_forward_layer(
     cell_tanh = np.empty((batch, hidden), dtype=gates.dtype)
     tanh_columns = np.ones(width, dtype=gates.dtype)
     tanh_columns[2 * hidden : 3 * hidden] = 2  # the g gate
-    # Transposed and packed in panels once for every step's product.
-    w_ih_t = pack_panels(w_ih.T)
-    w_hh_t = pack_panels(w_hh.T)
     features = inp.shape[2]
     # Spans of fewer than T steps run forwards, or backwards in a block
     # without padding: step s of a span is then its time s (or count - 1 - s)
@@ -378,7 +378,9 @@ def lstm_backward_layer(
         Upstream gradient of the layer output; columns ``out_col:out_col+H``
         are read, at active positions only.
     out_col : int
-    w_hh : ndarray of shape (4H, H)
+    w_hh : ndarray of shape (P*4H, W)
+        ``weight_hh`` (``(4H, H)``) packed in ``P`` panels of ``W`` columns by
+        :func:`.row_invariant.pack_panels`, by the caller once per call.
     gates, c_prev, tanh_c : ndarray
         Saved by :func:`lstm_forward_layer`.
     lengths, batch_sizes : int64 ndarray
@@ -391,7 +393,6 @@ def lstm_backward_layer(
     """
     steps, batch, width = gates.shape
     step_grads = np.empty((batch, width), dtype=gates.dtype)
-    w_hh = pack_panels(w_hh)  # once for every step's product
     for s in range(steps - 1, -1, -1):
         active = batch_sizes[s]
         if active == 0:
@@ -450,7 +451,7 @@ def _gru_forward_step(
 
 @njit(**KERNEL_OPTIONS)
 def gru_forward_layer(
-    inp, inp_rows, inp_span, w_ih, bias, w_hh, b_hn, lengths, batch_sizes,
+    inp, inp_rows, inp_span, w_ih_t, bias, w_hh_t, b_hn, lengths, batch_sizes,
     reverse, h, out, out_rows, out_span, out_col, gates, h_prev, hn,
 ):  # fmt: skip
     """GRU (PyTorch's reset-after form) over one layer and direction.
@@ -460,8 +461,8 @@ def gru_forward_layer(
 
     Parameters
     ----------
-    inp, inp_rows, inp_span, w_ih, w_hh, lengths, batch_sizes, reverse
-        As in :func:`lstm_forward_layer`, with ``3H`` gate rows.
+    inp, inp_rows, inp_span, w_ih_t, w_hh_t, lengths, batch_sizes, reverse
+        As in :func:`lstm_forward_layer`, with ``3H`` gate columns.
     out, out_rows, out_span, out_col
         As in :func:`lstm_forward_layer`.
     bias : ndarray of shape (3H,)
@@ -485,9 +486,6 @@ def gru_forward_layer(
     activated = np.empty((batch, 2 * hidden), dtype=gates.dtype)
     candidate = np.empty((batch, hidden), dtype=gates.dtype)
     new_gate = np.empty((batch, hidden), dtype=gates.dtype)
-    # Transposed and packed in panels once for every step's product.
-    w_ih_t = pack_panels(w_ih.T)
-    w_hh_t = pack_panels(w_hh.T)
     features = inp.shape[2]
     # Spans of fewer than T steps run forwards, or backwards in a block
     # without padding: step s of a span is then its time s (or count - 1 - s)
@@ -593,7 +591,6 @@ def gru_backward_layer(
     hidden = width // 3
     step_grads = np.empty((batch, width), dtype=gates.dtype)
     d_h_direct = np.empty((batch, hidden), dtype=gates.dtype)
-    w_hh = pack_panels(w_hh)  # once for every step's product
     for s in range(steps - 1, -1, -1):
         active = batch_sizes[s]
         if active == 0:
@@ -643,15 +640,15 @@ def _rnn_forward_step(
 
 @njit(**KERNEL_OPTIONS)
 def rnn_forward_layer(
-    inp, inp_rows, inp_span, w_ih, bias, w_hh, relu, lengths, batch_sizes,
+    inp, inp_rows, inp_span, w_ih_t, bias, w_hh_t, relu, lengths, batch_sizes,
     reverse, h, out, out_rows, out_span, out_col, gates, h_prev,
 ):  # fmt: skip
     """Elman RNN ``h' = act(x W_ih + b_ih + h W_hh + b_hh)`` over one layer.
 
     Parameters
     ----------
-    inp, inp_rows, inp_span, w_ih, bias, w_hh, lengths, batch_sizes, reverse
-        As in :func:`lstm_forward_layer`, with ``H`` gate rows.
+    inp, inp_rows, inp_span, w_ih_t, bias, w_hh_t, lengths, batch_sizes, reverse
+        As in :func:`lstm_forward_layer`, with ``H`` gate columns.
     out, out_rows, out_span, out_col
         As in :func:`lstm_forward_layer`.
     relu : bool
@@ -669,9 +666,6 @@ def rnn_forward_layer(
     hidden = width  # one gate
     pre = np.empty((batch, hidden), dtype=gates.dtype)
     activated = np.empty((batch, hidden), dtype=gates.dtype)
-    # Transposed and packed in panels once for every step's product.
-    w_ih_t = pack_panels(w_ih.T)
-    w_hh_t = pack_panels(w_hh.T)
     features = inp.shape[2]
     # Spans of fewer than T steps run forwards, or backwards in a block
     # without padding: step s of a span is then its time s (or count - 1 - s)
@@ -790,7 +784,6 @@ def rnn_backward_layer(
     """
     steps, batch, hidden = gates.shape
     step_grads = np.empty((batch, hidden), dtype=gates.dtype)
-    w_hh = pack_panels(w_hh)  # once for every step's product
     for s in range(steps - 1, -1, -1):
         active = batch_sizes[s]
         if active == 0:
