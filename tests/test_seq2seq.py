@@ -46,6 +46,7 @@ from test_estimators_gradients import (
 
 from rnntools import RNNSeq2Seq, load_model, save_model
 from rnntools.decoding import length_penalty as wu_penalty
+from rnntools.estimators import _decoder
 from rnntools.metrics import corpus_bleu
 
 pytestmark = pytest.mark.filterwarnings(
@@ -699,3 +700,39 @@ def test_a_refit_on_float_sources_drops_the_source_vocabulary():
     quiet_fit(model, X3, Y3)
     quiet_fit(model, [np.ones((2, 3)), np.zeros((1, 3)), np.ones((3, 3))], Y3)
     assert not hasattr(model, "source_vocabulary_")
+
+
+def test_decoding_in_chunks_gives_the_same_bits_and_reports_rows(reverser, monkeypatch):
+    # Each thread decodes its rows in chunks that keep their attention memory
+    # in cache; a row's tokens must not depend on the chunk it is in.
+    sources = [*HELD_OUT[:6], "dcbadcbadcba"]
+    greedy = reverser.generate(
+        sources, beam_width=1, return_scores=True, return_attention=True
+    )
+    beam = reverser.generate(sources, beam_width=3, n_best=2, return_scores=True)
+    monkeypatch.setattr(_decoder, "_CHUNK_BYTES", 1)  # one row per chunk
+    chunked = reverser.generate(
+        sources, beam_width=1, return_scores=True, return_attention=True
+    )
+    assert chunked[0] == greedy[0]
+    np.testing.assert_array_equal(chunked[1], greedy[1])
+    for got, expected in zip(chunked[2], greedy[2], strict=True):
+        np.testing.assert_array_equal(got, expected)
+    chunked_beam = reverser.generate(
+        sources, beam_width=3, n_best=2, return_scores=True
+    )
+    assert chunked_beam[0] == beam[0]
+    np.testing.assert_array_equal(chunked_beam[1], beam[1])
+    # A state that is not finite, in a later chunk: reported with its row.
+    start_of = type(reverser)._start
+
+    def poisoned_start(self, X, prepared):
+        start, first, as_text = start_of(self, X, prepared)
+        state = start.initial_state
+        (state[0] if isinstance(state, tuple) else state)[:, 4] = np.nan  # (h, c)
+        return start, first, as_text
+
+    monkeypatch.setattr(type(reverser), "_start", poisoned_start)
+    for beam_width in (1, 3):
+        with pytest.raises(ValueError, match=r"NaN or infinity \(row 4, step 0\)"):
+            reverser.generate(sources, beam_width=beam_width)

@@ -45,6 +45,13 @@ _PROJECT_TOKENS = 4
 #: ... and the table takes at most this many bytes.
 _TABLE_BYTES = 16 * 2**20
 
+#: A thread decodes its rows in chunks whose conditioning (attention memory
+#: and keys) takes at most this many bytes, each chunk to the end before the
+#: next, so that what every step reads of it stays in L2 instead of coming
+#: from memory at each step (a row's tokens do not depend on the rows around
+#: it: the same bits).
+_CHUNK_BYTES = 2**19
+
 
 @dataclass(frozen=True)
 class DecoderArrays:
@@ -245,6 +252,18 @@ class DecoderArrays:
         with kernel_threads():
             return parallel_map(run, blocks)
 
+    @staticmethod
+    def _chunks(block, model):
+        """``block`` (a slice of rows) in chunks of at most
+        :data:`_CHUNK_BYTES` of conditioning each."""
+        memory, keys_t = model[11], model[12]
+        row_bytes = (memory[0].nbytes + keys_t[0].nbytes) if len(memory) else 0
+        size = max(1, _CHUNK_BYTES // row_bytes) if row_bytes else block.stop
+        return [
+            slice(start, min(start + size, block.stop))
+            for start in range(block.start, block.stop, size)
+        ]
+
     def _search_scratch(self, h, c, block, rows_per_input, model):
         """A block's state, and this thread's buffers for a search of
         ``rows_per_input`` rows per input (1 greedy, the width for beams):
@@ -345,15 +364,18 @@ class DecoderArrays:
         scores = np.empty(count)
 
         def run(block):
-            block_h, block_c, log_probs, buffer = self._search_scratch(
-                h, c, block, 1, model
-            )
-            status, row, t = kernels.greedy_block(
-                first[block], rows[block], block_h, block_c, model,
-                self.vocab_size, eos, max_length, min_length, emitted[block],
-                lengths[block], scores[block], log_probs, buffer,
-            )  # fmt: skip
-            return status, (block.start + row if row >= 0 else row), t
+            for chunk in self._chunks(block, model):
+                chunk_h, chunk_c, log_probs, buffer = self._search_scratch(
+                    h, c, chunk, 1, model
+                )
+                status, row, t = kernels.greedy_block(
+                    first[chunk], rows[chunk], chunk_h, chunk_c, model,
+                    self.vocab_size, eos, max_length, min_length, emitted[chunk],
+                    lengths[chunk], scores[chunk], log_probs, buffer,
+                )  # fmt: skip
+                if status != kernels.OK:
+                    break
+            return status, (chunk.start + row if row >= 0 else row), t
 
         for status, row, t in self._on_threads(run, count, steps=max_length):
             _raise_for(status, row, t, min_length)
@@ -386,16 +408,19 @@ class DecoderArrays:
         counts = np.empty(count, dtype=np.int64)
 
         def run(block):
-            block_h, block_c, log_probs, buffer = self._search_scratch(
-                h, c, block, beam_width, model
-            )
-            status, row, t = kernels.beam_block(
-                first[block], rows[block], block_h, block_c, model,
-                self.vocab_size, eos, max_length, min_length, beam_width, n_best,
-                float(alpha), tokens[block], lengths[block], scores[block],
-                counts[block], log_probs, buffer,
-            )  # fmt: skip
-            return status, (block.start + row if row >= 0 else row), t
+            for chunk in self._chunks(block, model):
+                chunk_h, chunk_c, log_probs, buffer = self._search_scratch(
+                    h, c, chunk, beam_width, model
+                )
+                status, row, t = kernels.beam_block(
+                    first[chunk], rows[chunk], chunk_h, chunk_c, model,
+                    self.vocab_size, eos, max_length, min_length, beam_width,
+                    n_best, float(alpha), tokens[chunk], lengths[chunk],
+                    scores[chunk], counts[chunk], log_probs, buffer,
+                )  # fmt: skip
+                if status != kernels.OK:
+                    break
+            return status, (chunk.start + row if row >= 0 else row), t
 
         results = self._on_threads(run, count, steps=max_length * beam_width)
         for status, row, t in results:
