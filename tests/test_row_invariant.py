@@ -24,9 +24,11 @@ from rnntools.kernels.row_invariant import (
 )
 
 # (K, N): tile-sized, ragged right edges (partial vectors and single
-# columns), a single column, and an empty depth.
+# columns), a single column, an empty depth, and one panel's width exactly
+# (32 float64, 64 float32 columns: packed and unpacked are one layout).
 DEPTHS_AND_WIDTHS = [(32, 128), (64, 256), (33, 77), (5, 200), (1, 17), (0, 40),
-                     (17, 16), (3, 1), (128, 100), (300, 136)]  # fmt: skip
+                     (17, 16), (3, 1), (128, 100), (300, 136), (9, 32),
+                     (9, 64)]  # fmt: skip
 
 
 def product(kernel, a, b, bias=None, cols=None):
