@@ -206,9 +206,8 @@ class ForwardCache:
     # x was a device array: so are the output, final state, d_x and d_h0.
     x_on_device: bool = False
     blocks: list = field(default_factory=list)  # [_BlockCache]
-    # CPU only, during a forward or backward call: the weights as the kernels
-    # read them, packed in panels once per call for every block (by key; see
-    # rnn_forward and rnn_backward).
+    # CPU only, during the forward call: the weights as the kernels read
+    # them, packed in panels once for every block (by key; see rnn_forward).
     packed: dict = None
 
 
@@ -710,7 +709,7 @@ def rnn_forward(
         }
     # No kernel_threads(): the forward calls no BLAS.
     cache.blocks = parallel_map(run_block, block_rows)
-    cache.packed = None  # backward packs its own
+    cache.packed = None  # backward packs its own (the cache may be shared)
     if x_on_device:
         final = [backend.to_device(part) for part in final]
     elif backend is not _CPU:
@@ -1183,6 +1182,17 @@ def rnn_backward(cache, d_output, d_final_state=None):
         if not d_output_on_device:
             d_output = backend.to_device(d_output)
     d_initial = [np.empty(state_shape, dtype=dtype) for _ in range(num_states)]
+    # The CPU kernels' products read w_hh packed in panels: packed here once
+    # per call, for all blocks (kept off the cache, which calls may share).
+    packed = (
+        {
+            key: row_invariant.pack_panels(value)
+            for key, value in cache.kernel_params.items()
+            if key.startswith("weight_hh")
+        }
+        if backend is _CPU
+        else None
+    )
 
     def run_block(block):
         temporaries = []
@@ -1191,7 +1201,7 @@ def rnn_backward(cache, d_output, d_final_state=None):
             raise ValueError("d_output contains NaN or infinity.")
         d_states = [part[:, block.rows].copy() for part in d_final]
         block_grads, block_d_x, block_d_states = _backward_block(
-            cache, block, d_out, d_states, temporaries
+            cache, block, d_out, d_states, temporaries, packed
         )
         # Scattered here, on the block's own thread, in parallel (on the CPU
         # by a kernel, without the GIL: zeros at padded steps).
@@ -1206,19 +1216,8 @@ def rnn_backward(cache, d_output, d_final_state=None):
             return block_grads
         return {key: backend.to_host(value) for key, value in block_grads.items()}
 
-    if backend is _CPU:
-        # The kernels' products read w_hh packed in panels: packed here once
-        # per call, for all blocks.
-        cache.packed = {
-            key: row_invariant.pack_panels(value)
-            for key, value in cache.kernel_params.items()
-            if key.startswith("weight_hh")
-        }
-    try:
-        with kernel_threads():
-            results = parallel_map(run_block, cache.blocks)
-    finally:
-        cache.packed = None
+    with kernel_threads():
+        results = parallel_map(run_block, cache.blocks)
 
     grads = results[0]
     for block_grads in results[1:]:  # in block order: deterministic
@@ -1233,7 +1232,7 @@ def rnn_backward(cache, d_output, d_final_state=None):
     return grads, d_x, d_initial_state
 
 
-def _backward_block(cache, block, d_out, d_states, temporaries):
+def _backward_block(cache, block, d_out, d_states, temporaries, packed):
     """BPTT through every layer and direction of one block of sequences.
 
     Parameters
@@ -1247,6 +1246,10 @@ def _backward_block(cache, block, d_out, d_states, temporaries):
         gradient of the initial state.
     temporaries : list
         Pooled scratch buffers are appended; the caller releases them.
+    packed : dict of str to ndarray, or None
+        On the CPU, each ``weight_hh`` packed in panels by
+        :func:`~rnntools.kernels.row_invariant.pack_panels` (the kernels'
+        layout).
 
     Returns
     -------
@@ -1268,7 +1271,7 @@ def _backward_block(cache, block, d_out, d_states, temporaries):
             d_carry = [backend.to_device(part[index]) for part in d_states]
             _backward_direction(
                 cache, block, layer, direction, suffix, d_out, d_carry, grads,
-                d_inp_direction, temporaries, direction == num_dirs - 1,
+                d_inp_direction, temporaries, direction == num_dirs - 1, packed,
             )  # fmt: skip
             backend.add_into(d_inp, d_inp_direction)
             for part, value in zip(d_states, d_carry, strict=True):
@@ -1279,7 +1282,7 @@ def _backward_block(cache, block, d_out, d_states, temporaries):
 
 def _backward_direction(
     cache, block, layer, direction, suffix, d_out, d_carry, grads, d_inp_direction,
-    temporaries, last_reader,
+    temporaries, last_reader, packed,
 ):  # fmt: skip
     """BPTT of one layer and direction; writes its entries of ``grads``.
 
@@ -1292,8 +1295,8 @@ def _backward_direction(
     w_ih, w_hh = (cache.kernel_params[name] for name in names[:2])
     backend = cache.backend
     kernels = backend.kernels
-    if backend is _CPU:  # packed once per call (see rnn_backward)
-        w_hh = cache.packed[names[1]]
+    if packed is not None:  # the CPU kernels' layout (see rnn_backward)
+        w_hh = packed[names[1]]
     hidden = cache.hidden_size
     reverse = suffix == "_reverse"
     out_col = hidden if reverse else 0

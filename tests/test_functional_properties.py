@@ -15,6 +15,7 @@
 """
 
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -350,6 +351,14 @@ def test_cache_can_be_reused(cell, nonlinearity, dtype):
     different = backward(other.d_output, other.d_final_state)
     assert not np.array_equal(different["d_x"], first["d_x"])
     assert_results_equal(backward(arrays.d_output, arrays.d_final_state), first)
+    # And from several threads at once (the cache is only read).
+    with ThreadPoolExecutor(4) as pool:
+        futures = [
+            pool.submit(backward, arrays.d_output, arrays.d_final_state)
+            for _ in range(4)
+        ]
+        for future in futures:
+            assert_results_equal(future.result(), first)
 
 
 # --------------------------------------------------------------------------
