@@ -187,6 +187,44 @@ def test_first_layer_inputs_kept_in_full_when_spans_are_skipped(
     )
 
 
+@pytest.mark.parametrize(("cell", "nonlinearity"), VARIANTS, ids=VARIANT_IDS)
+def test_saved_states_are_finite_at_every_padded_step(cell, nonlinearity, monkeypatch):
+    """What a training forward keeps at the padded steps of ragged sequences
+    (``h_prev``, the layer inputs) is read by the weight gradients when they
+    take every row, so it must be finite although pooled buffers hold
+    anything: here they come filled with NaN, so a padded step left
+    unwritten shows, in both directions of both layers, on two threads."""
+    monkeypatch.setenv("RNNTOOLS_NUM_THREADS", "2")
+    monkeypatch.setattr(cpu, "PACK_FILL", 0.0)  # read every row, padding too
+    pool_empty = functional.POOL.empty
+
+    def poisoned(shape, dtype):
+        array = pool_empty(shape, dtype)
+        array.fill(np.nan)
+        return array
+
+    cpu_backend = dataclasses.replace(functional._CPU, scratch=poisoned)
+    monkeypatch.setattr(functional, "_CPU", cpu_backend)
+    problem = RNNProblem(
+        cell=cell,
+        nonlinearity=nonlinearity,
+        num_layers=2,
+        bidirectional=True,
+        batch_size=6,
+        seq_len=9,
+        input_size=3,
+        hidden_size=5,
+        lengths=(9, 7, 7, 4, 2, 1),
+        has_initial_state=True,
+        seed=11,
+    )
+    arrays = problem.make_arrays(np.float64)
+    # float64 rounding as in test_training_forward_in_spans_matches_reference.
+    assert_results_close(
+        run_rnntools(problem, arrays), run_naive(problem, arrays), 1e-10
+    )
+
+
 def _read_only(array):
     array = array.copy()
     array.flags.writeable = False
