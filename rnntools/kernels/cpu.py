@@ -964,10 +964,12 @@ def lstm_step(x, w_ih_t, w_hh_t, bias, tanh_columns, h, c, h_out, c_out, gates,
     Parameters
     ----------
     x : ndarray of shape (B, I)
-    w_ih_t : ndarray of shape (I, 4H)
-        ``weight_ih.T``, C-contiguous.
-    w_hh_t : ndarray of shape (H, 4H)
-        ``weight_hh.T``, C-contiguous.
+    w_ih_t : ndarray of shape (I, 4H), or (P*I, W)
+        ``weight_ih.T``, C-contiguous, as it is or packed in panels by
+        :func:`.row_invariant.pack_panels` (as :func:`prepare_step
+        <rnntools.functional.prepare_step>` lays it out).
+    w_hh_t : ndarray of shape (H, 4H), or (P*H, W)
+        ``weight_hh.T``, likewise.
     bias : ndarray of shape (4H,)
         ``bias_ih + bias_hh``.
     tanh_columns : ndarray of shape (4H,)
@@ -1163,8 +1165,8 @@ def stack_step(cell, relu, x, x_projected, w_ih0_t, w_ih_rest_t, w_hh_t, bias,
     Returns
     -------
     finite : bool
-        Whether ``x``, ``h`` and ``c`` were all finite; when False the outputs
-        are meaningless and the caller raises.
+        Whether ``x`` (unless ``x_projected``), ``h`` and ``c`` were all
+        finite; when False the outputs are meaningless and the caller raises.
     """
     # Projected rows come from a table the caller has checked once.
     if not ((x_projected or _finite(x)) and _finite(h) and _finite(c)):
