@@ -1372,6 +1372,13 @@ class PreparedStep:
     flops_per_row: int  # forward flops of one row and step
     scratch_width: int  # numbers of scratch per row (gates, pre, activated, n)
 
+    @cached_property
+    def kernel_weights(self):
+        """The weight arguments of :func:`.kernels.cpu.stack_step`, in its
+        order: one tuple read per step, not six attributes."""
+        return (self.w_ih0_t, self.w_ih_rest_t, self.w_hh_t, self.bias,
+                self.b_hn, self.tanh_columns)  # fmt: skip
+
 
 _CELL_CODES = {"rnn": RNN_CELL, "lstm": LSTM_CELL, "gru": GRU_CELL}
 
@@ -1495,6 +1502,8 @@ def _thread_scratch(size, dtype, purpose="step"):
     buffer = buffers.get(key)
     if buffer is None or buffer.size < size:
         buffer = buffers[key] = np.empty(size, dtype=dtype)
+        # Views of the old buffer (_step_scratch_rows) would keep it alive.
+        getattr(_step_scratch, "views", {}).clear()
     return buffer
 
 
@@ -1502,40 +1511,66 @@ def _thread_scratch(size, dtype, purpose="step"):
 _NO_PARENTS = np.empty(0, dtype=np.int64)
 
 
+def _step_scratch_rows(rows, prepared):
+    """This thread's step scratch as ``(rows, prepared.scratch_width)``.
+
+    The view is kept with its buffer, so that a step at batch 1 pays one
+    dictionary lookup, not a slice and a reshape (a tenth of the step).
+    """
+    views = getattr(_step_scratch, "views", None)
+    if views is None:
+        views = _step_scratch.views = {}
+    key = (rows, prepared.scratch_width, prepared.dtype)
+    view = views.get(key)
+    if view is None:
+        size = rows * prepared.scratch_width
+        buffer = _thread_scratch(size, prepared.dtype)
+        view = buffer[:size].reshape(rows, prepared.scratch_width)
+        if len(views) > 64:  # many batch sizes: forget the old views
+            views.clear()
+        views[key] = view
+    return view
+
+
+def _step_block(prepared, x_t, parts, new_parts):
+    """One step of the whole batch into ``new_parts``. Returns whether the
+    inputs were finite."""
+    return cpu.stack_step(
+        prepared.cell_code, prepared.relu, x_t, False, *prepared.kernel_weights,
+        parts[0], parts[-1], _NO_PARENTS, new_parts[0], new_parts[-1],
+        _step_scratch_rows(x_t.shape[0], prepared),
+    )  # fmt: skip
+
+
 def _step_rows(prepared, x_t, parts, new_parts, rows):
     """One step of the rows ``rows`` (a slice) of the batch, into
-    ``new_parts``: in place for the whole batch, else through copies of the
-    block (a thread's share). Returns whether the inputs were finite."""
-    whole = rows == slice(0, x_t.shape[0])
-    block = parts if whole else [np.ascontiguousarray(p[:, rows]) for p in parts]
-    out = new_parts if whole else [np.empty_like(p) for p in block]
-    rows_x = x_t[rows]
-    size = rows_x.shape[0] * prepared.scratch_width
-    scratch = _thread_scratch(size, prepared.dtype)[:size].reshape(
-        rows_x.shape[0], prepared.scratch_width
-    )
-    finite = cpu.stack_step(
-        prepared.cell_code, prepared.relu, rows_x, False, prepared.w_ih0_t,
-        prepared.w_ih_rest_t, prepared.w_hh_t, prepared.bias, prepared.b_hn,
-        prepared.tanh_columns, block[0], block[-1], _NO_PARENTS, out[0], out[-1],
-        scratch,
-    )  # fmt: skip
-    if not whole:
-        for full, part in zip(new_parts, out, strict=True):
-            full[:, rows] = part
+    ``new_parts``, through copies of the block (a thread's share). Returns
+    whether the inputs were finite."""
+    block = [np.ascontiguousarray(p[:, rows]) for p in parts]
+    out = [np.empty_like(p) for p in block]
+    finite = _step_block(prepared, x_t[rows], block, out)
+    for full, part in zip(new_parts, out, strict=True):
+        full[:, rows] = part
     return finite
 
 
 def _is_exact(state, cell, shape, dtype):
     """Whether ``state`` is already C-contiguous arrays of ``shape`` and
     ``dtype`` (as :func:`rnn_step` returns them): no conversion needed."""
-    parts = state if cell == "lstm" and isinstance(state, tuple) else (state,)
-    return len(parts) == (2 if cell == "lstm" else 1) and all(
+    if cell == "lstm":
+        if type(state) is not tuple or len(state) != 2:
+            return False
+        h, c = state
+        return _is_exact_array(h, shape, dtype) and _is_exact_array(c, shape, dtype)
+    return _is_exact_array(state, shape, dtype)
+
+
+def _is_exact_array(part, shape, dtype):
+    return (
         type(part) is np.ndarray
-        and part.dtype == dtype
         and part.shape == shape
+        and part.dtype == dtype
         and part.flags.c_contiguous
-        for part in parts
     )
 
 
@@ -1589,16 +1624,21 @@ def rnn_step(x_t, state, prepared):
     if state is None:
         parts = [np.zeros(state_shape, dtype=dtype)] * (2 if cell == "lstm" else 1)
     elif _is_exact(state, cell, state_shape, dtype):  # the common case, fast
-        parts = list(state) if cell == "lstm" else [state]
+        parts = state if cell == "lstm" else (state,)
     else:
         parts = _check_state(state, cell, state_shape, dtype, "state")
-    with np.errstate(over="ignore"):  # checked finite in the kernel
-        x_t = np.ascontiguousarray(x_t, dtype=dtype)
-    new_parts = [np.empty(state_shape, dtype=dtype) for _ in parts]
+    if x_t.dtype != dtype or not x_t.flags.c_contiguous:
+        with np.errstate(over="ignore"):  # checked finite in the kernel
+            x_t = np.ascontiguousarray(x_t, dtype=dtype)
+    if cell == "lstm":  # one allocation for h and c
+        both = np.empty((2, *state_shape), dtype=dtype)
+        new_parts = (both[0], both[1])
+    else:
+        new_parts = (np.empty(state_shape, dtype=dtype),)
     # Large batches (beams) in blocks of rows on several threads: rows are
     # independent and row-invariant, so the bits do not change.
     if batch * prepared.flops_per_row < 2 * _MIN_FLOPS_PER_BLOCK:
-        finite = _step_rows(prepared, x_t, parts, new_parts, slice(0, batch))
+        finite = _step_block(prepared, x_t, parts, new_parts)
     else:
         blocks = _split_batch(
             np.ones(batch, dtype=np.int64), prepared.flops_per_row, num_threads()
@@ -1613,5 +1653,5 @@ def rnn_step(x_t, state, prepared):
     if not finite:
         _check_finite(x_t, "x_t")
         raise ValueError("state contains NaN or infinity.")
-    new_state = tuple(new_parts) if cell == "lstm" else new_parts[0]
+    new_state = new_parts if cell == "lstm" else new_parts[0]
     return new_parts[0][-1].copy(), new_state

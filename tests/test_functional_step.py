@@ -6,6 +6,8 @@ pointwise code), and each row's result must be bit-identical whatever the
 batch around it (the property that makes decoding independent of the batch).
 """
 
+import threading
+
 import numpy as np
 import pytest
 from helpers import state_arrays
@@ -149,6 +151,35 @@ def test_beams_sharing_a_parent_state_get_the_bits_of_their_own_copy(
     )
     for got, expected in zip(shared, copied, strict=True):
         np.testing.assert_array_equal(got, expected)
+
+
+def test_scratch_kept_between_steps_serves_any_batch_and_network():
+    # rnn_step keeps each thread's scratch (and its views per batch size)
+    # between calls; a buffer grown by a bigger step must not leave a stale
+    # view behind. Steps of two networks at batches 1, 9, 1 in this thread
+    # give the bits of the same steps in a fresh thread (fresh scratch).
+    rng = np.random.default_rng(0)
+    small = prepare_step(init_params("lstm", 3, 4, random_state=0), "lstm")
+    large = prepare_step(init_params("gru", 5, 40, num_layers=2, random_state=1), "gru")
+    calls = [
+        (small, rng.standard_normal((1, 3), dtype=np.float32)),
+        (large, rng.standard_normal((9, 5), dtype=np.float32)),
+        (small, rng.standard_normal((1, 3), dtype=np.float32)),
+        (small, rng.standard_normal((9, 3), dtype=np.float32)),
+    ]
+    here = [rnn_step(x, None, prepared)[0] for prepared, x in calls]
+    fresh = []
+    for prepared, x in calls:
+        thread = threading.Thread(
+            target=lambda p=prepared, x=x: fresh.append(rnn_step(x, None, p)[0])
+        )
+        thread.start()
+        thread.join()
+    for ours, reference in zip(here, fresh, strict=True):
+        np.testing.assert_array_equal(ours, reference)
+    # Row 0 of a batch of 9 is the row alone: the same scratch, another view.
+    alone = rnn_step(calls[3][1][:1], None, small)[0]
+    np.testing.assert_array_equal(alone[0], here[3][0])
 
 
 def test_prepare_step_lays_out_weights_once():
