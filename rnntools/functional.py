@@ -1370,7 +1370,7 @@ class PreparedStep:
     tanh_columns: np.ndarray  # (G*H,): lstm: 1 for sigmoid, 2 for the g gate
     cell_code: int  # the kernels' code of ``cell``
     flops_per_row: int  # forward flops of one row and step
-    scratch_width: int  # numbers of scratch per row (gates, pre, activated, n)
+    scratch_width: int  # numbers of scratch per row (gates, pre)
 
     @cached_property
     def kernel_weights(self):
@@ -1472,7 +1472,7 @@ def prepare_step(params, cell, *, nonlinearity="tanh", dtype=None):
         tanh_columns=tanh_columns,
         cell_code=_CELL_CODES[cell],
         flops_per_row=_flops_per_step(cell, input_size, hidden, num_layers, False),
-        scratch_width=3 * width + hidden,
+        scratch_width=2 * width,
     )
 
 

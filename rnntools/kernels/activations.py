@@ -325,15 +325,26 @@ def gate_activations(gates, tanh_columns):
     tanh_columns : ndarray of shape (W,)
         Same dtype: 1 where the column takes sigmoid, 2 where it takes tanh.
     """
-    zero, one, _ = constants(gates)
     rows, width = gates.shape
     # ``gates[r, j]``, not a view per row: a view costs an atomic reference
     # count up and down.
     for r in range(rows):
         for j in range(width):
-            factor = tanh_columns[j]
-            z = gates[r, j]
-            scale, pm1 = _exp_parts(gates, -factor * abs(z))
-            e = scale + scale * pm1  # exp(-factor |z|)
-            numerator = one if z >= zero else e
-            gates[r, j] = factor * (numerator / (one + e)) - (factor - one)
+            gates[r, j] = gate_value(gates, gates[r, j], tanh_columns[j])
+
+
+@njit(**KERNEL_OPTIONS)
+def gate_value(reference, z, factor):
+    """One gate's activation, as :func:`gate_activations` computes it:
+    ``sigmoid(z)`` for ``factor`` 1, ``tanh(z) = 2 sigmoid(2z) - 1`` for 2.
+
+    ``reference`` is any array of ``z``'s dtype (it types the constants);
+    for kernels that activate a cell's gates element by element, in
+    registers (see :func:`.cpu.lstm_step`), with the bits of
+    :func:`gate_activations`.
+    """
+    zero, one, _ = constants(reference)
+    scale, pm1 = _exp_parts(reference, -factor * abs(z))
+    e = scale + scale * pm1  # exp(-factor |z|)
+    numerator = one if z >= zero else e
+    return factor * (numerator / (one + e)) - (factor - one)

@@ -75,8 +75,8 @@ def scratch_size(rows, model):
     width = bias.shape[1]
     per_row = (
         embedding.shape[1]  # x
-        + 4 * width
-        + 3 * hidden  # the stack's scratch
+        + 3 * width
+        + 2 * hidden  # the stack's scratch (with parents)
         + memory.shape[2]
         + hidden  # combined
         + 2 * hidden  # attentional (pre-activation and tanh)
@@ -325,7 +325,7 @@ def decoder_step(tokens, rows, parents, model, h, c, h_out, c_out, log_probs,
     memory_size = memory.shape[2]
     merge_size = merge.shape[1]
     x, offset = _take(buffer, 0, batch, embedding.shape[1])
-    scratch, offset = _take(buffer, offset, batch, 4 * width + 3 * hidden)
+    scratch, offset = _take(buffer, offset, batch, 3 * width + 2 * hidden)
     combined, offset = _take(buffer, offset, batch, memory_size + hidden)
     pre, offset = _take(buffer, offset, batch, hidden)
     attentional, offset = _take(buffer, offset, batch, hidden)
