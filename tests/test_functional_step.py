@@ -54,6 +54,25 @@ def test_steps_equal_rnn_forward_bit_for_bit(problem, dtype):
         np.testing.assert_array_equal(got, expected)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_saturated_steps_equal_rnn_forward_bit_for_bit(cell, dtype):
+    # The step kernels compute each element's gates in registers, the forward
+    # layers over blocks of gates: the same arithmetic, also where the gates
+    # saturate (pre-activations of +-1e3, past the flush of exp to zero at
+    # -87 in float32) and at exact zeros, the branches of the activations.
+    rng = np.random.default_rng(0)
+    params = init_params(cell, 4, 8, num_layers=2, random_state=1, dtype=dtype)
+    params = {key: value * 40 for key, value in params.items()}
+    x = rng.standard_normal((5, 7, 4)).astype(dtype) * 20
+    x[:, 3] = 0
+    for return_cache in (True, False):
+        output = rnn_forward(x, params, cell, return_cache=return_cache)[0]
+        stepped, _ = run_steps(x, params, cell, "tanh", None)
+        assert np.abs(output).max() > 0.999  # saturated somewhere
+        np.testing.assert_array_equal(stepped, output)
+
+
 @given(
     rnn_problems(bidirectional=False, ragged=False, max_batch=6, max_hidden=40),
     st.sampled_from([np.float32, np.float64]),
