@@ -278,9 +278,7 @@ def sigmoid(z, out):
         Output.
     """
     for j in range(z.shape[0]):
-        value = z[j]
-        scale, pm1 = _exp_parts(out, -abs(value))
-        out[j] = _sigmoid_from_parts(value, pm1, scale)
+        out[j] = sigmoid_value(out, z[j])
 
 
 @njit(**KERNEL_OPTIONS)
@@ -295,11 +293,27 @@ def tanh(z, out):
     out : ndarray of shape (n,)
         Output.
     """
-    _, _, two = constants(out)
     for j in range(z.shape[0]):
-        value = z[j]
-        scale, pm1 = _exp_parts(out, -two * abs(value))
-        out[j] = _tanh_from_parts(value, pm1, scale)
+        out[j] = tanh_value(out, z[j])
+
+
+@njit(**KERNEL_OPTIONS)
+def sigmoid_value(reference, z):
+    """``sigmoid(z)`` of one number, as :func:`sigmoid` computes it
+    (``reference``: any array of ``z``'s dtype, which types the constants),
+    for kernels that keep each element's activations in registers (see
+    :func:`.cpu.gru_step`)."""
+    scale, pm1 = _exp_parts(reference, -abs(z))
+    return _sigmoid_from_parts(z, pm1, scale)
+
+
+@njit(**KERNEL_OPTIONS)
+def tanh_value(reference, z):
+    """``tanh(z)`` of one number, as :func:`tanh` computes it (see
+    :func:`sigmoid_value`)."""
+    _, _, two = constants(reference)
+    scale, pm1 = _exp_parts(reference, -two * abs(z))
+    return _tanh_from_parts(z, pm1, scale)
 
 
 @njit(**KERNEL_OPTIONS)

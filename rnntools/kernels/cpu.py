@@ -38,14 +38,13 @@ from .._arrays import column_sums
 from . import GRU_CELL, LSTM_CELL
 from ._jit import CACHE, KERNEL_OPTIONS
 from .activations import (
-    _exp_parts,
-    _sigmoid_from_parts,
-    _tanh_from_parts,
     constants,
     gate_activations,
     gate_value,
     sigmoid,
+    sigmoid_value,
     tanh,
+    tanh_value,
 )
 from .blas import matmul_tn
 from .row_invariant import (
@@ -1000,7 +999,6 @@ def lstm_step(x, w_ih_t, w_hh_t, bias, tanh_columns, h, c, h_out, c_out, gates,
         _step_input(x, w_ih_t, bias, gates)
     if not recurrent_ready:
         row_invariant_matmul_add(h, w_hh_t, gates)
-    _, _, two = constants(gates)
     # One pass, each element's four gates in registers: the arithmetic of
     # gate_activations() on the gates and tanh() on the cell, element by
     # element (the same bits), where passes over (B, 4H) blocks left L2 once
@@ -1015,8 +1013,7 @@ def lstm_step(x, w_ih_t, w_hh_t, bias, tanh_columns, h, c, h_out, c_out, gates,
             o = gate_value(gates, gates[b, o_col], tanh_columns[o_col])
             cell = f * c[b, j] + i * g
             c_out[b, j] = cell
-            scale, pm1 = _exp_parts(gates, -two * abs(cell))
-            h_out[b, j] = o * _tanh_from_parts(cell, pm1, scale)
+            h_out[b, j] = o * tanh_value(gates, cell)
 
 
 @njit(**KERNEL_OPTIONS)
@@ -1048,7 +1045,6 @@ def gru_step(x, w_ih_t, w_hh_t, bias, b_hn, h, h_out, gates, pre,
         _step_input(x, w_ih_t, bias, gates)
     if not recurrent_ready:
         row_invariant_matmul(h, w_hh_t, pre, no_bias(pre))
-    _, _, two = constants(h_out)
     n_col = 2 * hidden
     # One pass, each element's gates in registers: the arithmetic of
     # sigmoid() on r and z and tanh() on the candidate, element by element
@@ -1058,15 +1054,10 @@ def gru_step(x, w_ih_t, w_hh_t, bias, b_hn, h, h_out, gates, pre,
     # Rows indexed in place, not through views (see the note on views after _copy).
     for b in range(batch):
         for j in range(hidden):
-            r_pre = pre[b, j] + gates[b, j]
-            scale, pm1 = _exp_parts(h_out, -abs(r_pre))
-            r = _sigmoid_from_parts(r_pre, pm1, scale)
-            z_pre = pre[b, hidden + j] + gates[b, hidden + j]
-            scale, pm1 = _exp_parts(h_out, -abs(z_pre))
-            z = _sigmoid_from_parts(z_pre, pm1, scale)
+            r = sigmoid_value(h_out, pre[b, j] + gates[b, j])
+            z = sigmoid_value(h_out, pre[b, hidden + j] + gates[b, hidden + j])
             candidate = gates[b, n_col + j] + r * (pre[b, n_col + j] + b_hn[j])
-            scale, pm1 = _exp_parts(h_out, -two * abs(candidate))
-            n = _tanh_from_parts(candidate, pm1, scale)
+            n = tanh_value(h_out, candidate)
             h_out[b, j] = n + z * (h[b, j] - n)
 
 
