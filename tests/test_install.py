@@ -4,6 +4,10 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
+from rnntools.kernels._jit import _l2_cache_bytes
+
 
 def test_import_and_run_without_a_writable_cache():
     # Numba raises at decoration time when no cache locator is usable (a
@@ -29,3 +33,27 @@ def test_import_and_run_without_a_writable_cache():
     )
     assert result.returncode == 0, result.stderr
     assert "ok (2, 3, 3)" in result.stdout
+
+
+def _fake_cache(directory, level, kind, size):
+    directory.mkdir(parents=True)
+    (directory / "level").write_text(f"{level}\n")
+    (directory / "type").write_text(f"{kind}\n")
+    (directory / "size").write_text(f"{size}\n")
+
+
+@pytest.mark.parametrize(
+    ("size", "expected"), [("2048K", 2**21), ("1M", 2**20), ("524288", 2**19)]
+)
+def test_l2_cache_size_is_read_from_sysfs(tmp_path, size, expected):
+    _fake_cache(tmp_path / "index0", 1, "Data", "48K")
+    _fake_cache(tmp_path / "index1", 1, "Instruction", "64K")
+    _fake_cache(tmp_path / "index2", 2, "Unified", size)
+    _fake_cache(tmp_path / "index3", 3, "Unified", "491520K")
+    assert _l2_cache_bytes(tmp_path, default=1) == expected
+
+
+def test_l2_cache_size_falls_back_where_sysfs_says_nothing(tmp_path):
+    assert _l2_cache_bytes(tmp_path / "missing", default=12345) == 12345
+    _fake_cache(tmp_path / "index0", 2, "Unified", "big")
+    assert _l2_cache_bytes(tmp_path, default=12345) == 12345

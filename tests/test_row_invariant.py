@@ -15,6 +15,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rnntools.kernels.row_invariant import (
+    BLOCK_BYTES,
+    TILE_ROWS,
     _row_by_row,
     pack_panels,
     panel_columns,
@@ -81,6 +83,33 @@ def test_every_row_count_gives_the_row_by_row_bits(dtype, depth, width):
     eps = np.finfo(dtype).eps
     np.testing.assert_allclose(
         reference, a.astype(np.float64) @ b, rtol=0, atol=10 * max(depth, 1) * eps * 4
+    )
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_rows_past_one_block_give_the_row_by_row_bits(dtype):
+    # BLOCK_BYTES follows the machine's L2 (256 KiB to 1 MiB of a): rows of
+    # 2048 numbers, two blocks and a remainder of the block's tiles, b packed
+    # (several panels, as an LSTM backward step's product) and in place.
+    depth, width = 2048, 136
+    itemsize = np.dtype(dtype).itemsize
+    block_rows = BLOCK_BYTES // (depth * itemsize) // TILE_ROWS * TILE_ROWS
+    rows = 2 * block_rows + TILE_ROWS + 1
+    rng = np.random.default_rng(rows)
+    a = rng.standard_normal((rows, depth)).astype(dtype)
+    b = rng.standard_normal((depth, width)).astype(dtype)
+    reference = product(_row_by_row, a, b)
+    np.testing.assert_array_equal(product(row_invariant_matmul, a, b), reference)
+    np.testing.assert_array_equal(
+        product(row_invariant_matmul, a, pack_panels(b), cols=width), reference
+    )
+    # The last row alone (a single tail row) and rows from the second block.
+    np.testing.assert_array_equal(
+        product(row_invariant_matmul, a[-1:], b), reference[-1:]
+    )
+    middle = slice(block_rows - 2, block_rows + 3)
+    np.testing.assert_array_equal(
+        product(row_invariant_matmul, a[middle], b), reference[middle]
     )
 
 

@@ -10,7 +10,9 @@ Numba checks a cached kernel against its own source file only: a kernel in
 ``cpu.py`` cached before an edit to a helper in ``activations.py`` would
 keep running the old helper (we hit exactly this: a stale kernel wrote past a
 scratch buffer whose size had changed). So a digest of all kernel sources is
-kept next to the cache, and the cache is emptied when it changes.
+kept next to the cache, and the cache is emptied when it changes. The digest
+also covers :data:`L2_CACHE_BYTES`, which the kernels compile in as a
+constant (a cache filled on a machine with another L2 is compiled again).
 """
 
 import hashlib
@@ -21,6 +23,30 @@ from numba import njit
 _KERNEL_DIR = Path(__file__).parent
 _CACHE_DIR = _KERNEL_DIR / "__pycache__"
 _STAMP = _CACHE_DIR / "rnntools-kernels.sha256"
+_SYSFS_CACHES = Path("/sys/devices/system/cpu/cpu0/cache")
+
+
+def _l2_cache_bytes(caches=_SYSFS_CACHES, default=2**20):
+    """Bytes of the first CPU's L2 cache, as Linux's sysfs describes it
+    (``index*/level``, ``type``, ``size`` such as ``2048K``); ``default``
+    where it does not (other systems, containers that hide it)."""
+    units = {"K": 2**10, "M": 2**20, "G": 2**30}
+    try:
+        for index in sorted(caches.glob("index*")):
+            level = (index / "level").read_text().strip()
+            kind = (index / "type").read_text().strip()
+            if level == "2" and kind in ("Unified", "Data"):
+                size = (index / "size").read_text().strip()
+                if size[-1:] in units:
+                    return int(size[:-1]) * units[size[-1]]
+                return int(size)
+    except (OSError, ValueError):
+        pass
+    return default
+
+
+#: One core's L2 cache in bytes (see :func:`_l2_cache_bytes`).
+L2_CACHE_BYTES = _l2_cache_bytes()
 
 
 def _clear_stale_cache():
@@ -29,6 +55,7 @@ def _clear_stale_cache():
     for source in sorted(_KERNEL_DIR.glob("*.py")):
         sha.update(source.name.encode())
         sha.update(source.read_bytes())
+    sha.update(f"L2 {L2_CACHE_BYTES}".encode())
     digest = sha.hexdigest()
     try:
         if _STAMP.read_text() == digest:
