@@ -10,9 +10,11 @@ from strategies import RNNProblem
 from rnntools.kernels.blas import (
     MAX_SPLIT_BYTES,
     MAX_TN_BYTES,
+    NUMPY_TN_OUTPUTS,
     SMALL_GEMM,
     matmul,
     matmul_tn,
+    weight_gradient,
 )
 
 # float32 kernels against the float64 reference on the same inputs. Their
@@ -88,6 +90,45 @@ def test_matmul_tn_equals_the_product(shape, dtype):
     check_product(out, a.T, b, depth)
     np.testing.assert_array_equal(a, a_before)
     np.testing.assert_array_equal(b, b_before)
+
+
+# (K, M, N): matmul_tn's blocks; NumPy's BLAS for many outputs (512 x 128),
+# and for an a too large to split (9000 x 300 float32 is 10 MiB).
+GRADIENT_SHAPES = [(801, 257, 33), (700, 512, 128), (9000, 300, 20)]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", GRADIENT_SHAPES, ids=lambda s: "x".join(map(str, s)))
+def test_weight_gradient_equals_the_product(shape, dtype):
+    depth, rows, cols = shape
+    rng = np.random.default_rng(1)
+    a = rng.standard_normal((depth, rows)).astype(dtype)
+    b = rng.standard_normal((depth, cols)).astype(dtype)
+    a_before, b_before = a.copy(), b.copy()
+    out = np.full((rows, cols), np.nan, dtype)
+    weight_gradient(a, b, out)
+    check_product(out, a.T, b, depth)
+    np.testing.assert_array_equal(a, a_before)
+    np.testing.assert_array_equal(b, b_before)
+
+
+def test_weight_gradient_shapes_cover_both_paths():
+    blocks = [
+        rows * cols < NUMPY_TN_OUTPUTS and depth * rows * 4 <= MAX_TN_BYTES
+        for depth, rows, cols in GRADIENT_SHAPES
+    ]
+    assert blocks == [True, False, False]
+
+
+def test_weight_gradient_ignores_underflow():
+    # Products of numbers ~1e-30 underflow float32; NumPy checks the FPU
+    # flags after BLAS, which must not warn (or raise under np.errstate).
+    a = np.full((700, 512), 1e-30, np.float32)
+    b = np.full((700, 128), 1e-30, np.float32)
+    out = np.full((512, 128), np.nan, np.float32)
+    with np.errstate(all="raise"):
+        weight_gradient(a, b, out)
+    np.testing.assert_array_equal(out, 0)
 
 
 def test_shapes_cover_both_paths():

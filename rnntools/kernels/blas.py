@@ -42,7 +42,29 @@ rows x M x N            np.dot    blocks
 6400 x 2048 x 512          97        74
 =====================  ========  ========
 
-hence :data:`MAX_TN_BYTES`.
+hence :data:`MAX_TN_BYTES`. But wherever ``a.T @ b`` has many outputs the
+blocks lose to NumPy's own OpenBLAS (0.3.31 on the Xeon with AVX-512 of
+2026-11-30; SciPy's is 0.3.30), called from Python, so
+:func:`weight_gradient` hands those products to NumPy. One thread, GFLOP/s,
+best of 30 calls, Numba's ``np.dot`` or blocks (:func:`matmul_tn`) then
+NumPy's ``np.matmul(a.T, b)``:
+
+=====================  ===========  =======
+rows x M x N            matmul_tn    NumPy
+=====================  ===========  =======
+400 x 256 x 64             179        131
+1600 x 128 x 32            156        110
+6400 x 128 x 32            105         88
+3200 x 256 x 64            138        123
+1600 x 256 x 128           122        136
+400 x 1024 x 256           109        146
+3200 x 512 x 128           114        138
+1000 x 2048 x 512           92        152
+6400 x 1024 x 256          123        136
+6400 x 2048 x 512          136        146
+=====================  ===========  =======
+
+hence :data:`NUMPY_TN_OUTPUTS`.
 
 The calls go through ``numba_xxgemm``, the C helper behind Numba's own
 ``np.dot`` (it resolves SciPy's ``sgemm``/``dgemm`` when first called), so
@@ -72,6 +94,9 @@ BLOCK_COLUMNS = 64
 MAX_SPLIT_BYTES = 4 * 2**20
 #: :func:`matmul_tn` splits only while ``a`` is at most this many bytes.
 MAX_TN_BYTES = 8 * 2**20
+#: :func:`weight_gradient` calls NumPy's BLAS from this many elements of the
+#: result (``M * N``) on, and wherever :func:`matmul_tn` would not split.
+NUMPY_TN_OUTPUTS = 32 * 1024
 #: Rows of the result per :func:`matmul_tn` block (the summed dimension then
 #: takes what :data:`SMALL_GEMM` leaves).
 TN_BLOCK_ROWS = 128
@@ -283,3 +308,32 @@ def matmul_tn(a, b, out):
                     out, first_row * cols + first_col, cols,
                     height, width, min(block_depth, depth - first), first,
                 )  # fmt: skip
+
+
+def weight_gradient(a, b, out):
+    """``out = a.T @ b`` (a weight gradient: a sum over all ``T * B`` rows),
+    by :func:`matmul_tn`'s blocks where they were measured faster, else by
+    NumPy's BLAS (see the module). Plain Python: it picks one of two compiled
+    products.
+
+    Parameters
+    ----------
+    a : ndarray of shape (K, M)
+    b : ndarray of shape (K, N)
+    out : ndarray of shape (M, N)
+        Output; must not overlap ``a`` or ``b``.
+
+    All C-contiguous, one dtype.
+    """
+    rows, cols = out.shape
+    if (
+        a.dtype == np.float32
+        and rows * cols < NUMPY_TN_OUTPUTS
+        and a.nbytes <= MAX_TN_BYTES
+    ):
+        matmul_tn(a, b, out)
+        return
+    # Tiny gradients may underflow, as in every other product here, but NumPy
+    # checks the FPU flags after BLAS and would warn (or raise).
+    with np.errstate(under="ignore"):
+        np.matmul(a.T, b, out=out)

@@ -46,7 +46,7 @@ from .activations import (
     tanh,
     tanh_value,
 )
-from .blas import matmul_tn
+from .blas import weight_gradient
 from .row_invariant import (
     no_bias,
     row_invariant_matmul,
@@ -881,7 +881,7 @@ def layer_param_grads(
         )
         all_d_inp, d_inp_2d = d_inp_2d, np.empty_like(inp_2d)
         rows = len(valid_rows)
-    matmul_tn(g_ih, inp_2d, d_w_ih)
+    weight_gradient(g_ih, inp_2d, d_w_ih)
     row_invariant_matmul(
         g_ih,
         np.ascontiguousarray(w_ih),
@@ -902,7 +902,7 @@ def layer_param_grads(
         with np.errstate(under="ignore"):
             np.matmul(g_ih[:, :shared].T, h_prev_2d, out=d_w_hh[:shared])
         d_b_hh[:shared] = d_b_ih[:shared]
-    matmul_tn(g_hh, h_prev_2d, d_w_hh[shared:])
+    weight_gradient(g_hh, h_prev_2d, d_w_hh[shared:])
     if shared:
         column_sums(g_hh, out=d_b_hh[shared:])
     else:  # rnn, lstm: g_hh is g_ih, whose column sums are d_b_ih
