@@ -12,7 +12,10 @@ keep running the old helper (we hit exactly this: a stale kernel wrote past a
 scratch buffer whose size had changed). So a digest of all kernel sources is
 kept next to the cache, and the cache is emptied when it changes. The digest
 also covers :data:`L2_CACHE_BYTES`, which the kernels compile in as a
-constant (a cache filled on a machine with another L2 is compiled again).
+constant. (A cache outside the package, under ``NUMBA_CACHE_DIR``, is keyed
+by Numba with the CPU's name and features only: a machine of the same CPU
+name but another L2 would reuse its kernels, tuned for the other L2: slower
+at worst, never different numbers.)
 """
 
 import hashlib
