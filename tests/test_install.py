@@ -57,3 +57,39 @@ def test_l2_cache_size_falls_back_where_sysfs_says_nothing(tmp_path):
     assert _l2_cache_bytes(tmp_path / "missing", default=12345) == 12345
     _fake_cache(tmp_path / "index0", 2, "Unified", "big")
     assert _l2_cache_bytes(tmp_path, default=12345) == 12345
+
+
+def test_wide_vectors_marks_the_kernel_and_keeps_the_bits():
+    import numpy as np
+    from llvmlite import binding
+    from numba import njit
+
+    from rnntools.kernels._jit import WIDE_VECTORS_ATTRIBUTE, wide_vectors
+
+    def ratio(x, out):
+        for i in range(x.shape[0]):
+            out[i] = x[i] / (x[i] * x[i] + np.float32(1.5))
+
+    def wide_ratio(x, out):
+        wide_vectors()
+        for i in range(x.shape[0]):
+            out[i] = x[i] / (x[i] * x[i] + np.float32(1.5))
+
+    # The kernels' options (error_model="numpy": a division that checks for
+    # zero is never vectorised), without the cache (inspection needs the IR).
+    options = {"fastmath": {"contract"}, "error_model": "numpy"}
+    plain = njit(**options)(ratio)
+    wide = njit(**options)(wide_ratio)
+    x = np.random.default_rng(0).standard_normal(1001).astype(np.float32)
+    expected, out = np.empty_like(x), np.empty_like(x)
+    plain(x, expected)
+    wide(x, out)
+    # Same operations per lane at any vector width (1001: a remainder too).
+    np.testing.assert_array_equal(out, expected)
+    (ir,) = wide.inspect_llvm().values()
+    assert WIDE_VECTORS_ATTRIBUTE in ir
+    (plain_ir,) = plain.inspect_llvm().values()
+    assert WIDE_VECTORS_ATTRIBUTE not in plain_ir
+    if "+avx512f" in binding.get_host_cpu_features().flatten():
+        (asm,) = wide.inspect_asm().values()
+        assert "vdivps\t%zmm" in asm

@@ -21,7 +21,8 @@ at worst, never different numbers.)
 import hashlib
 from pathlib import Path
 
-from numba import njit
+from numba import njit, types
+from numba.extending import intrinsic
 
 _KERNEL_DIR = Path(__file__).parent
 _CACHE_DIR = _KERNEL_DIR / "__pycache__"
@@ -109,3 +110,42 @@ KERNEL_OPTIONS = {
 
 #: Options of the ``@overload`` helpers compiled into the kernels.
 OVERLOAD_OPTIONS = {"cache": CACHE, "no_cfunc_wrapper": True}
+
+
+#: The LLVM function attribute that :func:`wide_vectors` sets.
+WIDE_VECTORS_ATTRIBUTE = '"prefer-vector-width"="512"'
+
+
+@intrinsic
+def wide_vectors(typingctx):
+    """Let LLVM vectorise the calling kernel's loops with 512-bit vectors.
+
+    Call it first in a kernel (``wide_vectors()``): it adds the function
+    attribute ``"prefer-vector-width"="512"`` (clang's
+    ``-mprefer-vector-width=512``) to the function being compiled. LLVM's
+    tuning for Intel's AVX-512 cores (``rocketlake`` here, Skylake-SP,
+    Ice Lake, Sapphire Rapids) prefers 256-bit vectors, so the activations'
+    loops ran on ``ymm`` registers even though the register tiles already run
+    on ``zmm``. Where 512-bit vectors are not legal (AVX2 only) LLVM keeps the
+    widest legal ones, and the per-lane arithmetic is the same at any width:
+    the bits do not change. Measured on one thread of the Xeon VM of
+    2026-11-30: the per-element pass of an LSTM decoding step, 250 rows x 128
+    cells, 3.1 -> 2.4 ns per cell; LSTM inference (``rnn_forward``, one
+    thread, four alternated rounds) 32x50x32x64 1.16-1.18 -> 1.05-1.10 ms,
+    64x100x64x128 12.0-12.9 -> 10.8-11.7 ms, 128x100x128x256 77.8-86.8 ->
+    74.0-83.3 ms.
+
+    llvmlite only lets known attribute names into a function's attribute
+    set, and string attributes are not among them: the attribute goes in
+    through the set itself. Should a later llvmlite refuse that, the kernel
+    compiles without it (slower, same results).
+    """
+
+    def codegen(context, builder, signature, args):
+        try:
+            set.add(builder.function.attributes, WIDE_VECTORS_ATTRIBUTE)
+        except TypeError:  # not a set any more: compile without it
+            pass
+        return context.get_dummy_value()
+
+    return types.void(), codegen

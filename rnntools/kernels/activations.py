@@ -34,7 +34,7 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic, overload
 
-from ._jit import KERNEL_OPTIONS, OVERLOAD_OPTIONS
+from ._jit import KERNEL_OPTIONS, OVERLOAD_OPTIONS, wide_vectors
 
 # Just above log(smallest normal number): below these, exp() is subnormal and
 # flushed to zero.
@@ -218,6 +218,7 @@ def expm1_parts(a, pm1, scale):
         Output: the power of two ``2**-k``, exact; 0 where ``exp(a)`` is
         flushed to zero.
     """
+    wide_vectors()
     for j in range(a.shape[0]):
         scale[j], pm1[j] = _exp_parts(scale, a[j])
 
@@ -277,6 +278,7 @@ def sigmoid(z, out):
     out : ndarray of shape (n,)
         Output.
     """
+    wide_vectors()
     for j in range(z.shape[0]):
         out[j] = sigmoid_value(out, z[j])
 
@@ -293,6 +295,7 @@ def tanh(z, out):
     out : ndarray of shape (n,)
         Output.
     """
+    wide_vectors()
     for j in range(z.shape[0]):
         out[j] = tanh_value(out, z[j])
 
@@ -339,6 +342,7 @@ def gate_activations(gates, tanh_columns):
     tanh_columns : ndarray of shape (W,)
         Same dtype: 1 where the column takes sigmoid, 2 where it takes tanh.
     """
+    wide_vectors()
     rows, width = gates.shape
     # ``gates[r, j]``, not a view per row: a view costs an atomic reference
     # count up and down.

@@ -36,7 +36,7 @@ from numba import njit
 
 from .._arrays import column_sums
 from . import GRU_CELL, LSTM_CELL
-from ._jit import CACHE, KERNEL_OPTIONS
+from ._jit import CACHE, KERNEL_OPTIONS, wide_vectors
 from .activations import (
     constants,
     gate_activations,
@@ -290,6 +290,7 @@ def lstm_forward_layer(
     tanh_c : ndarray of shape (T, B, H) or (0, B, H)
         Out: ``tanh(c_t)`` (saved for backward).
     """
+    wide_vectors()
     steps = batch_sizes.shape[0]
     span, batch, width = gates.shape
     hidden = width // 4
@@ -399,6 +400,7 @@ def lstm_backward_layer(
     d_gates : ndarray of shape (T, B, 4H)
         Out: gradient of the gate pre-activations; zero at padded positions.
     """
+    wide_vectors()
     steps, batch, width = gates.shape
     step_grads = np.empty((batch, width), dtype=gates.dtype)
     for s in range(steps - 1, -1, -1):
@@ -486,6 +488,7 @@ def gru_forward_layer(
     hn : ndarray of shape (T, B, H) or (1, B, H)
         Out: ``h W_hn + b_hn`` (one working step in inference).
     """
+    wide_vectors()
     steps = batch_sizes.shape[0]
     span, batch, width = gates.shape
     hidden = width // 3
@@ -595,6 +598,7 @@ def gru_backward_layer(
         ``d_gates_ih``: not stored twice (two ``T B H`` arrays of a training
         step's memory).
     """
+    wide_vectors()
     steps, batch, width = gates.shape
     hidden = width // 3
     step_grads = np.empty((batch, width), dtype=gates.dtype)
@@ -669,6 +673,7 @@ def rnn_forward_layer(
     h_prev : ndarray of shape (T, B, H) or (1, B, H)
         Out: the state each step started from (one step only in inference).
     """
+    wide_vectors()
     steps = batch_sizes.shape[0]
     span, batch, width = gates.shape
     hidden = width  # one gate
@@ -790,6 +795,7 @@ def rnn_backward_layer(
     d_gates : ndarray of shape (T, B, H)
         Out: gradient of the pre-activations; zero at padded positions.
     """
+    wide_vectors()
     steps, batch, hidden = gates.shape
     step_grads = np.empty((batch, hidden), dtype=gates.dtype)
     for s in range(steps - 1, -1, -1):
@@ -937,6 +943,7 @@ def adam_update(param, grad, first, second, step, beta_1, one_minus_beta_1,
         In the arrays' dtype (``1 - beta`` rounded from float64, as numpy
         casts the Python float).
     """
+    wide_vectors()
     for i in range(param.shape[0]):
         g = grad[i]
         m = first[i] * beta_1
@@ -994,6 +1001,7 @@ def lstm_step(x, w_ih_t, w_hh_t, bias, tanh_columns, h, c, h_out, c_out, gates,
         ``gates`` already holds the recurrent product too (``h`` is then
         unused: see :func:`stack_step`'s ``parents``).
     """
+    wide_vectors()
     batch, hidden = h_out.shape
     if not input_ready:
         _step_input(x, w_ih_t, bias, gates)
@@ -1040,6 +1048,7 @@ def gru_step(x, w_ih_t, w_hh_t, bias, b_hn, h, h_out, gates, pre,
     recurrent_ready : bool
         ``pre`` already holds the recurrent product ``h W_hh``.
     """
+    wide_vectors()
     batch, hidden = h.shape
     if not input_ready:
         _step_input(x, w_ih_t, bias, gates)
@@ -1085,6 +1094,7 @@ def rnn_step(x, w_ih_t, w_hh_t, bias, relu, h, h_out, gates, pre,
         ``pre`` already holds the recurrent product ``h W_hh`` (``h`` is then
         unused).
     """
+    wide_vectors()
     zero, _, _ = constants(gates)
     batch, hidden = h_out.shape
     if not input_ready:

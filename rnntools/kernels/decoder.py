@@ -45,7 +45,7 @@ Unused arrays are empty of the right dtype and rank.
 import numpy as np
 from numba import njit
 
-from ._jit import KERNEL_OPTIONS
+from ._jit import KERNEL_OPTIONS, wide_vectors
 from .activations import constants, expm1_parts, tanh
 from .cpu import _copy, embedding_gather, stack_step
 from .row_invariant import (
@@ -130,6 +130,7 @@ def log_softmax_rows(logits, mask, out, work):
     the lanes in order: the same operations for every row. A NaN or ``+inf``
     logit makes the sum NaN, which is how it is caught.
     """
+    wide_vectors()
     zero, _, _ = constants(logits)
     rows = logits.shape[0]
     vocab = out.shape[1]
