@@ -77,12 +77,13 @@ def compile_kernels(dtypes=("float32", "float64")):
 
 def _compile_decoder(dtype):
     """The decoding kernels (one step, greedy and beam search) on a tiny
-    decoder with attention and a merge vector: every cell and attention mode
-    share them (the cell and the attention are values, not types)."""
+    decoder of every cell, with attention and a merge vector and without
+    either: each cell and attention mode compiles its own kernels (the
+    unused cells and attention are None, pruned at compile time; see
+    :mod:`rnntools.kernels.decoder`)."""
     from .cells import init_params
     from .estimators._decoder import DecoderArrays
     from .estimators._generator import _Condition
-    from .kernels import decoder
 
     rng = np.random.default_rng(0)
     hidden, memory_size, vocab = 4, 6, 7
@@ -94,31 +95,34 @@ def _compile_decoder(dtype):
         "attention_c": rng.standard_normal((hidden, memory_size + hidden)),
     }
     params = {key: value.astype(dtype) for key, value in params.items()}
-    arrays = DecoderArrays.from_params(
-        params,
-        cell="gru",
-        nonlinearity="tanh",
-        rnn_params=init_params("gru", 3, hidden, random_state=0, dtype=dtype),
-        keys={key: key for key in params},
-        attention="general",
-    )
-    memory = np.ones((2, 5, memory_size), dtype=dtype)
-    condition = _Condition(
-        memory=memory,
-        memory_lengths=np.array([5, 2]),
-        keys_t=arrays.attention_keys(memory),
-        merge=np.ones((2, 2), dtype=dtype),
-    )
-    model = arrays.kernel_model(condition, [0])
-    state = np.zeros((1, 2, hidden), dtype=dtype)
-    first, rows = np.array([1, 2]), np.array([1, 0])
-    arrays.step_rows(first, rows, state, model)
-    arrays.greedy(first, rows, state, model, eos=2, max_length=3, min_length=0)
-    arrays.beam(
-        first, rows, state, model, eos=2, max_length=3, min_length=0,
-        beam_width=2, n_best=2, alpha=0.5,
-    )  # fmt: skip
-    assert decoder.decoder_step.signatures and decoder.beam_block.signatures
+    for cell in GATES:
+        for attention in ("general", None):
+            arrays = DecoderArrays.from_params(
+                params,
+                cell=cell,
+                nonlinearity="tanh",
+                rnn_params=init_params(cell, 3, hidden, random_state=0, dtype=dtype),
+                keys={key: key for key in params},
+                attention=attention,
+            )
+            memory = np.ones((2, 5, memory_size), dtype=dtype)
+            condition = _Condition(
+                memory=memory if attention else None,
+                memory_lengths=np.array([5, 2]) if attention else None,
+                keys_t=arrays.attention_keys(memory) if attention else None,
+                merge=np.ones((2, 2), dtype=dtype),
+            )
+            model = arrays.kernel_model(condition, [0])
+            state = np.zeros((1, 2, hidden), dtype=dtype)
+            if cell == "lstm":
+                state = (state, state)
+            first, rows = np.array([1, 2]), np.array([1, 0])
+            arrays.step_rows(first, rows, state, model)
+            arrays.greedy(first, rows, state, model, eos=2, max_length=3, min_length=0)
+            arrays.beam(
+                first, rows, state, model, eos=2, max_length=3, min_length=0,
+                beam_width=2, n_best=2, alpha=0.5,
+            )  # fmt: skip
 
 
 def main(argv=None):

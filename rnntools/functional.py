@@ -34,7 +34,7 @@ from .cells import (
     expected_shapes,
     param_names,
 )
-from .kernels import GRU_CELL, LSTM_CELL, RNN_CELL, lazy_module
+from .kernels import lazy_module
 
 # Imported at their first use: the kernels (and Numba) are not needed to
 # import the API.
@@ -1366,9 +1366,10 @@ class PreparedStep:
     w_ih_rest_t: np.ndarray  # (L-1, P*H, W): the other layers' weight_ih.T
     w_hh_t: np.ndarray  # (L, P*H, W)
     bias: np.ndarray  # (L, G*H): bias_ih + bias_hh (gru: not the n block)
-    b_hn: np.ndarray  # (L, H): the gru's n block of bias_hh (zeros otherwise)
-    tanh_columns: np.ndarray  # (G*H,): lstm: 1 for sigmoid, 2 for the g gate
-    cell_code: int  # the kernels' code of ``cell``
+    # The cell's own arrays, None for the other cells (they select the cell
+    # in the kernels: see kernels.cpu.stack_step):
+    b_hn: np.ndarray | None  # (L, H): the gru's n block of bias_hh
+    tanh_columns: np.ndarray | None  # (G*H,): lstm: 1 for sigmoid, 2 for g
     flops_per_row: int  # forward flops of one row and step
     scratch_width: int  # numbers of scratch per row (gates, pre)
 
@@ -1378,9 +1379,6 @@ class PreparedStep:
         order: one tuple read per step, not six attributes."""
         return (self.w_ih0_t, self.w_ih_rest_t, self.w_hh_t, self.bias,
                 self.b_hn, self.tanh_columns)  # fmt: skip
-
-
-_CELL_CODES = {"rnn": RNN_CELL, "lstm": LSTM_CELL, "gru": GRU_CELL}
 
 
 def prepare_step(params, cell, *, nonlinearity="tanh", dtype=None):
@@ -1448,14 +1446,14 @@ def prepare_step(params, cell, *, nonlinearity="tanh", dtype=None):
     bias = np.stack([checked[f"bias_ih_l{k}"] for k in range(num_layers)])
     b_hh = np.stack([checked[f"bias_hh_l{k}"] for k in range(num_layers)])
     width = GATES[cell] * hidden
-    b_hn = np.zeros((num_layers, hidden), dtype=dtype)
+    b_hn = tanh_columns = None
     if cell == "gru":  # b_hn stays inside the reset product
         bias[:, : 2 * hidden] += b_hh[:, : 2 * hidden]
-        b_hn[:] = b_hh[:, 2 * hidden :]
+        b_hn = np.ascontiguousarray(b_hh[:, 2 * hidden :])
     else:
         bias += b_hh
-    tanh_columns = np.ones(width, dtype=dtype)
     if cell == "lstm":
+        tanh_columns = np.ones(width, dtype=dtype)
         tanh_columns[2 * hidden : 3 * hidden] = 2
     return PreparedStep(
         cell=cell,
@@ -1470,7 +1468,6 @@ def prepare_step(params, cell, *, nonlinearity="tanh", dtype=None):
         bias=bias,
         b_hn=b_hn,
         tanh_columns=tanh_columns,
-        cell_code=_CELL_CODES[cell],
         flops_per_row=_flops_per_step(cell, input_size, hidden, num_layers, False),
         scratch_width=2 * width,
     )
@@ -1536,7 +1533,7 @@ def _step_block(prepared, x_t, parts, new_parts):
     """One step of the whole batch into ``new_parts``. Returns whether the
     inputs were finite."""
     return cpu.stack_step(
-        prepared.cell_code, prepared.relu, x_t, False, *prepared.kernel_weights,
+        prepared.relu, x_t, False, *prepared.kernel_weights,
         parts[0], parts[-1], _NO_PARENTS, new_parts[0], new_parts[-1],
         _step_scratch_rows(x_t.shape[0], prepared),
     )  # fmt: skip

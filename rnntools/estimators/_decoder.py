@@ -227,9 +227,9 @@ class DecoderArrays:
         if forbidden is not None:
             mask[forbidden] = -np.inf
         return (
-            self.embedding, step.cell_code, step.relu, step.w_ih0_t,
-            step.w_ih_rest_t, step.w_hh_t, step.bias, step.b_hn, step.tanh_columns,
-            self.attention is not None, self.attention_c_t, memory, keys_t,
+            self.embedding, step.relu, step.w_ih0_t, step.w_ih_rest_t,
+            step.w_hh_t, step.bias, step.b_hn, step.tanh_columns,
+            None if self.attention is None else self.attention_c_t, memory, keys_t,
             memory_lengths.astype(np.int64, copy=False), merge,
             self.head_weight_t, self.head_bias, mask, self.projected,
         )  # fmt: skip
@@ -256,7 +256,8 @@ class DecoderArrays:
     def _chunks(block, model):
         """``block`` (a slice of rows) in chunks of at most
         :data:`_CHUNK_BYTES` of conditioning each."""
-        memory, keys_t = model[11], model[12]
+        memory = model[kernels.MODEL_MEMORY]
+        keys_t = model[kernels.MODEL_KEYS_T]
         row_bytes = (memory[0].nbytes + keys_t[0].nbytes) if len(memory) else 0
         size = max(1, _CHUNK_BYTES // row_bytes) if row_bytes else block.stop
         return [
@@ -318,7 +319,8 @@ class DecoderArrays:
         h_out, c_out = np.empty_like(h), np.empty_like(c)
         log_probs = np.empty((count, self.vocab_size))
         if attention_weights is None:
-            attention_weights = np.empty((count, model[11].shape[1]), self.step.dtype)
+            positions = model[kernels.MODEL_MEMORY].shape[1]
+            attention_weights = np.empty((count, positions), self.step.dtype)
 
         def run(block):
             parts = [part[:, block] for part in (h, c, h_out, c_out)]

@@ -9,9 +9,6 @@ This package module imports none of them (nor Numba): importing
 import importlib
 import types
 
-#: ``cell`` codes of :func:`.cpu.stack_step`.
-RNN_CELL, LSTM_CELL, GRU_CELL = 0, 1, 2
-
 
 class _LazyModule(types.ModuleType):
     """A module imported at the first access to one of its attributes."""

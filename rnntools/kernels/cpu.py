@@ -35,7 +35,6 @@ import numpy as np
 from numba import njit
 
 from .._arrays import column_sums
-from . import GRU_CELL, LSTM_CELL
 from ._jit import CACHE, KERNEL_OPTIONS, wide_vectors
 from .activations import (
     constants,
@@ -1021,7 +1020,9 @@ def lstm_step(x, w_ih_t, w_hh_t, bias, tanh_columns, h, c, h_out, c_out, gates,
             o = gate_value(gates, gates[b, o_col], tanh_columns[o_col])
             cell = f * c[b, j] + i * g
             c_out[b, j] = cell
-            h_out[b, j] = o * tanh_value(gates, cell)
+            # tanh_columns types tanh_value's constants: 1-D, as tanh()
+            # passes (the 2-D gates compiled a second tanh_value).
+            h_out[b, j] = o * tanh_value(tanh_columns, cell)
 
 
 @njit(**KERNEL_OPTIONS)
@@ -1063,10 +1064,13 @@ def gru_step(x, w_ih_t, w_hh_t, bias, b_hn, h, h_out, gates, pre,
     # Rows indexed in place, not through views (see the note on views after _copy).
     for b in range(batch):
         for j in range(hidden):
-            r = sigmoid_value(h_out, pre[b, j] + gates[b, j])
-            z = sigmoid_value(h_out, pre[b, hidden + j] + gates[b, hidden + j])
+            # b_hn types the constants: a 1-D reference, as sigmoid() and
+            # tanh() pass, so that the helpers compile once (a 2-D one
+            # compiled a second sigmoid_value).
+            r = sigmoid_value(b_hn, pre[b, j] + gates[b, j])
+            z = sigmoid_value(b_hn, pre[b, hidden + j] + gates[b, hidden + j])
             candidate = gates[b, n_col + j] + r * (pre[b, n_col + j] + b_hn[j])
-            n = tanh_value(h_out, candidate)
+            n = tanh_value(b_hn, candidate)
             h_out[b, j] = n + z * (h[b, j] - n)
 
 
@@ -1113,12 +1117,11 @@ def rnn_step(x, w_ih_t, w_hh_t, bias, relu, h, h_out, gates, pre,
 
 
 @njit(**KERNEL_OPTIONS)
-def _finite(array):
-    """Whether every element of ``array`` is finite (``v - v`` is 0 for a
-    finite ``v``, NaN otherwise): one OR over the whole array, which LLVM
-    vectorises (an early return per element did not: 5x slower, a seventh
-    of a decoding step)."""
-    flat = array.ravel()
+def _finite(flat):
+    """Whether every element of the 1-D ``flat`` is finite (``v - v`` is 0
+    for a finite ``v``, NaN otherwise): one OR over the whole array, which
+    LLVM vectorises (an early return per element did not: 5x slower, a
+    seventh of a decoding step)."""
     bad = 0
     for i in range(flat.shape[0]):
         value = flat[i]
@@ -1127,15 +1130,19 @@ def _finite(array):
 
 
 @njit(**KERNEL_OPTIONS)
-def stack_step(cell, relu, x, x_projected, w_ih0_t, w_ih_rest_t, w_hh_t, bias,
-               b_hn, tanh_columns, h, c, parents, h_out, c_out,
-               scratch):  # fmt: skip
+def stack_step(relu, x, x_projected, w_ih0_t, w_ih_rest_t, w_hh_t, bias, b_hn,
+               tanh_columns, h, c, parents, h_out, c_out, scratch):  # fmt: skip
     """One timestep of a unidirectional stack of ``L`` layers, in one call.
+
+    The cell is the one whose own array is given: ``tanh_columns`` the
+    LSTM's, ``b_hn`` the GRU's, neither the RNN's. The other is None, so
+    Numba prunes the other cells' branches and compiles one cell per
+    specialisation: all three in one kernel, linked again into every
+    decoding kernel, were most of a language model's first ``generate``
+    (see :mod:`.decoder`).
 
     Parameters
     ----------
-    cell : int
-        ``rnntools.kernels.RNN_CELL``, ``LSTM_CELL`` or ``GRU_CELL``.
     relu : bool
         ReLU instead of tanh (rnn cell only).
     x : ndarray of shape (B, I), or (B, G*H) if ``x_projected``
@@ -1155,10 +1162,10 @@ def stack_step(cell, relu, x, x_projected, w_ih0_t, w_ih_rest_t, w_hh_t, bias,
     bias : ndarray of shape (L, G*H)
         Fused biases (as in :func:`lstm_step`, :func:`gru_step`,
         :func:`rnn_step`).
-    b_hn : ndarray of shape (L, H)
-        The GRU's ``n`` block of ``bias_hh`` (unused by the other cells).
-    tanh_columns : ndarray of shape (G*H,)
-        LSTM only (see :func:`lstm_step`).
+    b_hn : ndarray of shape (L, H), or None
+        The GRU's ``n`` block of ``bias_hh``; None for the other cells.
+    tanh_columns : ndarray of shape (G*H,), or None
+        The LSTM's (see :func:`lstm_step`); None for the other cells.
     h, c : ndarray of shape (L, U, H)
         The state (``c`` is read by the LSTM only); read only. ``U = B``
         without ``parents``.
@@ -1182,7 +1189,12 @@ def stack_step(cell, relu, x, x_projected, w_ih0_t, w_ih_rest_t, w_hh_t, bias,
         finite; when False the outputs are meaningless and the caller raises.
     """
     # Projected rows come from a table the caller has checked once.
-    if not ((x_projected or _finite(x)) and _finite(h) and _finite(c)):
+    # Flat (1-D) arguments: one _finite for the 2-D x and the 3-D states.
+    if not (
+        (x_projected or _finite(x.ravel()))
+        and _finite(h.ravel())
+        and _finite(c.ravel())
+    ):
         return False
     batch = x.shape[0]
     hidden = h.shape[2]
@@ -1220,26 +1232,26 @@ def stack_step(cell, relu, x, x_projected, w_ih0_t, w_ih_rest_t, w_hh_t, bias,
             # In place, not through views (see the note on views after _copy).
             for b in range(batch):
                 parent = parents[b]
-                if cell == LSTM_CELL:
+                if tanh_columns is not None:  # lstm
                     for j in range(cell_width):
                         c_rows[b, j] = layer_c[parent, j]
                     for j in range(width):
                         layer_gates[b, j] = layer_gates[b, j] + products[parent, j]
                 else:
-                    if cell == GRU_CELL:
+                    if b_hn is not None:  # gru
                         for j in range(hidden):
                             h_rows[b, j] = layer_h[parent, j]
                     for j in range(width):
                         pre[b, j] = products[parent, j]
             layer_h = h_rows
             layer_c = c_rows
-        if cell == LSTM_CELL:
+        if tanh_columns is not None:
             lstm_step(
                 layer_input, w_ih_t, w_hh_t[layer], bias[layer], tanh_columns,
                 layer_h, layer_c, h_out[layer], c_out[layer], layer_gates,
                 input_ready, shared,
             )  # fmt: skip
-        elif cell == GRU_CELL:
+        elif b_hn is not None:
             gru_step(
                 layer_input, w_ih_t, w_hh_t[layer], bias[layer], b_hn[layer],
                 layer_h, h_out[layer], layer_gates, pre, input_ready,

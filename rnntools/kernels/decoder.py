@@ -18,16 +18,17 @@ input the same output alone and in any batch, on any number of threads.
 The decoder's arrays travel as one tuple, ``model`` (see
 :meth:`rnntools.estimators._decoder.DecoderArrays.kernel_model`):
 
-``(embedding, cell, relu, w_ih0_t, w_ih_rest_t, w_hh_t, bias, b_hn,
-tanh_columns, attention, attention_c_t, memory, keys_t, memory_lengths,
-merge, head_weight_t, head_bias, mask, projected)``
+``(embedding, relu, w_ih0_t, w_ih_rest_t, w_hh_t, bias, b_hn, tanh_columns,
+attention_c_t, memory, keys_t, memory_lengths, merge, head_weight_t,
+head_bias, mask, projected)``
 
 - ``embedding`` ``(V_in, E)``, or with ``projected`` (bool, last) the first
   layer's gate input of every token, ``embedding @ w_ih0_t + bias[0]``
   ``(V_in, G*H)``: a lookup then replaces the input product of every step
   (the same numbers: the products are row-invariant);
-- ``cell`` … ``tanh_columns`` as in :func:`.cpu.stack_step`;
-- ``attention`` (bool); ``attention_c_t`` ``(H_mem + H, H)``; ``memory``
+- ``relu`` … ``tanh_columns`` as in :func:`.cpu.stack_step` (``b_hn`` None
+  but for the GRU, ``tanh_columns`` None but for the LSTM);
+- ``attention_c_t`` ``(H_mem + H, H)``, None without attention; ``memory``
   ``(R, S, H_mem)``, ``keys_t`` ``(R, H, S_pad)`` and ``memory_lengths``
   ``(R,)`` of the ``R`` conditioning rows (see :func:`attention_step`: the
   query is the decoder's output, "general" attention's ``weight_a`` is
@@ -39,7 +40,12 @@ merge, head_weight_t, head_bias, mask, projected)``
 - ``mask`` ``(V_pad,)``: 0, or ``-inf`` for the tokens never emitted (the
   distribution is renormalised over the others) and the padding columns.
 
-Unused arrays are empty of the right dtype and rank.
+Unused arrays are empty of the right dtype and rank, but for the cell's and
+the attention's, which are None: Numba then compiles the kernels for the one
+cell and attention mode in use (it prunes a branch on ``argument is None``),
+not for all of them. A GRU language model's first ``generate`` (beam search)
+compiled for 15.8-16.3 s with every cell and the attention in one kernel,
+11.5-11.7 s this way (the first greedy ``predict`` after it 3.3 -> 2.4 s).
 """
 
 import numpy as np
@@ -62,6 +68,10 @@ KEY_POSITIONS = 16
 #: Lanes of the log-softmax's reductions (a divisor of the padded vocabulary).
 LOGIT_LANES = 16
 
+#: Positions of ``memory`` and ``keys_t`` in the ``model`` tuple (read by
+#: index here and in :mod:`rnntools.estimators._decoder`).
+MODEL_MEMORY, MODEL_KEYS_T = 9, 10
+
 #: Status codes of :func:`greedy_block`.
 OK, NON_FINITE_STATE, NON_FINITE_LOG_PROBS, NO_ALLOWED_TOKEN = 0, 1, 2, 3
 
@@ -69,9 +79,10 @@ OK, NON_FINITE_STATE, NON_FINITE_LOG_PROBS, NO_ALLOWED_TOKEN = 0, 1, 2, 3
 @njit(**KERNEL_OPTIONS)
 def scratch_size(rows, model):
     """Length of the ``buffer`` :func:`decoder_step` needs for ``rows`` rows."""
-    embedding, bias, b_hn = model[0], model[6], model[7]
-    memory, keys_t, merge, head_weight_t = model[11], model[12], model[14], model[15]
-    hidden = b_hn.shape[1]
+    embedding, bias = model[0], model[5]
+    memory, keys_t = model[MODEL_MEMORY], model[MODEL_KEYS_T]
+    merge, head_weight_t = model[12], model[13]
+    hidden = head_weight_t.shape[0] - merge.shape[1]
     width = bias.shape[1]
     per_row = (
         embedding.shape[1]  # x
@@ -284,6 +295,23 @@ def attention_step(query, decoder_output, memory, keys_t, memory_lengths, rows,
 
 
 @njit(**KERNEL_OPTIONS)
+def _attended(attention_c_t, output, memory, keys_t, memory_lengths, rows,
+              combined, pre, attentional, weights, work):  # fmt: skip
+    """The decoder's output after attention: ``output`` itself without
+    attention (``attention_c_t`` None: the branch is pruned at compile time),
+    else ``attentional = tanh(W_c [context; output])`` (see
+    :func:`attention_step`, which writes ``weights``)."""
+    if attention_c_t is None:
+        return output
+    attention_step(output, output, memory, keys_t, memory_lengths, rows,
+                   combined, weights, work)  # fmt: skip
+    row_invariant_matmul(combined, attention_c_t, pre, no_bias(pre))
+    rows_count, hidden = attentional.shape
+    tanh(pre.reshape(rows_count * hidden), attentional.reshape(rows_count * hidden))
+    return attentional
+
+
+@njit(**KERNEL_OPTIONS)
 def decoder_step(tokens, rows, parents, model, h, c, h_out, c_out, log_probs,
                  attention_weights, buffer):  # fmt: skip
     """One step of the decoder for ``N`` rows: next state and log-probabilities.
@@ -317,15 +345,17 @@ def decoder_step(tokens, rows, parents, model, h, c, h_out, c_out, log_probs,
         :data:`OK`, :data:`NON_FINITE_STATE` (the state or an embedding row
         was not finite) or :data:`NON_FINITE_LOG_PROBS`.
     """
-    (embedding, cell, relu, w_ih0_t, w_ih_rest_t, w_hh_t, bias, b_hn,
-     tanh_columns, attention, attention_c_t, memory, keys_t, memory_lengths,
-     merge, head_weight_t, head_bias, mask, projected) = model  # fmt: skip
+    (embedding, relu, w_ih0_t, w_ih_rest_t, w_hh_t, bias, b_hn, tanh_columns,
+     attention_c_t, memory, keys_t, memory_lengths, merge, head_weight_t,
+     head_bias, mask, projected) = model  # fmt: skip
     batch = tokens.shape[0]
-    hidden = b_hn.shape[1]
+    hidden = h_out.shape[2]
     width = bias.shape[1]
     memory_size = memory.shape[2]
     merge_size = merge.shape[1]
-    x, offset = _take(buffer, 0, batch, embedding.shape[1])
+    # Offset 0 as a runtime int (batch * 0): a literal 0 compiled a second
+    # _take (Literal[int](0)).
+    x, offset = _take(buffer, batch * 0, batch, embedding.shape[1])
     scratch, offset = _take(buffer, offset, batch, 3 * width + 2 * hidden)
     combined, offset = _take(buffer, offset, batch, memory_size + hidden)
     pre, offset = _take(buffer, offset, batch, hidden)
@@ -336,17 +366,15 @@ def decoder_step(tokens, rows, parents, model, h, c, h_out, c_out, log_probs,
     attention_work = buffer[offset:]  # (shared with softmax_work: used first)
 
     embedding_gather(tokens, embedding, x)
-    if not stack_step(cell, relu, x, projected, w_ih0_t, w_ih_rest_t, w_hh_t,
+    if not stack_step(relu, x, projected, w_ih0_t, w_ih_rest_t, w_hh_t,
                       bias, b_hn, tanh_columns, h, c, parents, h_out, c_out,
                       scratch):  # fmt: skip
         return NON_FINITE_STATE
-    output = h_out[h_out.shape[0] - 1]
-    if attention:
-        attention_step(output, output, memory, keys_t, memory_lengths, rows,
-                       combined, attention_weights, attention_work)  # fmt: skip
-        row_invariant_matmul(combined, attention_c_t, pre, no_bias(pre))
-        tanh(pre.reshape(batch * hidden), attentional.reshape(batch * hidden))
-        output = attentional
+    output = _attended(
+        attention_c_t, h_out[h_out.shape[0] - 1], memory, keys_t,
+        memory_lengths, rows, combined, pre, attentional, attention_weights,
+        attention_work,
+    )  # fmt: skip
     for n in range(batch):
         for j in range(hidden):
             head_input[n, j] = output[n, j]
@@ -365,7 +393,8 @@ def search_scratch_size(rows, model, layers, hidden, cell_width):
     need for ``rows`` decoded rows (beams) of ``layers`` states of ``hidden``
     (and LSTM cells of ``cell_width``)."""
     states = 2 * layers * rows * (hidden + cell_width)
-    return states + rows * model[11].shape[1] + scratch_size(rows, model)
+    positions = model[MODEL_MEMORY].shape[1]
+    return states + rows * positions + scratch_size(rows, model)
 
 
 @njit(**KERNEL_OPTIONS)
@@ -379,7 +408,7 @@ def _search_buffers(buffer, rows, model, layers, hidden, cell_width):
     c_flat = buffer[2 * h_size : 2 * h_size + c_size]
     c_out_flat = buffer[2 * h_size + c_size : 2 * (h_size + c_size)]
     offset = 2 * (h_size + c_size)
-    positions = model[11].shape[1]
+    positions = model[MODEL_MEMORY].shape[1]
     weights = buffer[offset : offset + rows * positions].reshape(rows, positions)
     step_buffer = buffer[offset + rows * positions :]
     return h_flat, h_out_flat, c_flat, c_out_flat, weights, step_buffer
@@ -505,8 +534,10 @@ def greedy_block(first_tokens, rows, h0, c0, model, vocab, eos, max_length,
             for i in range(kept):
                 active[i] = active[keep[i]]
                 conditioning[i] = conditioning[keep[i]]
-            _compact(h_flat, layers, count, hidden, keep, kept)
-            _compact(c_flat, layers, count, cell_width, keep, kept)
+            # kept + 0: typed int64 at once (kept alone was first typed as
+            # the literal 0 of its initial value, compiling a second _compact).
+            _compact(h_flat, layers, count, hidden, keep, kept + 0)
+            _compact(c_flat, layers, count, cell_width, keep, kept + 0)
             count = kept
     return OK, -1, max_length
 

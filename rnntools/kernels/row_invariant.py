@@ -459,7 +459,6 @@ def panel_columns(dtype):
     return TILE_VECTORS * VECTOR_BYTES // np.dtype(dtype).itemsize
 
 
-@njit(**KERNEL_OPTIONS)
 def pack_panels(b):
     """``b`` in the panel layout :func:`row_invariant_matmul` reads fastest.
 
@@ -473,6 +472,11 @@ def pack_panels(b):
     place, 148 packed; 60 x 256 x 1024 126 / 176; 48 x 64 x 256 152 / 185).
     Pack once per call of a layer, for every step's product.
 
+    The kernel reads a C-contiguous array, ``b`` or (for ``w.T`` of a
+    C-contiguous ``w``, the common case) ``w`` itself, transposed as it
+    reads: one compiled kernel per dtype, where ``w.T`` and ``w`` compiled
+    one each (F and C layouts).
+
     Parameters
     ----------
     b : ndarray of shape (K, N)
@@ -485,17 +489,33 @@ def pack_panels(b):
         ``P = ceil(N / W)`` panels of ``W = panel_columns(b.dtype)`` columns.
         Where ``N == W`` it is ``b`` itself, copied.
     """
-    depth, cols = b.shape
-    width = TILE_VECTORS * _lanes(b)
+    if not b.flags.c_contiguous and b.flags.f_contiguous:
+        return _pack_panels(b.T, True)
+    return _pack_panels(np.ascontiguousarray(b), False)
+
+
+@njit(**KERNEL_OPTIONS)
+def _pack_panels(source, transposed):
+    """:func:`pack_panels` of ``b = source.T`` if ``transposed``, else of
+    ``b = source`` (C-contiguous)."""
+    if transposed:
+        cols, depth = source.shape
+    else:
+        depth, cols = source.shape
+    width = TILE_VECTORS * _lanes(source)
     panels = (cols + width - 1) // width
-    packed = np.zeros((panels * depth, width), dtype=b.dtype)
+    packed = np.zeros((panels * depth, width), dtype=source.dtype)
     for panel in range(panels):
         first = panel * width
         used = min(width, cols - first)
         for k in range(depth):
             row = packed[panel * depth + k]
-            for j in range(used):
-                row[j] = b[k, first + j]
+            if transposed:
+                for j in range(used):
+                    row[j] = source[first + j, k]
+            else:
+                for j in range(used):
+                    row[j] = source[k, first + j]
     return packed
 
 
