@@ -1374,6 +1374,13 @@ class PreparedStep:
     scratch_width: int  # numbers of scratch per row (gates, pre)
 
     @cached_property
+    def kernel_relu(self):
+        """:func:`.kernels.cpu.stack_step`'s ``relu``: the rnn's, None for
+        the other cells (it selects the cell with ``b_hn`` and
+        ``tanh_columns``)."""
+        return self.relu if self.cell == "rnn" else None
+
+    @cached_property
     def kernel_weights(self):
         """The weight arguments of :func:`.kernels.cpu.stack_step`, in its
         order: one tuple read per step, not six attributes."""
@@ -1533,7 +1540,7 @@ def _step_block(prepared, x_t, parts, new_parts):
     """One step of the whole batch into ``new_parts``. Returns whether the
     inputs were finite."""
     return cpu.stack_step(
-        prepared.relu, x_t, False, *prepared.kernel_weights,
+        prepared.kernel_relu, x_t, False, *prepared.kernel_weights,
         parts[0], parts[-1], _NO_PARENTS, new_parts[0], new_parts[-1],
         _step_scratch_rows(x_t.shape[0], prepared),
     )  # fmt: skip

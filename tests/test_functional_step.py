@@ -154,7 +154,7 @@ def test_beams_sharing_a_parent_state_get_the_bits_of_their_own_copy(
         c_out = np.full((layers, rows, c_width), np.nan, dtype)
         scratch = np.full((rows, 3 * width + 2 * hidden), np.nan, dtype)
         assert cpu.stack_step(
-            prepared.relu, x.copy(), projected,
+            prepared.kernel_relu, x.copy(), projected,
             prepared.w_ih0_t, prepared.w_ih_rest_t, prepared.w_hh_t,
             prepared.bias, prepared.b_hn, prepared.tanh_columns, h, c, parents,
             h_out, c_out, scratch,

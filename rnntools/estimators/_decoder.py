@@ -227,7 +227,7 @@ class DecoderArrays:
         if forbidden is not None:
             mask[forbidden] = -np.inf
         return (
-            self.embedding, step.relu, step.w_ih0_t, step.w_ih_rest_t,
+            self.embedding, step.kernel_relu, step.w_ih0_t, step.w_ih_rest_t,
             step.w_hh_t, step.bias, step.b_hn, step.tanh_columns,
             None if self.attention is None else self.attention_c_t, memory, keys_t,
             memory_lengths.astype(np.int64, copy=False), merge,

@@ -1134,17 +1134,18 @@ def stack_step(relu, x, x_projected, w_ih0_t, w_ih_rest_t, w_hh_t, bias, b_hn,
                tanh_columns, h, c, parents, h_out, c_out, scratch):  # fmt: skip
     """One timestep of a unidirectional stack of ``L`` layers, in one call.
 
-    The cell is the one whose own array is given: ``tanh_columns`` the
-    LSTM's, ``b_hn`` the GRU's, neither the RNN's. The other is None, so
-    Numba prunes the other cells' branches and compiles one cell per
-    specialisation: all three in one kernel, linked again into every
-    decoding kernel, were most of a language model's first ``generate``
-    (see :mod:`.decoder`).
+    The cell is the one whose own argument is given: ``tanh_columns`` the
+    LSTM's, ``b_hn`` the GRU's, ``relu`` the RNN's; the other two are None.
+    Numba prunes a branch on ``argument is not None`` only where the
+    argument is None (not where it is an array), so each cell's call has a
+    branch of its own: a specialisation compiles one cell. (All three in one
+    kernel, linked again into every decoding kernel, were most of a language
+    model's first ``generate``; see :mod:`.decoder`.)
 
     Parameters
     ----------
-    relu : bool
-        ReLU instead of tanh (rnn cell only).
+    relu : bool or None
+        The RNN's: ReLU instead of tanh; None for the other cells.
     x : ndarray of shape (B, I), or (B, G*H) if ``x_projected``
     x_projected : bool
         ``x`` is already the first layer's gate input ``x W_ih + bias`` (a
@@ -1232,7 +1233,7 @@ def stack_step(relu, x, x_projected, w_ih0_t, w_ih_rest_t, w_hh_t, bias, b_hn,
             # In place, not through views (see the note on views after _copy).
             for b in range(batch):
                 parent = parents[b]
-                if tanh_columns is not None:  # lstm
+                if tanh_columns is not None:  # lstm (kept for the others: loops)
                     for j in range(cell_width):
                         c_rows[b, j] = layer_c[parent, j]
                     for j in range(width):
@@ -1245,19 +1246,20 @@ def stack_step(relu, x, x_projected, w_ih0_t, w_ih_rest_t, w_hh_t, bias, b_hn,
                         pre[b, j] = products[parent, j]
             layer_h = h_rows
             layer_c = c_rows
+        # One branch per cell, each pruned where its argument is None.
         if tanh_columns is not None:
             lstm_step(
                 layer_input, w_ih_t, w_hh_t[layer], bias[layer], tanh_columns,
                 layer_h, layer_c, h_out[layer], c_out[layer], layer_gates,
                 input_ready, shared,
             )  # fmt: skip
-        elif b_hn is not None:
+        if b_hn is not None:
             gru_step(
                 layer_input, w_ih_t, w_hh_t[layer], bias[layer], b_hn[layer],
                 layer_h, h_out[layer], layer_gates, pre, input_ready,
                 shared,
             )  # fmt: skip
-        else:
+        if relu is not None:
             rnn_step(
                 layer_input, w_ih_t, w_hh_t[layer], bias[layer], relu, layer_h,
                 h_out[layer], layer_gates, pre, input_ready, shared,

@@ -26,8 +26,9 @@ head_bias, mask, projected)``
   layer's gate input of every token, ``embedding @ w_ih0_t + bias[0]``
   ``(V_in, G*H)``: a lookup then replaces the input product of every step
   (the same numbers: the products are row-invariant);
-- ``relu`` … ``tanh_columns`` as in :func:`.cpu.stack_step` (``b_hn`` None
-  but for the GRU, ``tanh_columns`` None but for the LSTM);
+- ``relu`` … ``tanh_columns`` as in :func:`.cpu.stack_step` (``relu`` None
+  but for the RNN, ``b_hn`` but for the GRU, ``tanh_columns`` but for the
+  LSTM);
 - ``attention_c_t`` ``(H_mem + H, H)``, None without attention; ``memory``
   ``(R, S, H_mem)``, ``keys_t`` ``(R, H, S_pad)`` and ``memory_lengths``
   ``(R,)`` of the ``R`` conditioning rows (see :func:`attention_step`: the
@@ -43,9 +44,10 @@ head_bias, mask, projected)``
 Unused arrays are empty of the right dtype and rank, but for the cell's and
 the attention's, which are None: Numba then compiles the kernels for the one
 cell and attention mode in use (it prunes a branch on ``argument is None``),
-not for all of them. A GRU language model's first ``generate`` (beam search)
-compiled for 15.8-16.3 s with every cell and the attention in one kernel,
-11.5-11.7 s this way (the first greedy ``predict`` after it 3.3 -> 2.4 s).
+not for all of them. A GRU language model's first ``generate`` (beam search),
+empty cache, alternated runs: 12.5 and 13.2 s with every cell and the
+attention in one kernel, 8.8 and 9.4 s this way (LSTM: 13.7-13.8 -> 9.1-9.4
+s; the first greedy ``predict`` after it 2.6-2.8 -> 2.1-2.2 s).
 """
 
 import numpy as np
