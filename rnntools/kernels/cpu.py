@@ -1233,7 +1233,9 @@ def stack_step(relu, x, x_projected, w_ih0_t, w_ih_rest_t, w_hh_t, bias, b_hn,
             # In place, not through views (see the note on views after _copy).
             for b in range(batch):
                 parent = parents[b]
-                if tanh_columns is not None:  # lstm (kept for the others: loops)
+                # lstm (for the other cells this branch is pruned; for the
+                # lstm the else stays compiled: plain loops, no calls)
+                if tanh_columns is not None:
                     for j in range(cell_width):
                         c_rows[b, j] = layer_c[parent, j]
                     for j in range(width):
