@@ -95,7 +95,12 @@ def _compile_decoder(dtype):
         "attention_c": rng.standard_normal((hidden, memory_size + hidden)),
     }
     params = {key: value.astype(dtype) for key, value in params.items()}
+    memory = np.ones((2, 5, memory_size), dtype=dtype)
+    merge = np.ones((2, 2), dtype=dtype)
+    h0 = np.zeros((1, 2, hidden), dtype=dtype)
+    first, rows = np.array([1, 2]), np.array([1, 0])
     for cell in GATES:
+        state = (h0, h0) if cell == "lstm" else h0
         for attention in ("general", None):
             arrays = DecoderArrays.from_params(
                 params,
@@ -105,18 +110,17 @@ def _compile_decoder(dtype):
                 keys={key: key for key in params},
                 attention=attention,
             )
-            memory = np.ones((2, 5, memory_size), dtype=dtype)
-            condition = _Condition(
-                memory=memory if attention else None,
-                memory_lengths=np.array([5, 2]) if attention else None,
-                keys_t=arrays.attention_keys(memory) if attention else None,
-                merge=np.ones((2, 2), dtype=dtype),
+            condition = (
+                _Condition(
+                    memory=memory,
+                    memory_lengths=np.array([5, 2]),
+                    keys_t=arrays.attention_keys(memory),
+                    merge=merge,
+                )
+                if attention
+                else _Condition(merge=merge)
             )
             model = arrays.kernel_model(condition, [0])
-            state = np.zeros((1, 2, hidden), dtype=dtype)
-            if cell == "lstm":
-                state = (state, state)
-            first, rows = np.array([1, 2]), np.array([1, 0])
             arrays.step_rows(first, rows, state, model)
             arrays.greedy(first, rows, state, model, eos=2, max_length=3, min_length=0)
             arrays.beam(
