@@ -23,7 +23,7 @@ import numpy as np
 
 from .cells import GATES
 from .functional import prepare_step, rnn_backward, rnn_forward, rnn_step
-from .kernels import _jit
+from .kernels import _jit, row_invariant
 from .layers import embedding_backward, embedding_forward
 from .optim import AdamOptimizer
 
@@ -47,6 +47,8 @@ def compile_kernels(dtypes=("float32", "float64")):
     # The threads' spin-wait (no floats: one signature).
     spin.wait_for_flag(np.ones(1, dtype=np.int64), 0, 1)
     for dtype in dtypes:
+        # The products every kernel calls (compiled once: row_invariant).
+        row_invariant.product_address(dtype)
         for cell in GATES:
             for bidirectional in (False, True):
                 params = init_params(

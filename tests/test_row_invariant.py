@@ -9,10 +9,15 @@ once (the bits of ``out += bias`` afterwards). ``row_invariant_gathered_matmul``
 own product.
 """
 
+import subprocess
+import sys
+import textwrap
+
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from numba import njit
 
 from rnntools.kernels.row_invariant import (
     BLOCK_BYTES,
@@ -194,3 +199,48 @@ def test_gathered_rows_get_the_bits_of_their_own_product(
         a[order], b, source[order] * depth * width, depths[order], shuffled
     )
     np.testing.assert_array_equal(shuffled, out[order])
+
+
+def test_kernels_call_the_product_compiled_once():
+    # A kernel that multiplies calls the compiled product through its cell:
+    # the register tiles (512-bit FMA vectors) are not in its own code.
+    @njit
+    def kernel(a, b, out, bias):
+        row_invariant_matmul(a, b, out, bias)
+
+    a, b = np.ones((7, 5), np.float32), np.ones((5, 70), np.float32)
+    out = product(kernel, a, b)
+    np.testing.assert_array_equal(out, product(_row_by_row, a, b))
+    code = kernel.inspect_llvm(kernel.signatures[0])
+    assert "rnntools_row_invariant_matmul_float32" in code
+    assert "llvm.fma.v16f32" not in code
+
+
+def test_the_first_product_of_a_process_compiles_it():
+    # In a fresh process the cell of each dtype points to a trampoline,
+    # which compiles (or loads) the product on its first call, multiplies,
+    # and points the cell at the compiled function.
+    script = textwrap.dedent(
+        """
+        import numpy as np
+        from rnntools.kernels import row_invariant as ri
+
+        for dtype in (np.float64, np.float32):
+            cell = ri._PRODUCT_CELLS[np.dtype(dtype)]
+            assert cell._compiled is None
+            rng = np.random.default_rng(0)
+            a = rng.standard_normal((9, 40)).astype(dtype)
+            b = rng.standard_normal((40, 70)).astype(dtype)
+            out, expected = np.empty((9, 70), dtype), np.empty((9, 70), dtype)
+            ri.row_invariant_matmul(a, b, out, np.empty(0, dtype))
+            ri._row_by_row(a, b, expected, np.empty(0, dtype))
+            assert np.array_equal(out, expected)
+            assert cell._cell.value == cell._compiled.address
+        print("ok")
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"

@@ -45,13 +45,20 @@ the result of ``out[r, j]`` depends on ``a[r]`` and ``b[:, j]`` only: not on
 ``M``, not on the row's position, not on which tile computed it.
 """
 
+import ctypes
+import os
+import sys
+import threading
+import traceback
+
+import llvmlite.binding as llvm
 import numpy as np
 from llvmlite import ir
-from numba import njit, types
+from numba import carray, cfunc, njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic, overload
 
-from ._jit import KERNEL_OPTIONS, L2_CACHE_BYTES, OVERLOAD_OPTIONS
+from ._jit import CACHE, KERNEL_OPTIONS, L2_CACHE_BYTES, OVERLOAD_OPTIONS
 
 #: Bytes of one SIMD vector (AVX-512).
 VECTOR_BYTES = 64
@@ -571,6 +578,12 @@ def row_invariant_matmul(a, b, out, bias):
     :func:`_row_by_row` (``bias`` a row, or ``out``'s own values: see
     :func:`row_invariant_matmul_add`).
 
+    The tiles (:func:`_tiled_matmul`) are compiled once per dtype, as a
+    C function of their own (:func:`product_address`), and every kernel
+    calls them there: linked into each kernel, as Numba links a callee, their
+    code was optimised and compiled again in every kernel that multiplies
+    (see :func:`_compiled_product`).
+
     Every ``out[r, j]`` is ``fma(a[r, K-1], b[K-1, j], ... fma(a[r, 0],
     b[0, j], 0))``: one chain of fused multiply-adds from zero, ``k``
     ascending, rounded once per step. Which tile computes an element (and so
@@ -610,6 +623,13 @@ def row_invariant_matmul(a, b, out, bias):
         empty (:func:`no_bias`) for nothing. One array type in every case, so
         that one compiled product serves them all.
     """
+    _compiled_product(a, b, out, bias)
+
+
+@njit(**KERNEL_OPTIONS)
+def _tiled_matmul(a, b, out, bias):
+    """:func:`row_invariant_matmul`'s work, here compiled into the C
+    functions of :func:`product_address` only (the arguments as there)."""
     rows, depth = a.shape
     cols = out.shape[1]
     lanes = _lanes(a)
@@ -674,6 +694,154 @@ def row_invariant_matmul(a, b, out, bias):
               adding)  # fmt: skip
     _right_edge(a, b, edge_start, ldb, out, full_rows, tail, full_cols, bias,
                 addend_ld)  # fmt: skip
+
+
+# ------------------------------------------------ one compiled product per dtype
+#
+# Numba links the LLVM IR of every callee into its caller and optimises and
+# compiles it again there: the tiles of _tiled_matmul, in every kernel that
+# multiplies, were a third of a cold start (an LSTM classifier's first fit
+# compiled them in the forward and backward layer kernels, a language model's
+# first generate in five kernels more). So they are compiled once per dtype,
+# as a C function (a Numba ``cfunc``, cached like the kernels), and the
+# kernels call it through a pointer that they load from a named cell
+# (:func:`_compiled_product`): no tile is in any kernel's code.
+#
+# The cell's symbol is registered with LLVM when this module is imported,
+# before any kernel that refers to it is compiled or loaded from the cache.
+# It first points to a trampoline (ctypes) that compiles, or loads, the
+# function on its first call and points the cell at it: a process that never
+# multiplies in float64 never compiles the float64 product.
+
+#: ``(a, M, K, b, rows of b, columns of b, out, N, bias, length of bias)``:
+#: the arrays' data pointers and their shapes (all C-contiguous).
+_PRODUCT_SIGNATURE = types.void(
+    types.voidptr, types.intp, types.intp,
+    types.voidptr, types.intp, types.intp,
+    types.voidptr, types.intp,
+    types.voidptr, types.intp,
+)  # fmt: skip
+_PRODUCT_CTYPE = ctypes.CFUNCTYPE(
+    None,
+    ctypes.c_void_p, ctypes.c_ssize_t, ctypes.c_ssize_t,
+    ctypes.c_void_p, ctypes.c_ssize_t, ctypes.c_ssize_t,
+    ctypes.c_void_p, ctypes.c_ssize_t,
+    ctypes.c_void_p, ctypes.c_ssize_t,
+)  # fmt: skip
+
+
+def _product_float32(a, rows, depth, b, b_rows, b_cols, out, cols, bias, bias_size):
+    _tiled_matmul(
+        carray(a, (rows, depth), np.float32),
+        carray(b, (b_rows, b_cols), np.float32),
+        carray(out, (rows, cols), np.float32),
+        carray(bias, (bias_size,), np.float32),
+    )
+
+
+def _product_float64(a, rows, depth, b, b_rows, b_cols, out, cols, bias, bias_size):
+    _tiled_matmul(
+        carray(a, (rows, depth), np.float64),
+        carray(b, (b_rows, b_cols), np.float64),
+        carray(out, (rows, cols), np.float64),
+        carray(bias, (bias_size,), np.float64),
+    )
+
+
+class _ProductCell:
+    """The address the kernels call for one dtype's product (see above)."""
+
+    def __init__(self, dtype, function):
+        self.symbol = f"rnntools_row_invariant_matmul_{np.dtype(dtype).name}"
+        self._function = function
+        self._compiled = None
+        self._lock = threading.Lock()
+        self._trampoline = _PRODUCT_CTYPE(self._first_call)
+        first = ctypes.cast(self._trampoline, ctypes.c_void_p).value
+        self._cell = ctypes.c_void_p(first)
+        llvm.add_symbol(self.symbol, ctypes.addressof(self._cell))
+
+    def address(self):
+        """The compiled product's address (compiled, or loaded from the cache,
+        on the first call); the cell points there from then on."""
+        with self._lock:
+            if self._compiled is None:
+                # The kernels' options (a cfunc holds no GIL to release).
+                self._compiled = cfunc(
+                    _PRODUCT_SIGNATURE,
+                    cache=CACHE,
+                    fastmath=KERNEL_OPTIONS["fastmath"],
+                    error_model=KERNEL_OPTIONS["error_model"],
+                )(self._function)
+                self._cell.value = self._compiled.address
+        return self._compiled.address
+
+    def _first_call(self, *args):
+        try:
+            address = self.address()
+        except BaseException:  # cannot reach the kernel that called: stop
+            traceback.print_exc()
+            sys.stderr.write(
+                f"rnntools: compiling {self.symbol} failed (above); aborting.\n"
+            )
+            sys.stderr.flush()
+            os.abort()
+        _PRODUCT_CTYPE(address)(*args)
+
+
+_PRODUCT_CELLS = {
+    np.dtype(np.float32): _ProductCell(np.float32, _product_float32),
+    np.dtype(np.float64): _ProductCell(np.float64, _product_float64),
+}
+
+
+def product_address(dtype):
+    """Compile (or load from the cache) the product for ``dtype``
+    (``float32`` or ``float64``) now, and return its address: what the
+    kernels call (``python -m rnntools.compile`` fills the cache with it)."""
+    return _PRODUCT_CELLS[np.dtype(dtype)].address()
+
+
+@intrinsic
+def _compiled_product(typingctx, a, b, out, bias):
+    """``_tiled_matmul(a, b, out, bias)`` through the compiled product of
+    their dtype: the function pointer is loaded from its cell and called with
+    the arrays' data pointers and shapes (C-contiguous arrays of one dtype)."""
+    arrays = (a, b, out, bias)
+    if not all(
+        isinstance(array, types.Array)
+        and array.layout == "C"
+        and array.dtype == a.dtype
+        and array.dtype in (types.float32, types.float64)
+        for array in arrays
+    ):
+        return None
+    symbol = _PRODUCT_CELLS[np.dtype(a.dtype.name)].symbol
+
+    def codegen(context, builder, signature, args):
+        intp = context.get_value_type(types.intp)
+        pointer = ir.IntType(8).as_pointer()
+        function_type = ir.FunctionType(
+            ir.VoidType(),
+            [pointer, intp, intp, pointer, intp, intp, pointer, intp, pointer, intp],
+        )
+        cell = builder.module.globals.get(symbol)
+        if cell is None:  # declared here, defined by llvm.add_symbol
+            cell = ir.GlobalVariable(builder.module, function_type.as_pointer(), symbol)
+            cell.linkage = "external"
+        values = []
+        # Per array, the axes whose lengths the function takes.
+        for array_type, value, axes in zip(
+            signature.args, args, ((0, 1), (0, 1), (1,), (0,)), strict=True
+        ):
+            array = context.make_array(array_type)(context, builder, value)
+            shape = cgutils.unpack_tuple(builder, array.shape)
+            values.append(builder.bitcast(array.data, pointer))
+            values.extend(shape[axis] for axis in axes)
+        builder.call(builder.load(cell), values)
+        return context.get_dummy_value()
+
+    return types.void(*arrays), codegen
 
 
 #: Rows and vectors of columns per tile of
