@@ -110,7 +110,7 @@ def _take(buffer, offset, rows, cols):
     ), offset + rows * cols
 
 
-@njit(**KERNEL_OPTIONS)
+@njit(**KERNEL_OPTIONS, inline="always")
 def log_softmax_rows(logits, mask, out, work):
     """``out[n] = log_softmax(logits[n] + mask)[:V]`` in float64.
 
@@ -205,7 +205,7 @@ def log_softmax_rows(logits, mask, out, work):
     return True
 
 
-@njit(**KERNEL_OPTIONS)
+@njit(**KERNEL_OPTIONS, inline="always")
 def attention_step(query, decoder_output, memory, keys_t, memory_lengths, rows,
                    combined, weights, work):  # fmt: skip
     """One decoding step of Luong attention, row by row (batch-invariant).
