@@ -7,10 +7,11 @@ first ``fit`` in a fresh environment therefore pays the compilation (about
 in every kernel that calls it; only the row-invariant products, register
 tiles written in LLVM IR, are compiled once per dtype and called through a
 pointer, see :mod:`rnntools.kernels.row_invariant`; and
-``asv_benchmarks/compare_torch.py``'s start-up rows). Running this module once — in a Docker image build, on each
-node of a cluster, after ``pip install`` — fills the cache for every cell, both
-directions, ragged batches, both float dtypes, single steps and decoding, so
-that later processes only load machine code.
+``asv_benchmarks/compare_torch.py``'s start-up rows). Running this module
+once — in a Docker image build, on each node of a cluster, after ``pip
+install`` — fills the cache for every cell, both directions, ragged batches,
+both float dtypes, single steps and decoding, so that later processes only
+load machine code.
 
 Usage::
 

@@ -110,6 +110,8 @@ def _take(buffer, offset, rows, cols):
     ), offset + rows * cols
 
 
+# Inlined (Numba IR) into decoder_step, its only caller: not compiled on its
+# own and then again in decoder_step, beam_block and greedy_block.
 @njit(**KERNEL_OPTIONS, inline="always")
 def log_softmax_rows(logits, mask, out, work):
     """``out[n] = log_softmax(logits[n] + mask)[:V]`` in float64.
@@ -205,6 +207,9 @@ def log_softmax_rows(logits, mask, out, work):
     return True
 
 
+# Inlined into _attended, its only caller (as log_softmax_rows). _attended
+# itself is not: its ``attention_c_t is None`` branch is pruned only in a
+# function of its own (inlined, the language model's decoder failed to type).
 @njit(**KERNEL_OPTIONS, inline="always")
 def attention_step(query, decoder_output, memory, keys_t, memory_lengths, rows,
                    combined, weights, work):  # fmt: skip
