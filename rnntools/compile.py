@@ -3,11 +3,11 @@
 Numba compiles a kernel on its first call and caches the machine code on
 disk (``cache=True``; next to the package, or under ``NUMBA_CACHE_DIR``). The
 first ``fit`` in a fresh environment therefore pays the compilation (about
-6 s for an LSTM on a 2-core machine: Numba optimises a callee's code again
-in every kernel that calls it; only the row-invariant products, register
-tiles written in LLVM IR, are compiled once per dtype and called through a
-pointer, see :mod:`rnntools.kernels.row_invariant`; and
-``asv_benchmarks/compare_torch.py``'s start-up rows). Running this module
+6 s for an LSTM on a 2-core machine, see ``asv_benchmarks/compare_torch.py``'s
+start-up rows: Numba optimises a callee's code again in every kernel that
+calls it; only the row-invariant products, register tiles written in LLVM
+IR, are compiled once per dtype and called through a pointer, see
+:mod:`rnntools.kernels.row_invariant`). Running this module
 once — in a Docker image build, on each node of a cluster, after ``pip
 install`` — fills the cache for every cell, both directions, ragged batches,
 both float dtypes, single steps and decoding, so that later processes only
