@@ -383,6 +383,24 @@ def test_malformed_forward_call_raises(change, error, match):
         rnn_forward(**change(valid_call("lstm")))
 
 
+@pytest.mark.parametrize("change, error, match", FORWARD_CASES)
+def test_malformed_forward_call_raises_after_a_valid_one(change, error, match):
+    # A valid call records the params' layout (validated once, then only
+    # checked finite): the call changed afterwards must still raise.
+    kwargs = valid_call("lstm")
+    rnn_forward(**kwargs)
+    with pytest.raises(error, match=match):
+        rnn_forward(**change(kwargs))
+
+
+def test_params_made_nan_in_place_after_a_valid_call_raise():
+    kwargs = valid_call("lstm")
+    rnn_forward(**kwargs)
+    kwargs["params"]["bias_ih_l1_reverse"][3] = np.inf
+    with pytest.raises(ValueError, match=r"params\['bias_ih_l1_reverse'\] contains"):
+        rnn_forward(**kwargs)
+
+
 @pytest.mark.parametrize("change, error, match", GRU_FORWARD_CASES)
 def test_malformed_gru_forward_call_raises(change, error, match):
     with pytest.raises(error, match=match):
