@@ -186,8 +186,8 @@ def profile_shape(cell, shape, mode, calls, ragged):
         run(prepare())
     recorder = _Recorder()
     block_function = {
-        "inference": "_inference_block",
-        "forward": "_forward_block",
+        "inference": "_run_block",
+        "forward": "_run_block",
         "backward": "_backward_block",
     }[mode]
     recorder.patch(functional, block_function, "block")

@@ -667,7 +667,7 @@ def rnn_forward(
     params, num_layers, hidden_size, resident = _check_params(
         params, cell, bidirectional, input_size, dtype, backend
     )
-    if not x_on_device:  # a device x: once gathered (_forward_block)
+    if not x_on_device:  # a device x: once gathered (_forward_calls)
         _check_finite_valid(x, lengths, "x")
     num_dirs = _num_directions(bidirectional)
     state_shape = (num_layers * num_dirs, batch, hidden_size)
@@ -713,7 +713,7 @@ def rnn_forward(
     output_shape = (batch, steps, num_dirs * hidden_size)
     if backend is _CPU:
         output = np.empty(output_shape, dtype=dtype)
-        # The first layer's kernels read x in place (see _forward_block): one
+        # The first layer's kernels read x in place (see _forward_calls): one
         # array type, so one compiled kernel, whatever its strides and flags.
         x = np.require(x, requirements=("C", "A", "W"))
     else:  # batch-first on the device; x uploaded whole (gathered there)
@@ -721,20 +721,9 @@ def rnn_forward(
         x = x if x_on_device else backend.to_device(x)
     final = [np.empty(state_shape, dtype=dtype) for _ in range(num_states)]
 
-    def run_block(rows):
-        block_initial = [part[:, rows].copy() for part in initial]
-        # On the CPU the last layer writes ``output`` itself (each block its
-        # own rows, on its own thread).
-        sink = output if backend is _CPU else None
-        block, block_output, block_final = _forward_block(
-            cache, x, rows, block_initial, sink
-        )
-        if sink is None:
-            backend.kernels.batch_first_into(block_output, block.kernel_rows, output)
-            backend.release([block_output])
-        for part, block_part in zip(final, block_final, strict=True):
-            part[:, rows] = block_part
-        return block
+    # On the CPU the last layer writes ``output`` itself (each block its own
+    # rows, on its own thread).
+    sink = output if backend is _CPU else None
 
     if backend is _CPU:
         # The kernels' products read the transposed weights packed in panels:
@@ -745,8 +734,23 @@ def rnn_forward(
             for key, value in cache.kernel_params.items()
             if key.startswith("weight_")
         }
+    # Every block's calls are prepared here before any runs (as in
+    # inference, see _inference_calls): a worker runs only its kernels.
+    prepared = [
+        _forward_calls(cache, x, rows, [part[:, rows].copy() for part in initial], sink)
+        for rows in block_rows
+    ]
     # No kernel_threads(): the forward calls no BLAS.
-    cache.blocks = parallel_map(run_block, block_rows)
+    parallel_map(_run_block, [calls for _, calls, _ in prepared])
+    cache.blocks = []
+    for rows, (block, _, finish) in zip(block_rows, prepared, strict=True):
+        block_output, block_final = finish()
+        if sink is None:
+            backend.kernels.batch_first_into(block_output, block.kernel_rows, output)
+            backend.release([block_output])
+        for part, block_part in zip(final, block_final, strict=True):
+            part[:, rows] = block_part
+        cache.blocks.append(block)
     cache.packed = None  # backward packs its own (the cache may be shared)
     if x_on_device:
         final = [backend.to_device(part) for part in final]
@@ -762,9 +766,10 @@ def rnn_forward(
     return output, final_state, cache
 
 
-def _forward_block(cache, x, rows, states, sink=None):
-    """Run every layer and direction over one block of sequences, keeping what
-    backward reads.
+def _forward_calls(cache, x, rows, states, sink=None):
+    """Prepare every layer and direction of one block of sequences, keeping
+    what backward reads: buffers, states and kernel arguments, no kernel run
+    (on the GPU, the block's inputs are gathered).
 
     Parameters
     ----------
@@ -776,7 +781,8 @@ def _forward_block(cache, x, rows, states, sink=None):
         The block's sequences in the caller's batch, sorted by decreasing
         length.
     states : list of ndarray of shape (L*D, B_k, H)
-        Initial ``[h]`` or ``[h, c]``; overwritten with the final state.
+        Initial ``[h]`` or ``[h, c]``; the final state once the calls have
+        run and ``finish`` has been called.
     sink : ndarray of shape (B, T, D*H), optional
         Where the last layer writes its output, rows ``rows`` (batch-first: no
         time-major copy of the whole output; backward does not read it). CPU
@@ -785,9 +791,12 @@ def _forward_block(cache, x, rows, states, sink=None):
     Returns
     -------
     block : _BlockCache
-    output : ndarray of shape (T, B_k, D*H) or None
-        Time-major, a pooled buffer the caller releases (None with ``sink``).
-    states : list of ndarray
+    calls : list of (kernel, arguments)
+        For :func:`_run_block`, in order.
+    finish : callable
+        Called once the calls have run: returns ``(output, states)``, the
+        output time-major, a pooled buffer the caller releases (None with
+        ``sink``).
     """
     steps = cache.steps
     backend = cache.backend
@@ -810,6 +819,7 @@ def _forward_block(cache, x, rows, states, sink=None):
         if cache.x_on_device and not backend.kernels.all_finite(layer_input):
             raise ValueError("x contains NaN or infinity.")
         gather = None
+    calls, released, device_states = [], [], []
     for layer in range(cache.num_layers):
         last = layer == cache.num_layers - 1
         # Backward reads every layer's input, not the last layer's output:
@@ -827,20 +837,35 @@ def _forward_block(cache, x, rows, states, sink=None):
         for direction, suffix in enumerate(direction_suffixes(cache.bidirectional)):
             index = layer * num_dirs + direction
             state = [backend.to_device(part[index]) for part in states]
+            device_states.append((index, state))
             layer_sink = sink if out is None else None
             source = gather or (layer_input, _NO_ROWS, _no_steps(layer_input))
             gather = None  # gathered once; the other direction reads layer_input
-            saved.append(
-                _forward_direction(
-                    cache, block, layer, suffix, source, state, out, layer_sink
-                )
+            call, direction_cache, scratch = _forward_direction(
+                cache, block, layer, suffix, source, state, out, layer_sink
             )
-            for part, value in zip(states, state, strict=True):
-                part[index] = backend.to_host(value)
+            calls.append(call)
+            released.extend(scratch)
+            saved.append(direction_cache)
         block.inputs.append(layer_input)  # what backward reads
         block.directions.append(saved)
         layer_input = out
-    return block, layer_input, states
+
+    def finish():
+        backend.release(released)
+        for index, state in device_states:
+            for part, value in zip(states, state, strict=True):
+                part[index] = backend.to_host(value)
+        return layer_input, states
+
+    return block, calls, finish
+
+
+def _run_block(calls):
+    """Run one block's prepared kernel calls (:func:`_inference_calls`,
+    :func:`_forward_calls`), in order, on the calling thread."""
+    for kernel, arguments in calls:
+        kernel(*arguments)
 
 
 def _time_major_block(backend, batch_first, block, buffers):
@@ -897,8 +922,8 @@ def _no_steps(array):
 
 
 def _forward_direction(cache, block, layer, suffix, source, state, out, sink=None):
-    """Run one layer and direction, saving what backward reads; ``state`` is
-    updated to the final state.
+    """Prepare one layer and direction, saving what backward reads; the call
+    updates ``state`` to the final state.
 
     One kernel call: the input projection of all ``T`` steps, then the time
     loop. The input is ``source``, the kernels' ``(inp, inp_rows,
@@ -906,8 +931,15 @@ def _forward_direction(cache, block, layer, suffix, source, state, out, sink=Non
     batch-first ``x`` with the block's rows, gathered into ``inp_span`` (all
     ``T`` steps, kept for backward). The output goes to the time-major
     ``out`` or, with ``sink`` (``out`` None), to rows ``block.rows`` of the
-    batch-first ``sink``, through a buffer of the steps (released at the end:
-    on the CPU, backward's ``d_output`` then reuses it).
+    batch-first ``sink``, through a buffer of the steps (released once the
+    calls have run: on the CPU, backward's ``d_output`` then reuses it).
+
+    Returns
+    -------
+    call : (kernel, arguments)
+    direction : _DirectionCache
+    scratch : list of ndarray
+        Pooled buffers to release once the call has run.
     """
     backend = cache.backend
     kernels = backend.kernels
@@ -949,23 +981,22 @@ def _forward_direction(cache, block, layer, suffix, source, state, out, sink=Non
     inputs = (*source, w_ih, bias, w_hh)
     outputs = (target, out_rows, out_span, out_col, gates)
     if cache.cell == "lstm":
-        kernels.lstm_forward_layer(
+        call = (kernels.lstm_forward_layer, (
             *inputs, block.kernel_lengths, block.batch_sizes, reverse,
             state[0], state[1], *outputs, h_prev, c_prev, tanh_c,
-        )  # fmt: skip
+        ))  # fmt: skip
     elif cache.cell == "gru":
-        kernels.gru_forward_layer(
+        call = (kernels.gru_forward_layer, (
             *inputs, b_hn, block.kernel_lengths, block.batch_sizes, reverse,
             state[0], *outputs, h_prev, hn,
-        )  # fmt: skip
+        ))  # fmt: skip
     else:
-        kernels.rnn_forward_layer(
+        call = (kernels.rnn_forward_layer, (
             *inputs, cache.relu, block.kernel_lengths, block.batch_sizes,
             reverse, state[0], *outputs, h_prev,
-        )  # fmt: skip
-    if sink is not None:
-        backend.release([out_span])
-    return _DirectionCache(gates, h_prev, extra)
+        ))  # fmt: skip
+    scratch = [] if sink is None else [out_span]
+    return call, _DirectionCache(gates, h_prev, extra), scratch
 
 
 def _fused_bias(backend, cell, b_ih, b_hh):
@@ -1072,7 +1103,7 @@ def _cpu_inference(
     # the register tiles), and limiting it cost 5 us a call.
     blocks = _split_batch(lengths, flops, num_threads())
     prepared = [_inference_calls(plan, rows) for rows in blocks]
-    parallel_map(_inference_block, [calls for calls, _, _ in prepared])
+    parallel_map(_run_block, [calls for calls, _, _ in prepared])
     for rows, (_, states, scratch) in zip(blocks, prepared, strict=True):
         _finish_inference_block(plan, rows, states, scratch)
     return plan.output, plan.final
@@ -1177,12 +1208,6 @@ def _inference_calls(plan, rows):
                 )))  # fmt: skip
         layer_input, input_rows = out, _NO_ROWS
     return calls, states, [flat]
-
-
-def _inference_block(calls):
-    """Run one block's kernel calls (:func:`_inference_calls`), in order."""
-    for kernel, arguments in calls:
-        kernel(*arguments)
 
 
 def _finish_inference_block(plan, rows, states, scratch):

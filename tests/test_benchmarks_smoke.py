@@ -123,7 +123,7 @@ def test_profile_cpu_restores_what_it_wraps():
     from rnntools import functional
 
     kernels = functional._backend("cpu").kernels
-    blocks = ("_inference_block", "_forward_block", "_backward_block")
+    blocks = ("_run_block", "_backward_block")
 
     def wrapped():
         return [getattr(functional, name) for name in blocks] + [
