@@ -815,7 +815,7 @@ def _forward_calls(cache, x, rows, states, sink=None):
         _zero_unreached(layer_input, lengths)
         gather = (x, block.row_indices, layer_input)
     else:
-        layer_input = _time_major_block(backend, x, block, block.buffers)
+        layer_input = _time_major_block(backend, x, block, block.buffers, "x")
         if cache.x_on_device and not backend.kernels.all_finite(layer_input):
             raise ValueError("x contains NaN or infinity.")
         gather = None
@@ -868,22 +868,24 @@ def _run_block(calls):
         kernel(*arguments)
 
 
-def _time_major_block(backend, batch_first, block, buffers):
+def _time_major_block(backend, batch_first, block, buffers, name):
     """Rows ``block.rows`` of a ``(B, T, F)`` array → the block's time-major
     ``(T, B_k, F)`` kernel array, 0 at padded steps, gathered by a kernel
     (on the CPU without the GIL; the caller's array C-contiguous and
-    writable there); appended to ``buffers``.
+    writable there); appended to ``buffers``. On the CPU the kernel checks
+    the unpadded steps finite, and a ``ValueError`` names ``name`` if not.
     """
     steps, features = batch_first.shape[1], batch_first.shape[2]
     shape = (steps, len(block.lengths), features)
     out = backend.scratch(shape, batch_first.dtype)
+    buffers.append(out)
     if backend is _CPU:
-        cpu.gather_span(batch_first, block.row_indices, block.lengths, 0, out)
+        if not cpu.gather_span(batch_first, block.row_indices, block.lengths, 0, out):
+            raise ValueError(f"{name} contains NaN or infinity.")
     else:
         backend.kernels.time_major(
             batch_first, block.kernel_rows, block.kernel_lengths, out
         )
-    buffers.append(out)
     return out
 
 
@@ -1115,8 +1117,9 @@ def _inference_calls(plan, rows):
 
     Made on the calling thread for every block before any block runs, so that
     a worker's block is its kernels only: made on the worker, its Python
-    waited for the GIL while the calling thread made its own block's (a
-    worker started its kernels 130 us after the caller at 32x50x32x64).
+    waited for the GIL while the calling thread made its own block's (at
+    32x50x32x64 a worker started its kernels 85 us after the caller; 32 us
+    this way, ``asv_benchmarks/profile_cpu.py``).
 
     Parameters
     ----------
@@ -1141,8 +1144,8 @@ def _inference_calls(plan, rows):
     row_indices = _row_indices(rows)
     lengths = np.ascontiguousarray(plan.lengths[rows])
     batch = len(lengths)
-    # Sequences longer than each step (lengths decrease): batch minus those
-    # that end at or before it.
+    # Sequences longer than each step: batch minus those that end at or
+    # before it.
     batch_sizes = batch - np.cumsum(np.bincount(lengths, minlength=steps + 1))[:steps]
     width = GATES[plan.cell] * hidden
     span = max(1, min(steps, INFERENCE_SPAN_BYTES // (batch * width * dtype.itemsize)))
@@ -1265,8 +1268,9 @@ def rnn_backward(cache, d_output, d_final_state=None):
         _check_shape(d_output, (batch, steps, num_dirs * hidden), "d_output")
         with np.errstate(over="ignore"):  # checked finite after the cast
             d_output = d_output.astype(dtype, copy=False)
-        _check_finite_valid(d_output, cache.lengths, "d_output")
-        if backend is _CPU:
+        if backend is not _CPU:  # on the CPU, as each block gathers it
+            _check_finite_valid(d_output, cache.lengths, "d_output")
+        else:
             # Made time-major by a kernel (see _time_major_block): one array
             # type, so one compiled kernel.
             d_output = np.require(d_output, requirements=("C", "A", "W"))
@@ -1302,7 +1306,7 @@ def rnn_backward(cache, d_output, d_final_state=None):
 
     def run_block(block):
         temporaries = []
-        d_out = _time_major_block(backend, d_output, block, temporaries)
+        d_out = _time_major_block(backend, d_output, block, temporaries, "d_output")
         if d_output_on_device and not backend.kernels.all_finite(d_out):
             raise ValueError("d_output contains NaN or infinity.")
         d_states = [part[:, block.rows].copy() for part in d_final]

@@ -579,3 +579,26 @@ def test_malformed_init_params_call_raises(kwargs, error, match):
     arguments = {"cell": "lstm", "input_size": 3, "hidden_size": 4, **kwargs}
     with pytest.raises(error, match=match):
         init_params(**arguments)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_d_output_checked_in_every_block(monkeypatch, dtype):
+    # On the CPU each block checks its own rows of d_output as it gathers
+    # them (on its own thread): a NaN in the last block's rows is found, one
+    # in the padding of a ragged row is not looked at. 64 x 50 steps of an
+    # LSTM of 32 units make two blocks on two threads.
+    monkeypatch.setenv("RNNTOOLS_NUM_THREADS", "2")
+    rng = np.random.default_rng(0)
+    params = init_params("lstm", 8, 32, random_state=0, dtype=dtype)
+    x = rng.standard_normal((64, 50, 8)).astype(dtype)
+    lengths = np.full(64, 50)
+    lengths[62] = 20
+    output, _, cache = rnn_forward(x, params, "lstm", lengths=lengths)
+    assert len(cache.blocks) == 2
+    d_output = np.ones_like(output)
+    d_output[62, 30:] = np.nan  # padding: ignored
+    rnn_backward(cache, d_output)
+    for value in (np.nan, np.inf):
+        d_output[63, 10, 5] = value
+        with pytest.raises(ValueError, match="d_output contains NaN or infinity"):
+            rnn_backward(cache, d_output)

@@ -103,10 +103,26 @@ def _add_output_grads(d_h, d_out, out_col, active, s, lengths, reverse):
 
 
 @njit(**KERNEL_OPTIONS)
+def _copy_finite(destination, source):
+    """:func:`_copy`, and whether every value copied was finite (``v - v``
+    is 0 for a finite ``v``, NaN otherwise: one OR over the row, which LLVM
+    vectorises with the copy)."""
+    bad = 0
+    for j in range(source.shape[0]):
+        value = source[j]
+        destination[j] = value
+        bad |= np.int32((value - value) != 0)
+    return bad == 0
+
+
+@njit(**KERNEL_OPTIONS)
 def gather_span(inp, inp_rows, lengths, start, span_inputs):
     """``span_inputs[s, b] = inp[inp_rows[b], start + s]``: a span of the
     caller's batch-first inputs made time-major, zeros at padded steps
-    (padding may hold anything, NaN included).
+    (padding may hold anything, NaN included). Returns whether every value
+    gathered (the unpadded steps) was finite: ``d_output`` is checked here,
+    on each block's thread, not in a pass of its own before the blocks
+    (2.8 ms of an LSTM backward at 256x50x64x512, on one thread).
 
     A function of its own, as :func:`scatter_span` (inlined into the layer
     kernels, they cost the same compile time: 0.1-0.2 s each, of a cold
@@ -116,16 +132,18 @@ def gather_span(inp, inp_rows, lengths, start, span_inputs):
     a cold start, and the same run time).
     """
     span, batch, features = span_inputs.shape
+    finite = True
     for s in range(span):
         for b in range(batch):
             # Views made inside each branch: one made before the branch kept
             # the copy from being vectorised (4x slower).
             if start + s < lengths[b]:
-                _copy(span_inputs[s, b], inp[inp_rows[b], start + s])
+                finite &= _copy_finite(span_inputs[s, b], inp[inp_rows[b], start + s])
             else:
                 row = span_inputs[s, b]
                 for j in range(features):
                     row[j] = 0
+    return finite
 
 
 @njit(**KERNEL_OPTIONS)
