@@ -65,7 +65,11 @@ class _Worker:
     tasks (its queue, futures and condition variables). Both sides first
     watch a flag (:func:`.kernels.spin.wait_for_flag`, GIL released) before
     they block: a sleeping vCPU wakes slowly. ``_flags[0]``: a task is
-    posted; ``_flags[1]``: its outcome is ready.
+    posted; ``_flags[1]``: its outcome is ready, set by the worker once it
+    has given up the GIL (:func:`.kernels.spin.set_flag_and_wait`). LSTM at
+    32x50x32x64 on two threads, three alternated rounds against the flag set
+    from Python: inference 888-905 -> 826-853 us, training forward
+    1025-1080 -> 947-990 us, backward 1363-1424 -> 1326-1365 us.
     """
 
     def __init__(self):
@@ -82,8 +86,9 @@ class _Worker:
         threading.Thread(target=self._serve, name="rnntools", daemon=True).start()
 
     def _serve(self):
+        spin = self._spin
+        spin.wait_for_flag(self._flags, 0, spin.SPINS)
         while True:
-            self._spin.wait_for_flag(self._flags, 0, self._spin.SPINS)
             self._start.acquire()
             self._flags[0] = 0
             function, item = self._task
@@ -92,8 +97,10 @@ class _Worker:
                 self._outcome = (True, function(item))
             except BaseException as exc:  # re-raised in the caller's thread
                 self._outcome = (False, exc)
-            self._flags[1] = 1
             self._done.release()
+            # The outcome flagged with the GIL already given up (see
+            # set_flag_and_wait), then the next task watched for.
+            spin.set_flag_and_wait(self._flags, 1, 0, spin.SPINS)
 
     def submit(self, function, item):
         self._task = (function, item)

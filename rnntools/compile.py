@@ -48,6 +48,7 @@ def compile_kernels(dtypes=("float32", "float64")):
     start = time.perf_counter()
     # The threads' spin-wait (no floats: one signature).
     spin.wait_for_flag(np.ones(1, dtype=np.int64), 0, 1)
+    spin.set_flag_and_wait(np.ones(2, dtype=np.int64), 1, 0, 1)
     for dtype in dtypes:
         # The products every kernel calls (compiled once: row_invariant).
         row_invariant.product_address(dtype)

@@ -67,5 +67,6 @@ def _compiled_dtypes(kernel):
     }
 
 
-def test_the_threads_spin_wait_is_compiled(printed):
+def test_the_threads_spin_waits_are_compiled(printed):
     assert spin.wait_for_flag.signatures
+    assert spin.set_flag_and_wait.signatures

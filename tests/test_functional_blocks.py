@@ -27,7 +27,7 @@ from strategies import RNNProblem
 
 import rnntools.functional as functional
 from rnntools import _threads
-from rnntools.kernels import cpu
+from rnntools.kernels import cpu, spin
 
 # float64 results differ from the reference only by rounding (see
 # test_functional_naive.py for the derivation of 1e-12 relative to the scale).
@@ -379,6 +379,21 @@ def test_parallel_map_keeps_order_and_reraises_after_every_task():
         [0, 1, 2],
     )
     assert nested == [[(outer, 0), (outer, 1)] for outer in range(3)]
+
+
+@pytest.mark.parametrize("spins", [0, 1, 1000])
+def test_parallel_map_when_the_spin_waits_give_up(monkeypatch, spins):
+    """The flags are hints: with spin-waits too short to see them (0 spins:
+    none at all), hand-offs go through the locks, and every result still
+    arrives, also to workers that fell asleep between tasks."""
+    monkeypatch.setattr(spin, "SPINS", spins)
+    for round_ in range(30):
+        if round_ % 10 == 0:
+            time.sleep(0.002)  # longer than any spin: the workers block
+        items = list(range(round_ % 3 + 2))
+        assert _threads.parallel_map(lambda item: item * item, items) == [
+            item * item for item in items
+        ]
 
 
 def test_parallel_map_from_many_threads_at_once():

@@ -43,6 +43,29 @@ def _load_acquire(typingctx, flags, index):
     return types.int64(flags, index), codegen
 
 
+@intrinsic
+def _store_release(typingctx, flags, index):
+    """``flags[index] = 1`` as an atomic store with release ordering: every
+    write before it is visible to a thread that then reads the flag."""
+    if not (
+        isinstance(flags, types.Array)
+        and flags.dtype == types.int64
+        and flags.ndim == 1
+        and flags.layout == "C"
+    ):
+        return None
+
+    def codegen(context, builder, sig, args):
+        array = context.make_array(sig.args[0])(context, builder, args[0])
+        index_value = context.cast(builder, args[1], sig.args[1], types.intp)
+        pointer = builder.gep(array.data, [index_value])
+        one = context.get_constant(types.int64, 1)
+        builder.store_atomic(one, pointer, "release", 8)
+        return context.get_dummy_value()
+
+    return types.void(flags, index), codegen
+
+
 @njit(cache=CACHE, nogil=True, no_cfunc_wrapper=True)
 def wait_for_flag(flags, index, spins):
     """Whether ``flags[index]`` became nonzero within ``spins`` looks.
@@ -58,3 +81,19 @@ def wait_for_flag(flags, index, spins):
         if _load_acquire(flags, index) != 0:
             return True
     return False
+
+
+@njit(cache=CACHE, nogil=True, no_cfunc_wrapper=True)
+def set_flag_and_wait(flags, done, index, spins):
+    """Set ``flags[done]``, then :func:`wait_for_flag` ``(flags, index,
+    spins)``, all with the GIL released.
+
+    A worker announces a finished task this way: the caller, spinning on
+    ``flags[done]``, then finds the GIL free. Set from Python, before the
+    worker gave the GIL up (in its next wait), the caller saw the flag at
+    once, asked for the GIL while the worker still held it, and slept on it:
+    a no-op task on two threads took 58-66 us a round trip, 35-38 this way
+    (2026-11-30, Xeon VM).
+    """
+    _store_release(flags, done)
+    return wait_for_flag(flags, index, spins)
