@@ -369,6 +369,30 @@ def test_pickle_and_clone(captioner):
     assert not hasattr(copy, "params_")
 
 
+def test_decoding_follows_parameters_changed_in_place(captioner):
+    """The decoder's layout is kept between calls only while ``params_``
+    holds the same values: changed in place, the next call decodes with the
+    new ones, as a copy that never decoded before does; pickles leave the
+    kept layout out."""
+    model = pickle.loads(pickle.dumps(captioner))
+    _, before_scores = model.generate(X_TEST[:20], return_scores=True)
+    assert model._decoder_cache.layouts  # kept
+    assert "_decoder_cache" not in pickle.loads(pickle.dumps(model)).__dict__
+    for key in ("head.bias", "decoder.embedding.weight"):
+        values = model.params_[key]
+        values += np.linspace(-2, 2, values.size).reshape(values.shape)
+        tokens, scores = model.generate(X_TEST[:20], return_scores=True)
+        fresh = pickle.loads(pickle.dumps(model))
+        expected, expected_scores = fresh.generate(X_TEST[:20], return_scores=True)
+        assert tokens == expected
+        np.testing.assert_array_equal(scores, expected_scores)
+        assert not np.array_equal(scores, before_scores)  # the change mattered
+        before_scores = scores
+    # Greedy search (fewer row-steps: no token table) alike.
+    greedy = model.predict(X_TEST[:20])
+    assert greedy == pickle.loads(pickle.dumps(model)).predict(X_TEST[:20])
+
+
 def test_grid_search_over_bleu():
     search = GridSearchCV(
         RNNCaptioner(

@@ -270,6 +270,26 @@ def test_pickle_clone_and_grid_search(model):
     assert search.best_estimator_.predict(["h"])
 
 
+def test_predict_proba_follows_parameters_changed_in_place(model):
+    """See tests/test_captioner.py: the kept decoder layout is dropped when
+    ``params_`` changes, here by ``partial_fit`` and by hand."""
+    copy = pickle.loads(pickle.dumps(model))
+    before = copy.predict_proba(["the", "hel"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        copy.partial_fit(corpus(20))
+    after = copy.predict_proba(["the", "hel"])
+    assert not np.array_equal(after, before)
+    np.testing.assert_array_equal(
+        after, pickle.loads(pickle.dumps(copy)).predict_proba(["the", "hel"])
+    )
+    copy.params_["head.bias"][:] = 0
+    np.testing.assert_array_equal(
+        copy.predict_proba(["the", "hel"]),
+        pickle.loads(pickle.dumps(copy)).predict_proba(["the", "hel"]),
+    )
+
+
 def test_save_and_load_without_pickle(model, tmp_path):
     from rnntools import load_model, save_model
 

@@ -45,6 +45,14 @@ _PROJECT_TOKENS = 4
 #: ... and the table takes at most this many bytes.
 _TABLE_BYTES = 16 * 2**20
 
+
+def wants_table(tokens, rows):
+    """Whether decoding ``rows`` row-steps over ``tokens`` input tokens
+    computes every token's first input product once (see
+    :data:`_PROJECT_TOKENS`; the table's size is checked apart)."""
+    return tokens * _PROJECT_TOKENS <= rows
+
+
 #: A thread decodes its rows in chunks whose conditioning (attention memory
 #: and keys) takes at most this many bytes, each chunk to the end before the
 #: next, so that what every step reads of it stays in L2 instead of coming
@@ -109,7 +117,7 @@ class DecoderArrays:
         embedding = np.array(params[keys["embedding"]], dtype=dtype)
         gate_width = step.bias.shape[1]
         projected = (
-            embedding.shape[0] * _PROJECT_TOKENS <= rows
+            wants_table(embedding.shape[0], rows)
             and embedding.shape[0] * gate_width * dtype.itemsize <= _TABLE_BYTES
         )
         if projected:
