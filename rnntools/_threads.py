@@ -109,8 +109,13 @@ class _Worker:
 
     def result(self):
         """Wait for the task; its return value, or its exception raised here."""
-        self._spin.wait_for_flag(self._flags, 1, self._spin.SPINS)
+        spin = self._spin
+        spin.wait_for_flag(self._flags, 1, spin.SPINS)
         self._done.acquire()
+        # The worker flags the outcome just after releasing the lock: the
+        # flag is waited for (at once, but after a sleep on the lock) before
+        # it is cleared, lest it be set late and taken for the next task's.
+        spin.wait_for_flag(self._flags, 1, spin.SPINS)
         self._flags[1] = 0
         succeeded, value = self._outcome
         self._outcome = None

@@ -42,6 +42,7 @@ from test_estimators_gradients import (
 
 from rnntools import RNNCaptioner, load_model, save_model
 from rnntools.decoding import length_penalty as wu_penalty
+from rnntools.estimators._generator import _DECODER_CACHES, _DecoderCache
 from rnntools.metrics import corpus_bleu
 
 pytestmark = pytest.mark.filterwarnings(
@@ -372,12 +373,13 @@ def test_pickle_and_clone(captioner):
 def test_decoding_follows_parameters_changed_in_place(captioner):
     """The decoder's layout is kept between calls only while ``params_``
     holds the same values: changed in place, the next call decodes with the
-    new ones, as a copy that never decoded before does; pickles leave the
-    kept layout out."""
+    new ones, as a copy that never decoded before does. The layout is kept
+    outside the estimator's attributes, which decoding leaves as they are."""
     model = pickle.loads(pickle.dumps(captioner))
+    attributes = set(vars(model))
     _, before_scores = model.generate(X_TEST[:20], return_scores=True)
-    assert model._decoder_cache.layouts  # kept
-    assert "_decoder_cache" not in pickle.loads(pickle.dumps(model)).__dict__
+    assert _DECODER_CACHES[model].layouts  # kept
+    assert set(vars(model)) == attributes
     for key in ("head.bias", "decoder.embedding.weight"):
         values = model.params_[key]
         values += np.linspace(-2, 2, values.size).reshape(values.shape)
@@ -391,6 +393,21 @@ def test_decoding_follows_parameters_changed_in_place(captioner):
     # Greedy search (fewer row-steps: no token table) alike.
     greedy = model.predict(X_TEST[:20])
     assert greedy == pickle.loads(pickle.dumps(model)).predict(X_TEST[:20])
+
+
+def test_decoders_too_large_to_keep_are_laid_out_at_every_call(captioner, monkeypatch):
+    model = pickle.loads(pickle.dumps(captioner))
+    expected = model.generate(X_TEST[:10], return_scores=True)
+    assert model in _DECODER_CACHES
+    monkeypatch.setattr(_DecoderCache, "MAX_BYTES", 0)
+    bias = model.params_["head.bias"]
+    bias += np.linspace(-2, 2, bias.size)  # a new layout is needed
+    changed = model.generate(X_TEST[:10], return_scores=True)
+    assert model not in _DECODER_CACHES
+    fresh = pickle.loads(pickle.dumps(model)).generate(X_TEST[:10], return_scores=True)
+    assert changed[0] == fresh[0]
+    np.testing.assert_array_equal(changed[1], fresh[1])
+    assert not np.array_equal(changed[1], expected[1])
 
 
 def test_grid_search_over_bleu():

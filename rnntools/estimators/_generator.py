@@ -19,6 +19,7 @@ the arrays the loop slices.
 
 import functools
 import os
+import weakref
 from dataclasses import dataclass
 from numbers import Integral, Real
 
@@ -193,7 +194,9 @@ class _DecoderCache:
     ``layouts`` maps :func:`._decoder.wants_table` to the
     :class:`._decoder.DecoderArrays`. It serves while ``params_`` holds the
     same values (compared in full: ``fit``, ``partial_fit`` and users may
-    change them in place), and is not pickled.
+    change them in place). Kept in :data:`_DECODER_CACHES`, not in the
+    estimator's attributes: decoding leaves those as they are (scikit-learn's
+    ``check_dict_unchanged``), and pickles and clones do not carry it.
     """
 
     params: dict
@@ -223,6 +226,10 @@ class _DecoderCache:
             ):
                 return False
         return True
+
+
+#: Each generating estimator's :class:`_DecoderCache`, dropped with it.
+_DECODER_CACHES = weakref.WeakKeyDictionary()
 
 
 class _GeneratorRNN(_BaseRNN):
@@ -593,12 +600,13 @@ class _GeneratorRNN(_BaseRNN):
                     "this model's hyperparameters and vocabularies."
                 )
         table = wants_table(expected[self._key("embedding.weight")][0], rows)
-        cache = getattr(self, "_decoder_cache", None)
+        cache = _DECODER_CACHES.get(self)
         if cache is None or not cache.holds(params):
             cache = _DecoderCache.of(params, expected)
             if cache is None:  # too large to keep
+                _DECODER_CACHES.pop(self, None)
                 return self._lay_out(params, rows)
-            self._decoder_cache = cache
+            _DECODER_CACHES[self] = cache
         prepared = cache.layouts.get(table)
         if prepared is None:
             # From the cache's own copy: the layout is of the values compared.
@@ -622,11 +630,6 @@ class _GeneratorRNN(_BaseRNN):
             attention=self._attention_score,
             rows=rows,
         )
-
-    def __getstate__(self):
-        # The decoder cache is rebuilt on demand, not pickled.
-        state = super().__getstate__()
-        return {key: value for key, value in state.items() if key != "_decoder_cache"}
 
     def _step_log_proba(
         self, tokens, state, prepared, start, weights_out=None, forbidden=None
