@@ -410,6 +410,19 @@ def test_decoders_too_large_to_keep_are_laid_out_at_every_call(captioner, monkey
     assert not np.array_equal(changed[1], expected[1])
 
 
+class _ComparedCaptioner(RNNCaptioner):
+    """Unhashable, as a subclass that defines ``__eq__`` alone is."""
+
+    def __eq__(self, other):
+        return self is other
+
+
+def test_unhashable_subclasses_decode_without_the_cache(captioner):
+    model = _ComparedCaptioner(**captioner.get_params())
+    model.__dict__.update(vars(pickle.loads(pickle.dumps(captioner))))
+    assert model.predict(X_TEST[:10]) == captioner.predict(X_TEST[:10])
+
+
 def test_grid_search_over_bleu():
     search = GridSearchCV(
         RNNCaptioner(

@@ -600,7 +600,10 @@ class _GeneratorRNN(_BaseRNN):
                     "this model's hyperparameters and vocabularies."
                 )
         table = wants_table(expected[self._key("embedding.weight")][0], rows)
-        cache = _DECODER_CACHES.get(self)
+        try:
+            cache = _DECODER_CACHES.get(self)
+        except TypeError:  # a subclass made unhashable (__eq__ alone): no cache
+            return self._lay_out(params, rows)
         if cache is None or not cache.holds(params):
             cache = _DecoderCache.of(params, expected)
             if cache is None:  # too large to keep
