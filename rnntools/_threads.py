@@ -66,10 +66,8 @@ class _Worker:
     watch a flag (:func:`.kernels.spin.wait_for_flag`, GIL released) before
     they block: a sleeping vCPU wakes slowly. ``_flags[0]``: a task is
     posted; ``_flags[1]``: its outcome is ready, set by the worker once it
-    has given up the GIL (:func:`.kernels.spin.set_flag_and_wait`). LSTM at
-    32x50x32x64 on two threads, three alternated rounds against the flag set
-    from Python: inference 888-905 -> 826-853 us, training forward
-    1025-1080 -> 947-990 us, backward 1363-1424 -> 1326-1365 us.
+    has given up the GIL (:func:`.kernels.spin.set_flag_and_wait`, which
+    says why and what it saved).
     """
 
     def __init__(self):
