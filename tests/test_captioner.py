@@ -42,6 +42,7 @@ from test_estimators_gradients import (
 
 from rnntools import RNNCaptioner, load_model, save_model
 from rnntools.decoding import length_penalty as wu_penalty
+from rnntools.estimators import _decoder
 from rnntools.estimators._generator import _DECODER_CACHES, _DecoderCache
 from rnntools.metrics import corpus_bleu
 
@@ -343,6 +344,38 @@ def test_a_row_is_captioned_the_same_alone_and_in_any_batch(captioner, indices, 
         )
         assert alone[0] == together[i]
         assert score[0] == scores[i]  # bit for bit
+
+
+def test_decoding_in_chunks_that_fit_in_cache_gives_the_same_bits(
+    captioner, monkeypatch
+):
+    # Each thread decodes its inputs in chunks whose states and scratch fit
+    # in L2; an input's tokens and scores must not depend on its chunk.
+    batch = X_TEST[:12]
+    expected = {
+        beam: captioner.generate(
+            batch, beam_width=beam, n_best=beam, return_scores=True
+        )
+        for beam in (1, 3)
+    }
+    decoder = captioner._prepared(rows=len(batch))
+    model = decoder.kernel_model(captioner._start(batch, decoder)[0], np.array([0]))
+    assert decoder._chunks(slice(0, 12), model, 3) == [slice(0, 12)]
+    monkeypatch.setattr(_decoder, "_SCRATCH_CHUNK_BYTES", 1)
+    monkeypatch.setattr(_decoder, "_MIN_CHUNK_ROWS", 3)
+    # One input per chunk for beams of 3; three rows, so three inputs, greedy.
+    assert decoder._chunks(slice(2, 5), model, 3) == [
+        slice(2, 3), slice(3, 4), slice(4, 5)
+    ]  # fmt: skip
+    assert decoder._chunks(slice(0, 7), model, 1) == [
+        slice(0, 3), slice(3, 6), slice(6, 7)
+    ]  # fmt: skip
+    for beam, (outputs, scores) in expected.items():
+        chunked, chunked_scores = captioner.generate(
+            batch, beam_width=beam, n_best=beam, return_scores=True
+        )
+        assert chunked == outputs
+        np.testing.assert_array_equal(chunked_scores, scores)
 
 
 # ------------------------------------------------------ persistence, sklearn
