@@ -17,6 +17,7 @@ from sklearn.model_selection import GridSearchCV
 
 from rnntools import RNNLanguageModel
 from rnntools.decoding import length_penalty as wu_penalty
+from rnntools.estimators._generator import _Condition, state_where
 from rnntools.vocabulary import Vocabulary
 
 PHRASES = ["hello world", "help me", "hello there", "world peace", "the cat sat"]
@@ -77,6 +78,46 @@ def test_predict_proba_is_the_next_token_distribution(model):
     assert model.classes_[proba[0].argmax()] == "l"
     assert model.classes_[proba[2].argmax()] == "<eos>"
     assert list(model.classes_[:4]) == list(Vocabulary.SPECIALS)
+
+
+@pytest.mark.parametrize(
+    ("cell", "num_layers", "dtype"),
+    [("lstm", 2, "float32"), ("gru", 1, "float64"), ("rnn", 3, "float32")],
+)
+def test_prompts_run_in_one_pass_give_the_bits_of_decoding_steps(
+    cell, num_layers, dtype
+):
+    # Prompts go through one forward pass per layer; the decoder then steps
+    # from that state. Stepping the decoder through each prompt instead
+    # (what decoding does token by token) must give the same bits: ragged
+    # prompts, empty ones and a single token included.
+    lm = RNNLanguageModel(
+        cell=cell, num_layers=num_layers, hidden_size=12, embedding_dim=5,
+        max_iter=3, random_state=0, dtype=dtype,
+    )  # fmt: skip
+    lm = quiet_fit(lm, corpus(60))
+    prompts = ["hello wor", "", "t", "the cat s", "help", "wo"]
+    state, last = lm._prompt_states(prompts)
+    inputs, _, lengths = lm._encode_targets(prompts, lm.vocabulary_, name="X")
+    np.testing.assert_array_equal(last, inputs[np.arange(len(prompts)), lengths - 1])
+    prepared, no_condition = lm._prepared(), _Condition()
+    rows = np.arange(len(prompts))
+    stepped = lm._zero_state(len(prompts))
+    for t in range(inputs.shape[1] - 1):
+        _, (new, _) = lm._step_log_proba(
+            inputs[:, t], (stepped, rows), prepared, no_condition
+        )
+        stepped = state_where((t < lengths - 1)[None, :, None], new, stepped)
+    for ours, expected in zip(
+        state if cell == "lstm" else (state,),
+        stepped if cell == "lstm" else (stepped,),
+        strict=True,
+    ):
+        assert ours.dtype == np.dtype(dtype)
+        np.testing.assert_array_equal(ours, expected)
+    # The next-token distribution is one more step, from that state.
+    log_proba, _ = lm._step_log_proba(last, (stepped, rows), prepared, no_condition)
+    np.testing.assert_array_equal(lm.predict_proba(prompts), np.exp(log_proba))
 
 
 def test_word_and_integer_tokens_round_trip():
