@@ -160,7 +160,7 @@ def main():
 
     prompts = [line[:10] for line in make_corpus(100, seed=1)]
     steps = 200
-    _, first = model._prompt_states(prompts)
+    _, first = model._prompt_states(prompts, model._prepared())
     greedy = torch_greedy(net, torch.from_numpy(first), steps)
 
     def ours_greedy():

@@ -17,6 +17,7 @@ from sklearn.model_selection import GridSearchCV
 
 from rnntools import RNNLanguageModel
 from rnntools.decoding import length_penalty as wu_penalty
+from rnntools.estimators import language_model
 from rnntools.estimators._generator import _Condition, state_where
 from rnntools.vocabulary import Vocabulary
 
@@ -80,27 +81,30 @@ def test_predict_proba_is_the_next_token_distribution(model):
     assert list(model.classes_[:4]) == list(Vocabulary.SPECIALS)
 
 
+@pytest.mark.parametrize("stepped_tokens", [0, 100])
 @pytest.mark.parametrize(
     ("cell", "num_layers", "dtype"),
     [("lstm", 2, "float32"), ("gru", 1, "float64"), ("rnn", 3, "float32")],
 )
 def test_prompts_run_in_one_pass_give_the_bits_of_decoding_steps(
-    cell, num_layers, dtype
+    cell, num_layers, dtype, stepped_tokens, monkeypatch
 ):
-    # Prompts go through one forward pass per layer; the decoder then steps
-    # from that state. Stepping the decoder through each prompt instead
-    # (what decoding does token by token) must give the same bits: ragged
+    # Long prompts go through one forward pass per layer, short ones are
+    # stepped through the decoder (both ways forced here); the decoder then
+    # steps from that state. Stepping the decoder through each prompt (what
+    # decoding does token by token) must give the same bits: ragged
     # prompts, empty ones and a single token included.
+    monkeypatch.setattr(language_model, "_STEPPED_PROMPT_TOKENS", stepped_tokens)
     lm = RNNLanguageModel(
         cell=cell, num_layers=num_layers, hidden_size=12, embedding_dim=5,
         max_iter=3, random_state=0, dtype=dtype,
     )  # fmt: skip
     lm = quiet_fit(lm, corpus(60))
     prompts = ["hello wor", "", "t", "the cat s", "help", "wo"]
-    state, last = lm._prompt_states(prompts)
+    prepared, no_condition = lm._prepared(), _Condition()
+    state, last = lm._prompt_states(prompts, prepared)
     inputs, _, lengths = lm._encode_targets(prompts, lm.vocabulary_, name="X")
     np.testing.assert_array_equal(last, inputs[np.arange(len(prompts)), lengths - 1])
-    prepared, no_condition = lm._prepared(), _Condition()
     rows = np.arange(len(prompts))
     stepped = lm._zero_state(len(prompts))
     for t in range(inputs.shape[1] - 1):

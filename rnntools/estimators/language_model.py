@@ -13,7 +13,15 @@ from sklearn.base import _fit_context
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 
 from ..layers import embedding_forward
-from ._generator import _Condition, _GeneratorRNN, _map_state, _Pairs
+from ._generator import _Condition, _GeneratorRNN, _map_state, _Pairs, state_where
+
+#: Prompts are stepped through the decoder, a call per token, when the
+#: longest holds at most this many tokens before its last; otherwise they run
+#: through one forward pass per layer. Running the prompts of a 128-unit LSTM
+#: on the Xeon VM: stepped, 86 us for one prompt of 2 tokens and 30 us per
+#: token more; in one pass, 180-260 us whatever the length (one prompt of 2
+#: to 16 tokens); the same break-even (6-8 tokens) for 4 and 16 prompts.
+_STEPPED_PROMPT_TOKENS = 6
 
 
 class RNNLanguageModel(_GeneratorRNN):
@@ -219,17 +227,17 @@ n_iter_, t_
         """``exp(-score(X))``: the model's perplexity per token on ``X``."""
         return float(np.exp(-self.score(X)))
 
-    def _prompt_states(self, X):
+    def _prompt_states(self, X, prepared):
         """Run every prompt ``<bos> t_1 ... t_n`` but its last token through
         the recurrent layers.
 
-        One :meth:`_network_forward` (a compiled pass per layer over every
-        prompt, each stopping at its own length) rather than one decoding
-        step per token: the same bits (every product is row-invariant, and
-        the decoder's step does the forward's arithmetic), no Python per
-        token, and no decoding kernel to compile before ``generate``'s own
-        (a language model's first beam search, empty cache: 7.8 s, of which
-        3.2 s compiled the step that ran the prompts).
+        A few prompt tokens are stepped through the decoder (``prepared``),
+        a call per token; more go through one :meth:`_network_forward` (a
+        compiled pass per layer over every prompt, each stopping at its own
+        length), whose fixed cost is larger but which runs no Python per
+        token (see :data:`_STEPPED_PROMPT_TOKENS`). Both give the same
+        bits: every product is row-invariant, and the decoder's step does the
+        forward's arithmetic.
 
         Returns
         -------
@@ -243,10 +251,18 @@ n_iter_, t_
         state = self._zero_state(len(lengths))
         before = lengths - 1  # tokens before the last
         read = np.flatnonzero(before)  # prompts with any (others: zero state)
-        if len(read):
+        steps = int(before.max())
+        if steps <= _STEPPED_PROMPT_TOKENS:
+            rows, no_condition = np.arange(len(lengths)), _Condition()
+            for t in range(steps):
+                _, (new_state, _) = self._step_log_proba(
+                    inputs[:, t], (state, rows), prepared, no_condition
+                )
+                state = state_where((t < before)[None, :, None], new_state, state)
+        else:
             params = self.params_
             embedded = embedding_forward(
-                inputs[read, : before.max()], params[self._key("embedding.weight")]
+                inputs[read, :steps], params[self._key("embedding.weight")]
             )
             _, final, _ = self._network_forward(
                 embedded,
@@ -267,7 +283,7 @@ n_iter_, t_
         return state, inputs[np.arange(len(lengths)), lengths - 1]
 
     def _start(self, X, prepared):
-        state, last = self._prompt_states(X)
+        state, last = self._prompt_states(X, prepared)
         return (
             _Condition(initial_state=state),
             last,
@@ -289,7 +305,7 @@ n_iter_, t_
         """
         check_is_fitted(self)
         prepared = self._prepared()  # checks the parameters' shapes first
-        state, last = self._prompt_states(X)
+        state, last = self._prompt_states(X, prepared)
         log_proba, _ = self._step_log_proba(
             last, (state, np.arange(len(last))), prepared, _Condition()
         )
