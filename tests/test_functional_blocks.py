@@ -133,7 +133,7 @@ def test_training_forward_in_spans_matches_reference(
         seed=3,
     )
     width = {"rnn": 1, "gru": 3, "lstm": 4}[cell] * hidden
-    assert -(-steps // cpu._span_steps(steps, batch, width, 8)) >= 3  # spans
+    assert -(-steps // cpu._span_steps.py_func(steps, batch, width, 8)) >= 3  # spans
     arrays = problem.make_arrays(np.float64)
     assert_results_close(
         run_rnntools(problem, arrays), run_naive(problem, arrays), 1e-10
@@ -165,7 +165,7 @@ def test_first_layer_inputs_kept_in_full_when_spans_are_skipped(
     steps, hidden, length = 300, 64, 200
     gates = {"rnn": 1, "gru": 3, "lstm": 4}[cell]
     batch = {"rnn": 20, "gru": 7, "lstm": 5}[cell]  # spans of 97-102 steps
-    span = cpu._span_steps(steps, batch, gates * hidden, 8)
+    span = cpu._span_steps.py_func(steps, batch, gates * hidden, 8)
     assert any(length <= start < steps for start in range(0, steps, span))
     problem = RNNProblem(
         cell=cell,

@@ -33,10 +33,29 @@ from helpers import (
 )
 from hypothesis import given
 from naive import make_params
+from numba import njit
 from strategies import RNNProblem, rnn_problems
 
 from rnntools import init_params, rnn_backward, rnn_forward
-from rnntools.kernels.activations import gate_activations, sigmoid, tanh
+from rnntools.kernels import activations
+
+
+# The activations are compiled into the kernels only (they have no Python
+# entry point): the tests call them from kernels of their own.
+@njit
+def sigmoid(z, out):
+    activations.sigmoid(z, out)
+
+
+@njit
+def tanh(z, out):
+    activations.tanh(z, out)
+
+
+@njit
+def gate_activations(gates, tanh_columns):
+    activations.gate_activations(gates, tanh_columns)
+
 
 # Same problem, computed with the batch split differently: BLAS may block the
 # GEMMs differently and the parameter gradients are summed in another order,

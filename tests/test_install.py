@@ -93,3 +93,34 @@ def test_wide_vectors_marks_the_kernel_and_keeps_the_bits():
     if "+avx512f" in binding.get_host_cpu_features().flatten():
         (asm,) = wide.inspect_asm().values()
         assert "vdivps\t%zmm" in asm
+
+
+def test_a_helper_runs_in_kernels_and_refuses_python_callers():
+    import numpy as np
+    from numba import njit
+
+    from rnntools.kernels import activations, cpu
+    from rnntools.kernels._jit import helper
+
+    def add_one(values):
+        for i in range(values.shape[0]):
+            values[i] += 1
+
+    add_one_helper = helper(add_one)
+
+    @njit
+    def kernel(values):
+        add_one_helper(values)
+        return values.sum()
+
+    assert kernel(np.zeros(3)) == 3
+    # No Python wrapper was compiled: Numba's own dispatch from Python would
+    # jump to a null entry point (a segfault); the helper refuses instead.
+    with pytest.raises(TypeError, match=r"add_one is compiled only into"):
+        add_one_helper(np.zeros(3))
+    # The package's helpers, compiled into kernels elsewhere in the suite.
+    z = np.zeros(2, np.float32)
+    with pytest.raises(TypeError, match=r"activations\.tanh is compiled only"):
+        activations.tanh(z, z)
+    with pytest.raises(TypeError, match="no Python entry point"):
+        cpu._copy(z, z)

@@ -31,10 +31,10 @@ Measured here (AVX-512, 4096 elements): about 0.5 ns per float32 element and
 
 import numpy as np
 from llvmlite import ir
-from numba import njit, types
+from numba import types
 from numba.extending import intrinsic, overload
 
-from ._jit import KERNEL_OPTIONS, OVERLOAD_OPTIONS, wide_vectors
+from ._jit import OVERLOAD_OPTIONS, helper, wide_vectors
 
 # Just above log(smallest normal number): below these, exp() is subnormal and
 # flushed to zero.
@@ -202,7 +202,7 @@ def _exp_parts_overload(reference, a):
     return impl
 
 
-@njit(**KERNEL_OPTIONS)
+@helper
 def expm1_parts(a, pm1, scale):
     """Split ``exp(a) = scale * (1 + pm1)`` for ``a <= 0``, elementwise.
 
@@ -241,7 +241,7 @@ def _exponent_field_overload(scale, k):
     return lambda scale, k: zero if k < 0 else (bias - k) << shift
 
 
-@njit(**KERNEL_OPTIONS)
+@helper
 def _sigmoid_from_parts(z, pm1, scale):
     """``sigmoid(z)`` from :func:`expm1_parts` of ``-|z|``."""
     zero, one, _ = constants_of(z)
@@ -250,7 +250,7 @@ def _sigmoid_from_parts(z, pm1, scale):
     return numerator / (one + e)
 
 
-@njit(**KERNEL_OPTIONS)
+@helper
 def _tanh_from_parts(z, pm1, scale):
     """``tanh(z)`` from :func:`expm1_parts` of ``-2|z|``.
 
@@ -263,7 +263,7 @@ def _tanh_from_parts(z, pm1, scale):
     return np.copysign((zero - m) / (two + m), z)
 
 
-@njit(**KERNEL_OPTIONS)
+@helper
 def sigmoid(z, out):
     """``out = 1 / (1 + exp(-z))`` without overflow, elementwise.
 
@@ -283,7 +283,7 @@ def sigmoid(z, out):
         out[j] = sigmoid_value(out, z[j])
 
 
-@njit(**KERNEL_OPTIONS)
+@helper
 def tanh(z, out):
     """``out = tanh(z)`` without overflow, elementwise, in one vectorised
     pass (as :func:`sigmoid`).
@@ -300,7 +300,7 @@ def tanh(z, out):
         out[j] = tanh_value(out, z[j])
 
 
-@njit(**KERNEL_OPTIONS)
+@helper
 def sigmoid_value(reference, z):
     """``sigmoid(z)`` of one number, as :func:`sigmoid` computes it
     (``reference``: any array of ``z``'s dtype, which types the constants),
@@ -310,7 +310,7 @@ def sigmoid_value(reference, z):
     return _sigmoid_from_parts(z, pm1, scale)
 
 
-@njit(**KERNEL_OPTIONS)
+@helper
 def tanh_value(reference, z):
     """``tanh(z)`` of one number, as :func:`tanh` computes it (see
     :func:`sigmoid_value`)."""
@@ -319,7 +319,7 @@ def tanh_value(reference, z):
     return _tanh_from_parts(z, pm1, scale)
 
 
-@njit(**KERNEL_OPTIONS)
+@helper
 def gate_activations(gates, tanh_columns):
     """``gates = activation(gates)`` in place, sigmoid or tanh by column,
     over a block of gate pre-activations.
@@ -351,7 +351,7 @@ def gate_activations(gates, tanh_columns):
             gates[r, j] = gate_value(gates, gates[r, j], tanh_columns[j])
 
 
-@njit(**KERNEL_OPTIONS)
+@helper
 def gate_value(reference, z, factor):
     """One gate's activation, as :func:`gate_activations` computes it:
     ``sigmoid(z)`` for ``factor`` 1, ``tanh(z) = 2 sigmoid(2z) - 1`` for 2.

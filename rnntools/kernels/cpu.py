@@ -35,7 +35,7 @@ import numpy as np
 from numba import njit
 
 from .._arrays import column_sums
-from ._jit import CACHE, KERNEL_OPTIONS, wide_vectors
+from ._jit import CACHE, KERNEL_OPTIONS, helper, wide_vectors
 from .activations import (
     constants,
     gate_activations,
@@ -60,7 +60,7 @@ from .row_invariant import (
 STEP_OPTIONS = {**KERNEL_OPTIONS, "inline": "always"}
 
 
-@njit(**KERNEL_OPTIONS)
+@helper
 def _copy(destination, source):
     """``destination[:] = source`` for 1-D rows, as a plain loop: Numba's
     slice assignment was measured 5x slower on rows of 64 numbers."""
@@ -75,14 +75,14 @@ def _copy(destination, source):
 # vectorise all the same.
 
 
-@njit(**KERNEL_OPTIONS)
+@helper
 def _saved(t, buffer):
     """Where step ``t`` is saved in a ``(T, B, H)`` buffer for backward: ``t``,
     or 0 in a one-step buffer (a working row that nothing reads back)."""
     return min(t, buffer.shape[0] - 1)
 
 
-@njit(**KERNEL_OPTIONS)
+@helper
 def _step_time(s, b, lengths, reverse):
     return lengths[b] - 1 - s if reverse else s
 
@@ -102,7 +102,7 @@ def _add_output_grads(d_h, d_out, out_col, active, s, lengths, reverse):
             d_h[b, j] += d_out_row[j]
 
 
-@njit(**KERNEL_OPTIONS)
+@helper
 def _copy_finite(destination, source):
     """:func:`_copy`, and whether every value copied was finite (``v - v``
     is 0 for a finite ``v``, NaN otherwise: one OR over the row, which LLVM
@@ -180,7 +180,7 @@ def scatter_span(out_span, lengths, start, out, out_rows, out_col):
 TRAINING_SPAN_BYTES = 2**20
 
 
-@njit(**KERNEL_OPTIONS)
+@helper
 def _span_steps(steps, batch, width, itemsize):
     """Steps per span of a training forward: :data:`TRAINING_SPAN_BYTES` of
     gates, at least one step."""
@@ -829,7 +829,7 @@ def rnn_backward_layer(
 # ------------------------------------------------------- weight gradients
 
 
-@njit(**KERNEL_OPTIONS)
+@helper
 def _zero_padding(buffer, lengths):
     """Set ``buffer[t, b] = 0`` for ``t >= lengths[b]``."""
     for b in range(buffer.shape[1]):
@@ -1134,7 +1134,7 @@ def rnn_step(x, w_ih_t, w_hh_t, bias, relu, h, h_out, gates, pre,
         tanh(pre.reshape(batch * hidden), h_out.reshape(batch * hidden))
 
 
-@njit(**KERNEL_OPTIONS)
+@helper
 def _finite(flat):
     """Whether every element of the 1-D ``flat`` is finite (``v - v`` is 0
     for a finite ``v``, NaN otherwise): one OR over the whole array, which

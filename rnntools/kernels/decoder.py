@@ -53,7 +53,7 @@ s; the first greedy ``predict`` after it 2.6-2.8 -> 2.1-2.2 s).
 import numpy as np
 from numba import njit
 
-from ._jit import KERNEL_OPTIONS, wide_vectors
+from ._jit import KERNEL_OPTIONS, helper, wide_vectors
 from .activations import constants, expm1_parts, tanh
 from .cpu import _copy, embedding_gather, stack_step
 from .row_invariant import (
@@ -102,7 +102,7 @@ def scratch_size(rows, model):
     return rows * per_row
 
 
-@njit(**KERNEL_OPTIONS)
+@helper
 def _take(buffer, offset, rows, cols):
     """A ``(rows, cols)`` C-contiguous view of ``buffer`` from ``offset``."""
     return buffer[offset : offset + rows * cols].reshape(
@@ -301,7 +301,7 @@ def attention_step(query, decoder_output, memory, keys_t, memory_lengths, rows,
         _copy(combined[n, memory_size:], decoder_output[n])
 
 
-@njit(**KERNEL_OPTIONS)
+@helper
 def _attended(attention_c_t, output, memory, keys_t, memory_lengths, rows,
               combined, pre, attentional, weights, work):  # fmt: skip
     """The decoder's output after attention: ``output`` itself without
@@ -404,7 +404,7 @@ def search_scratch_size(rows, model, layers, hidden, cell_width):
     return states + rows * positions + scratch_size(rows, model)
 
 
-@njit(**KERNEL_OPTIONS)
+@helper
 def _search_buffers(buffer, rows, model, layers, hidden, cell_width):
     """``buffer`` cut as :func:`search_scratch_size` counts it: the flat
     states ``h``, ``h_out``, ``c``, ``c_out`` (each ``(layers, rows, width)``
@@ -421,7 +421,7 @@ def _search_buffers(buffer, rows, model, layers, hidden, cell_width):
     return h_flat, h_out_flat, c_flat, c_out_flat, weights, step_buffer
 
 
-@njit(**KERNEL_OPTIONS)
+@helper
 def _compact(flat, layers, count, width, keep, kept):
     """Keep the rows ``keep[:kept]`` (ascending) of the ``(layers, count,
     width)`` state at the start of ``flat``, as ``(layers, kept, width)`` in
@@ -560,7 +560,7 @@ def _wu_penalty(length, alpha):
     return ((5.0 + length) / 6.0) ** alpha
 
 
-@njit(**KERNEL_OPTIONS)
+@helper
 def _pool_insert(scores, ends, beams, count, n_best, score, end, beam):
     """Insert a finished hypothesis into a row's pool, kept sorted by
     decreasing score, ties in the order found, cut to ``n_best``: the first

@@ -58,7 +58,7 @@ from numba import carray, cfunc, njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic, overload
 
-from ._jit import CACHE, KERNEL_OPTIONS, L2_CACHE_BYTES, OVERLOAD_OPTIONS
+from ._jit import CACHE, KERNEL_OPTIONS, L2_CACHE_BYTES, OVERLOAD_OPTIONS, helper
 
 #: Bytes of one SIMD vector (AVX-512).
 VECTOR_BYTES = 64
@@ -432,7 +432,7 @@ def _lanes_overload(array):
     return lambda array: lanes
 
 
-@njit(**KERNEL_OPTIONS)
+@helper
 def _right_edge(a, b, b_start, ldb, out, first_row, rows, first_col, addend,
                 addend_ld):  # fmt: skip
     """Columns ``first_col:`` of rows ``first_row:first_row + rows``
@@ -532,7 +532,7 @@ def _row_by_row(a, b, out, bias):
                 out_row[j] += bias[j]
 
 
-@njit(**KERNEL_OPTIONS)
+@helper
 def no_bias(out):
     """An empty addend for :func:`row_invariant_matmul` (nothing is added)."""
     return out.reshape(out.size)[:0]
