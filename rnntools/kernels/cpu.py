@@ -988,7 +988,7 @@ def _step_input(x, w_ih_t, bias, gates):
     row_invariant_matmul(x, w_ih_t, gates, bias)
 
 
-@njit(**KERNEL_OPTIONS)
+@helper
 def lstm_step(x, w_ih_t, w_hh_t, bias, tanh_columns, h, c, h_out, c_out, gates,
               input_ready, recurrent_ready):  # fmt: skip
     """One LSTM step of one layer: ``(h, c) -> (h_out, c_out)``.
@@ -1043,7 +1043,7 @@ def lstm_step(x, w_ih_t, w_hh_t, bias, tanh_columns, h, c, h_out, c_out, gates,
             h_out[b, j] = o * tanh_value(tanh_columns, cell)
 
 
-@njit(**KERNEL_OPTIONS)
+@helper
 def gru_step(x, w_ih_t, w_hh_t, bias, b_hn, h, h_out, gates, pre,
              input_ready, recurrent_ready):  # fmt: skip
     """One GRU step of one layer (PyTorch's reset-after form): ``h -> h_out``.
@@ -1092,7 +1092,7 @@ def gru_step(x, w_ih_t, w_hh_t, bias, b_hn, h, h_out, gates, pre,
             h_out[b, j] = n + z * (h[b, j] - n)
 
 
-@njit(**KERNEL_OPTIONS)
+@helper
 def rnn_step(x, w_ih_t, w_hh_t, bias, relu, h, h_out, gates, pre,
              input_ready, recurrent_ready):  # fmt: skip
     """One Elman step of one layer: ``h_out = act(x W_ih + b + h W_hh)``.
