@@ -135,8 +135,10 @@ def helper(function):
     every ``@njit`` function, and optimises and compiles it to machine code,
     although a kernel calls its callees directly. Without those wrappers,
     the first LSTM classifier ``fit`` + ``predict`` with an empty cache took
-    4.60-4.67 s against 4.72-4.85 s (Xeon VM, three alternated rounds).
-    Called from Python, the function raises ``TypeError``.
+    4.71-4.87 s against 4.96-5.14 s (Xeon VM, four alternated rounds; about
+    25 ms a function), and a language model's first ``fit``, ``predict`` and
+    ``generate`` 12.5-13.2 s against 13.3-13.5 s. Called from Python, the
+    function raises ``TypeError``.
     """
     if config.DISABLE_JIT:
         return function
