@@ -39,7 +39,6 @@ from .kernels import lazy_module
 # Imported at their first use: the kernels (and Numba) are not needed to
 # import the API.
 cpu = lazy_module("rnntools.kernels.cpu")
-activations = lazy_module("rnntools.kernels.activations")
 row_invariant = lazy_module("rnntools.kernels.row_invariant")
 
 _LAYER_KEY = re.compile(
