@@ -26,6 +26,7 @@ import numpy as np
 from .cells import GATES
 from .functional import prepare_step, rnn_backward, rnn_forward, rnn_step
 from .kernels import _jit, row_invariant
+from .kernels.cpu import GATE_PANEL_ROW_BYTES
 from .layers import embedding_backward, embedding_forward
 from .optim import AdamOptimizer
 
@@ -70,6 +71,13 @@ def compile_kernels(dtypes=("float32", "float64")):
                     )  # fmt: skip
             params = init_params(cell, 3, 4, 2, random_state=0, dtype=dtype)
             rnn_step(np.ones((2, 3), dtype=dtype), None, prepare_step(params, cell))
+        # The inference of wide LSTMs, panel by panel (kernels.cpu.gate_panels).
+        wide = GATE_PANEL_ROW_BYTES // (4 * np.dtype(dtype).itemsize)
+        params = init_params("lstm", 3, wide, 2, True, random_state=0, dtype=dtype)
+        rnn_forward(
+            np.ones((3, 5, 3), dtype=dtype), params, "lstm", bidirectional=True,
+            lengths=np.array([5, 2, 4]), return_cache=False,
+        )  # fmt: skip
         # The decoders' own kernels: embeddings, decoding steps, greedy search.
         weight = np.ones((5, 3), dtype=dtype)
         ids = np.array([[0, 4], [2, 2]])

@@ -1036,8 +1036,10 @@ class _InferencePlan:
     num_layers: int
     hidden_size: int
     # Per layer and direction: (w_ih, w_hh) transposed and packed in panels
-    # (pack_panels), the fused bias, b_hn (the gru's; a view of bias_hh).
+    # (pack_panels, or pack_gate_panels with ``panels``), the fused bias (in
+    # the same column order), b_hn (the gru's; a view of bias_hh).
     layers: list
+    panels: bool  # an LSTM run by cpu.lstm_panel_layer
     output: np.ndarray  # (B, T, D*H), written by the last layer's kernels
     final: list  # [h] or [h, c], (L*D, B, H), updated in place
 
@@ -1072,19 +1074,25 @@ def _cpu_inference(
     # Per layer and direction, once for all blocks: the weights transposed
     # and packed in panels (per block, an LSTM of 512 units copied 4 MiB per
     # thread), the fused bias, b_hn.
+    # A wide LSTM's gate-interleaved (cpu.lstm_panel_layer).
+    panels = cell == "lstm" and cpu.gate_panels(hidden_size, x.dtype)
     layers = []
     for layer in range(num_layers):
         for suffix in suffixes:
             names = param_names(layer, suffix)
             w_ih, w_hh, b_ih, b_hh = (params[name] for name in names)
-            layers.append(
-                (
-                    row_invariant.pack_panels(w_ih.T),
-                    row_invariant.pack_panels(w_hh.T),
-                    _fused_bias(_CPU, cell, b_ih, b_hh),
-                    b_hh[2 * hidden_size :],
+            bias = _fused_bias(_CPU, cell, b_ih, b_hh)
+            if panels:
+                packed = tuple(
+                    row_invariant.pack_gate_panels(weight.T, hidden_size)
+                    for weight in (w_ih, w_hh)
                 )
-            )
+                bias = row_invariant.gate_panel_bias(bias, hidden_size)
+            else:
+                packed = tuple(
+                    row_invariant.pack_panels(weight.T) for weight in (w_ih, w_hh)
+                )
+            layers.append((*packed, bias, b_hh[2 * hidden_size :]))
     plan = _InferencePlan(
         # The kernels read x in place: one array type, so one compiled
         # kernel, whatever the caller's strides and flags.
@@ -1096,6 +1104,7 @@ def _cpu_inference(
         num_layers=num_layers,
         hidden_size=hidden_size,
         layers=layers,
+        panels=panels,
         output=np.empty((batch, steps, len(suffixes) * hidden_size), dtype=x.dtype),
         final=[part.copy() for part in initial],
     )
@@ -1148,6 +1157,8 @@ def _inference_calls(plan, rows):
     batch_sizes = batch - np.cumsum(np.bincount(lengths, minlength=steps + 1))[:steps]
     width = GATES[plan.cell] * hidden
     span = max(1, min(steps, INFERENCE_SPAN_BYTES // (batch * width * dtype.itemsize)))
+    if plan.panels:  # no gates kept between a step's panels
+        width = 0
     # Backwards in time, a span of steps is a span of times only without
     # padding: with padding, the reverse direction runs all T steps at once.
     reverse_span = span if lengths.min() == steps else steps
@@ -1193,7 +1204,12 @@ def _inference_calls(plan, rows):
                 out, out_rows, out_span[: count if last else 0],
                 hidden if reverse else 0, gates[:count],
             )  # fmt: skip
-            if plan.cell == "lstm":
+            if plan.cell == "lstm" and plan.panels:
+                calls.append((cpu.lstm_panel_layer, (
+                    *inputs, lengths, batch_sizes, reverse, state[0], state[1],
+                    *outputs[:4], count,
+                )))  # fmt: skip
+            elif plan.cell == "lstm":
                 calls.append((cpu.lstm_forward_layer, (
                     *inputs, lengths, batch_sizes, reverse, state[0], state[1],
                     *outputs, nothing, nothing, nothing,

@@ -10,7 +10,8 @@ from rnntools.kernels import blas, cpu, decoder, row_invariant, spin
 
 #: The kernels called from Python (the others are compiled into them).
 ENTRY_KERNELS = [
-    "lstm_forward_layer", "gru_forward_layer", "rnn_forward_layer",
+    "lstm_forward_layer", "lstm_panel_layer", "gru_forward_layer",
+    "rnn_forward_layer",
     "lstm_backward_layer", "gru_backward_layer", "rnn_backward_layer",
     "stack_step", "embedding_gather", "embedding_scatter_add", "adam_update",
 ]  # fmt: skip

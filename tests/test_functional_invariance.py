@@ -9,15 +9,17 @@ is elementwise per sequence. ``np.array_equal``, no tolerance.
 import contextlib
 import itertools
 import os
+from random import Random
 
 import numpy as np
 import pytest
 from helpers import state_arrays
 from hypothesis import given
 from hypothesis import strategies as st
-from strategies import rnn_problems
+from strategies import RNNProblem, rnn_problems
 
 from rnntools import functional, rnn_forward
+from rnntools.kernels import cpu
 
 
 @contextlib.contextmanager
@@ -66,6 +68,12 @@ def forward(arrays, kwargs, rows):
 def test_each_sequence_is_bit_identical_alone_in_any_batch_and_thread_count(
     problem, dtype, random
 ):
+    check_batch_invariance(problem, dtype, random)
+
+
+def check_batch_invariance(problem, dtype, random):
+    """Each sequence alone, and the batch shuffled on two threads, give the
+    bits of the whole batch in order."""
     arrays = problem.make_arrays(dtype)
     kwargs = problem.forward_kwargs(arrays)
     batch = problem.batch_size
@@ -92,6 +100,12 @@ def test_inference_mode_gives_the_same_bits_and_no_cache(problem, dtype):
     """``return_cache=False`` saves no activations (buffers of no steps)
     but computes exactly what the training forward computes, in one block or
     in several on two threads (ragged batches: blocks of scattered rows)."""
+    check_inference_mode(problem, dtype)
+
+
+def check_inference_mode(problem, dtype):
+    """Inference (spans of every length, one block or several) gives the
+    training forward's bits."""
     arrays = problem.make_arrays(dtype)
     kwargs = problem.forward_kwargs(arrays)
     output, final_state, cache = rnn_forward(arrays.x, arrays.params, **kwargs)
@@ -120,6 +134,27 @@ def test_inference_mode_gives_the_same_bits_and_no_cache(problem, dtype):
             strict=True,
         ):
             np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize(("dtype", "hidden"), [(np.float32, 512), (np.float64, 256)])
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_wide_lstm_inference_runs_panel_by_panel_with_the_same_bits(
+    dtype, hidden, bidirectional
+):
+    """An LSTM whose gates take 8 KiB a row runs its inference panel by panel
+    on gate-interleaved weights (``cpu.gate_panels``): still the training
+    forward's bits, in any batch, span and thread count (ragged sequences:
+    the reverse direction's rows at different times)."""
+    assert cpu.gate_panels(hidden, dtype)
+    assert not cpu.gate_panels(hidden // 2, dtype)
+    problem = RNNProblem(
+        cell="lstm", nonlinearity="tanh", num_layers=2,
+        bidirectional=bidirectional, batch_size=5, seq_len=4, input_size=3,
+        hidden_size=hidden, lengths=(4, 2, 3, 1, 4), has_initial_state=True,
+        seed=0,
+    )  # fmt: skip
+    check_inference_mode(problem, dtype)
+    check_batch_invariance(problem, dtype, Random(0))
 
 
 @pytest.mark.parametrize(

@@ -23,6 +23,8 @@ from rnntools.kernels.row_invariant import (
     BLOCK_BYTES,
     TILE_ROWS,
     _row_by_row,
+    gate_panel_bias,
+    pack_gate_panels,
     pack_panels,
     panel_columns,
     row_invariant_gathered_matmul,
@@ -153,6 +155,40 @@ def test_packed_panels_hold_b_column_panel_by_panel(dtype, width):
     np.testing.assert_array_equal(pack_panels(b), expected)
     # A transposed view packs the transpose of its base.
     np.testing.assert_array_equal(pack_panels(np.ascontiguousarray(b.T).T), expected)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("hidden", [1, 8, 16, 20, 32, 40])
+def test_gate_panels_hold_each_units_four_gates_together(dtype, hidden):
+    """Column ``g * lanes + l`` of panel ``p`` is gate ``g`` of unit
+    ``p * lanes + l`` (zero past ``H``), and a product against the packed
+    weight gives the plain product's columns in that order, bit for bit."""
+    rng = np.random.default_rng(hidden)
+    depth = 7
+    b = rng.standard_normal((depth, 4 * hidden)).astype(dtype)
+    bias = rng.standard_normal(4 * hidden).astype(dtype)
+    lanes = panel_columns(dtype) // 4
+    panels = -(-hidden // lanes)
+    order = np.full(panels * 4 * lanes, -1)  # the column of b, or -1: zero
+    for p in range(panels):
+        for gate in range(4):
+            for lane in range(lanes):
+                unit = p * lanes + lane
+                if unit < hidden:
+                    order[(p * 4 + gate) * lanes + lane] = gate * hidden + unit
+    padded_b = np.where(order >= 0, b[:, order], 0)
+    padded_bias = np.where(order >= 0, bias[order], 0)
+    packed = pack_gate_panels(b, hidden)
+    np.testing.assert_array_equal(pack_panels(padded_b), packed)
+    np.testing.assert_array_equal(
+        pack_gate_panels(np.ascontiguousarray(b.T).T, hidden), packed
+    )
+    np.testing.assert_array_equal(gate_panel_bias(bias, hidden), padded_bias)
+    a = rng.standard_normal((9, depth)).astype(dtype)
+    got = product(row_invariant_matmul, a, packed, padded_bias, cols=len(order))
+    plain = product(row_invariant_matmul, a, b, bias)
+    used = order >= 0
+    np.testing.assert_array_equal(got[:, used], plain[:, order[used]])
 
 
 def test_special_values_propagate_as_in_the_loop():

@@ -512,6 +512,62 @@ def pack_panels(b):
     return packed.reshape(panels * depth, width)
 
 
+def _gate_panels(b, hidden):
+    """``b`` (``K x 4H``) gate-interleaved, as a new ``(P, K, 4, lanes)``
+    array (see :func:`pack_gate_panels`): one copy."""
+    depth = b.shape[0]
+    lanes = VECTOR_BYTES // b.dtype.itemsize
+    panels = -(-hidden // lanes)
+    full = hidden // lanes  # panels without padding
+    packed = np.empty((panels, depth, TILE_VECTORS, lanes), dtype=b.dtype)
+    blocks = b.reshape(depth, TILE_VECTORS, hidden)
+    if full:
+        packed[:full] = (
+            blocks[:, :, : full * lanes]
+            .reshape(depth, TILE_VECTORS, full, lanes)
+            .transpose(2, 0, 1, 3)
+        )
+    if full < panels:
+        used = hidden - full * lanes
+        packed[full, :, :, :used] = blocks[:, :, full * lanes :]
+        packed[full, :, :, used:] = 0
+    return packed
+
+
+def pack_gate_panels(b, hidden):
+    """``b`` (``K x 4H``: an LSTM's ``weight.T``, its four gate blocks of
+    ``H`` columns side by side) in the panel layout of :func:`pack_panels`,
+    gate-interleaved: panel ``p`` holds, one vector of ``lanes`` columns per
+    gate, the gates of the hidden units ``p*lanes`` to ``(p+1)*lanes`` (zero
+    columns for the units past ``H``). Each register tile of a product
+    against it then computes the four gates of whole hidden units, which the
+    LSTM's inference kernel activates while the tile's block is in L1 (see
+    :func:`.cpu.lstm_forward_layer`).
+
+    Parameters
+    ----------
+    b : ndarray of shape (K, 4H)
+        Any layout.
+    hidden : int
+        ``H``.
+
+    Returns
+    -------
+    packed : ndarray of shape (P * K, W)
+        ``P = ceil(H / lanes)`` panels of ``W = 4 * lanes`` columns
+        (:func:`panel_columns`; ``lanes`` elements of ``b``'s dtype per SIMD
+        vector), C-contiguous.
+    """
+    packed = _gate_panels(b, hidden)
+    return packed.reshape(-1, packed.shape[2] * packed.shape[3])
+
+
+def gate_panel_bias(bias, hidden):
+    """A ``(4H,)`` bias in the column order of :func:`pack_gate_panels`
+    (zeros past ``H``): ``(P * W,)``."""
+    return _gate_panels(bias.reshape(1, -1), hidden).reshape(-1)
+
+
 @njit(**KERNEL_OPTIONS)
 def _row_by_row(a, b, out, bias):
     """``out = a @ b (+ bias)`` as a plain loop, row by row:
