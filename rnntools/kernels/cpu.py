@@ -184,7 +184,7 @@ def scatter_span(out_span, lengths, start, out, out_rows, out_col):
 TRAINING_SPAN_BYTES = 2**20
 
 
-@helper
+@njit(**STEP_OPTIONS)
 def _span_inputs(inp, inp_rows, inp_span, lengths, start, count):
     """The layer input of the ``count`` steps from time ``start``, time-major
     ``(count, B, I)``: ``inp``'s own (time-major) steps, or the block's rows
