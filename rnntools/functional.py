@@ -520,6 +520,10 @@ def _check_device(device):
         raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}.")
 
 
+#: The error of a NaN or infinity in ``x`` (at an unpadded step).
+X_NOT_FINITE = "x contains NaN or infinity."
+
+
 def _check_finite_valid(batch_first, lengths, name):
     """Finite check of the non-padded part of a ``(B, T, F)`` array.
 
@@ -666,7 +670,9 @@ def rnn_forward(
     params, num_layers, hidden_size, resident = _check_params(
         params, cell, bidirectional, input_size, dtype, backend
     )
-    if not x_on_device:  # a device x: once gathered (_forward_calls)
+    # A device x is checked once gathered (_forward_calls), and on the CPU the
+    # kernels check what they gather (_run_block): one pass fewer over x.
+    if backend is not _CPU and not x_on_device:
         _check_finite_valid(x, lengths, "x")
     num_dirs = _num_directions(bidirectional)
     state_shape = (num_layers * num_dirs, batch, hidden_size)
@@ -740,7 +746,7 @@ def rnn_forward(
         for rows in block_rows
     ]
     # No kernel_threads(): the forward calls no BLAS.
-    parallel_map(_run_block, [calls for _, calls, _ in prepared])
+    finite = parallel_map(_run_block, [calls for _, calls, _ in prepared])
     cache.blocks = []
     for rows, (block, _, finish) in zip(block_rows, prepared, strict=True):
         block_output, block_final = finish()
@@ -751,6 +757,10 @@ def rnn_forward(
             part[:, rows] = block_part
         cache.blocks.append(block)
     cache.packed = None  # backward packs its own (the cache may be shared)
+    if not all(finite):
+        for block in cache.blocks:
+            backend.release(block.buffers)
+        raise ValueError(X_NOT_FINITE)
     if x_on_device:
         final = [backend.to_device(part) for part in final]
     elif backend is not _CPU:
@@ -816,7 +826,7 @@ def _forward_calls(cache, x, rows, states, sink=None):
     else:
         layer_input = _time_major_block(backend, x, block, block.buffers, "x")
         if cache.x_on_device and not backend.kernels.all_finite(layer_input):
-            raise ValueError("x contains NaN or infinity.")
+            raise ValueError(X_NOT_FINITE)
         gather = None
     calls, released, device_states = [], [], []
     for layer in range(cache.num_layers):
@@ -862,9 +872,14 @@ def _forward_calls(cache, x, rows, states, sink=None):
 
 def _run_block(calls):
     """Run one block's prepared kernel calls (:func:`_inference_calls`,
-    :func:`_forward_calls`), in order, on the calling thread."""
+    :func:`_forward_calls`), in order, on the calling thread; whether none
+    met a value of ``x`` that was not finite (the CPU forward kernels check
+    what they gather; the others return None)."""
+    finite = True
     for kernel, arguments in calls:
-        kernel(*arguments)
+        if kernel(*arguments) is False:
+            finite = False
+    return finite
 
 
 def _time_major_block(backend, batch_first, block, buffers, name):
@@ -1113,9 +1128,11 @@ def _cpu_inference(
     # the register tiles), and limiting it cost 5 us a call.
     blocks = _split_batch(lengths, flops, num_threads())
     prepared = [_inference_calls(plan, rows) for rows in blocks]
-    parallel_map(_run_block, [calls for calls, _, _ in prepared])
+    finite = parallel_map(_run_block, [calls for calls, _, _ in prepared])
     for rows, (_, states, scratch) in zip(blocks, prepared, strict=True):
         _finish_inference_block(plan, rows, states, scratch)
+    if not all(finite):
+        raise ValueError(X_NOT_FINITE)
     return plan.output, plan.final
 
 

@@ -12,7 +12,7 @@ import pytest
 from helpers import map_state
 from strategies import RNNProblem
 
-from rnntools import init_params, rnn_backward, rnn_forward
+from rnntools import functional, init_params, rnn_backward, rnn_forward
 
 BATCH, STEPS, FEATURES, HIDDEN = 3, 4, 3, 2
 
@@ -579,6 +579,36 @@ def test_malformed_init_params_call_raises(kwargs, error, match):
     arguments = {"cell": "lstm", "input_size": 3, "hidden_size": 4, **kwargs}
     with pytest.raises(error, match=match):
         init_params(**arguments)
+
+
+@pytest.mark.parametrize("return_cache", [True, False])
+@pytest.mark.parametrize(
+    ("cell", "hidden", "bidirectional"),
+    [("lstm", 4, True), ("gru", 4, False), ("rnn", 4, True), ("lstm", 512, True)],
+)
+def test_x_checked_in_every_block(
+    monkeypatch, cell, hidden, bidirectional, return_cache
+):
+    # On the CPU the forward kernels check the values of x that they gather
+    # (each block its own rows, on its own thread; the LSTM of 512 units runs
+    # its inference panel by panel): a NaN or infinity in the last block's
+    # rows is found, in training and in inference; one in the padding of a
+    # ragged row is not looked at.
+    monkeypatch.setenv("RNNTOOLS_NUM_THREADS", "2")
+    monkeypatch.setattr(functional, "_MIN_FLOPS_PER_BLOCK", 0)  # two blocks
+    rng = np.random.default_rng(0)
+    params = init_params(cell, 3, hidden, bidirectional=bidirectional, random_state=0)
+    params = {key: value.astype(np.float32) for key, value in params.items()}
+    x = rng.standard_normal((6, 5, 3)).astype(np.float32)
+    lengths = np.array([5, 5, 3, 5, 5, 5])
+    x[2, 3:] = np.nan  # padding: ignored
+    kwargs = {"bidirectional": bidirectional, "return_cache": return_cache}
+    rnn_forward(x, params, cell, lengths=lengths, **kwargs)
+    for value in (np.nan, -np.inf):
+        bad = x.copy()
+        bad[4, 4, 1] = value  # row 4: the second block (worker thread)
+        with pytest.raises(ValueError, match="x contains NaN or infinity"):
+            rnn_forward(bad, params, cell, lengths=lengths, **kwargs)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
