@@ -397,8 +397,8 @@ def lstm_forward_layer(
 #: anyway, where the product calls of every panel cost more than they saved.
 #: One thread, float32, alternated runs against the step at once, best of
 #: five: 128x50x64x512 0.92-0.96x the time, 8x50x32x512 0.69-0.73x; at
-#: ``H = 256`` 8x50x32x256 1.10x, 32x100x128x256 1.00x; 16x50x32x64 1.06x,
-#: 64x100x64x128 1.09x.
+#: ``H = 256`` 8x50x32x256 1.10x, 32x100x128x256 1.00x; with an earlier
+#: version of the kernel, 16x50x32x64 1.06x and 16x100x64x128 1.09x.
 GATE_PANEL_ROW_BYTES = 8192
 
 
