@@ -29,6 +29,9 @@ PER_STEP_SIZES = {"batch": 1, "input_size": 4, "hidden_size": 4}
 
 if SMOKE:
     SHAPES = ("2x3x4x5",)
+    # LSTMs wide enough to run their inference panel by panel
+    # (rnntools.kernels.cpu.gate_panels: 512 units in float32, 256 in float64)
+    WIDE_LSTM_SHAPES = ("2x3x4x512",)
     # each start-up benchmark spawns interpreters that compile from scratch
     STARTUP_CELLS = ("lstm",)
     # sequence counts, step ranges, features and hidden units of the
@@ -52,6 +55,7 @@ if SMOKE:
     PER_STEP_STEPS = (5, 20)
 else:
     SHAPES = ("16x50x32x64", "64x100x64x128")
+    WIDE_LSTM_SHAPES = ("8x50x32x512", "64x50x64x512")
     STARTUP_CELLS = CELLS
     ESTIMATOR_PROBLEM = {
         "n_sequences": 256,

@@ -5,6 +5,7 @@ from .common import (
     PER_STEP_STEPS,
     SHAPES,
     TORCH_THREADS,
+    WIDE_LSTM_SHAPES,
     Benchmark,
     RNNBenchmark,
     calls_per_sample,
@@ -40,6 +41,24 @@ class RNNKernelsSuite(RNNBenchmark):
 
     def peakmem_forward_backward(self, *args):
         self.forward_backward()
+
+    def peakmem_inference(self, *args):
+        self.inference()
+
+
+class WideLSTMInferenceSuite(RNNBenchmark):
+    """Time and peak memory of the inference of an LSTM wide enough to run
+    panel by panel (``rnntools.kernels.cpu.lstm_panel_layer``)."""
+
+    param_names = ("shape", "dtype")
+    params = (WIDE_LSTM_SHAPES, ("float32", "float64"))
+
+    def setup(self, shape, dtype):
+        self.make_data("lstm", shape, dtype=dtype)
+        self.inference()  # compiles the panel kernel outside the timing
+
+    def time_inference(self, *args):
+        self.inference()
 
     def peakmem_inference(self, *args):
         self.inference()
