@@ -542,7 +542,7 @@ def pack_gate_panels(b, hidden):
     columns for the units past ``H``). Each register tile of a product
     against it then computes the four gates of whole hidden units, which the
     LSTM's inference kernel activates while the tile's block is in L1 (see
-    :func:`.cpu.lstm_forward_layer`).
+    :func:`.cpu.lstm_panel_layer`).
 
     Parameters
     ----------
