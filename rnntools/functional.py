@@ -1221,7 +1221,7 @@ def _inference_calls(plan, rows):
                 out, out_rows, out_span[: count if last else 0],
                 hidden if reverse else 0, gates[:count],
             )  # fmt: skip
-            if plan.cell == "lstm" and plan.panels:
+            if plan.panels:  # an LSTM (see _cpu_inference)
                 calls.append((cpu.lstm_panel_layer, (
                     *inputs, lengths, batch_sizes, reverse, state[0], state[1],
                     *outputs[:4], count,
