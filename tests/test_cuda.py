@@ -11,6 +11,8 @@ and PyTorch elsewhere; agreement with them here makes the CUDA kernels right.
 """
 
 import pickle
+import threading
+import time
 import warnings
 from types import SimpleNamespace
 
@@ -164,6 +166,43 @@ only_on_simulator = pytest.mark.skipif(
     not numba.config.ENABLE_CUDASIM,
     reason="patches compile-time tile sizes, which only the simulator re-reads",
 )
+
+
+@pytest.mark.skipif(
+    not numba.config.ENABLE_CUDASIM,
+    reason="the CUDA simulator as tests/cudasim.py prepares it",
+)
+def test_simulator_shared_arrays_are_one_per_block(monkeypatch):
+    """The simulator's ``cuda.shared.array``, as tests/cudasim.py installs it,
+    gives every thread of a block the same array even when they all reach the
+    line at once: the array is made slowly here (20 ms), so without the lock
+    each of the 16 threads would find none yet and make its own."""
+    import cudasim
+    from numba.cuda.simulator.kernelapi import FakeCUDAShared
+
+    assert FakeCUDAShared.array is cudasim._atomic_shared_array
+    shared = FakeCUDAShared(0)
+
+    class SlowNumPy:
+        def empty(self, shape, dtype):
+            time.sleep(0.02)
+            return np.empty(shape, dtype)
+
+    monkeypatch.setattr(cudasim, "np", SlowNumPy())
+    start = threading.Barrier(16)
+    arrays = []
+
+    def allocate():
+        start.wait()
+        arrays.append(shared.array((4,), np.float64))  # one line, one array
+
+    threads = [threading.Thread(target=allocate) for _ in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(arrays) == 16
+    assert all(array is arrays[0] for array in arrays)
 
 
 @pytest.mark.skipif(
