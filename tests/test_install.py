@@ -6,7 +6,7 @@ import textwrap
 
 import pytest
 
-from rnntools.kernels._jit import _l2_cache_bytes
+from rnntools.kernels._jit import _l2_cache_bytes, _simd
 
 
 def test_import_and_run_without_a_writable_cache():
@@ -57,6 +57,50 @@ def test_l2_cache_size_falls_back_where_sysfs_says_nothing(tmp_path):
     assert _l2_cache_bytes(tmp_path / "missing", default=12345) == 12345
     _fake_cache(tmp_path / "index0", 2, "Unified", "big")
     assert _l2_cache_bytes(tmp_path, default=12345) == 12345
+
+
+@pytest.mark.parametrize(
+    ("features", "expected"),
+    [
+        ("+avx,+avx2,+fma,+avx512f,+avx512vl", (64, 32)),
+        ("+avx,+avx2,+fma,-avx512f,-avx512vl", (32, 16)),
+        ("+avx,-avx2,-fma,-avx512f", (16, 16)),  # Sandy Bridge: no FMA
+        ("+sse2,+sse4.2", (16, 16)),
+        ("", (16, 16)),  # NUMBA_CPU_FEATURES set empty
+    ],
+)
+def test_simd_width_follows_the_cpu_features(features, expected):
+    assert _simd(features) == expected
+
+
+def test_register_tiles_fit_the_host_registers():
+    # Tiles sized for AVX-512's 32 registers on an AVX2 CPU (16 registers)
+    # kept their sums on the stack: every k reloaded and stored them, at a
+    # third of the speed. The product compiled for this host must move no
+    # vector register to or from the stack inside its loops (a few moves
+    # outside them, on entry, are LLVM's choice).
+    import re
+
+    import numpy as np
+    from numba import cfunc
+
+    from rnntools.kernels import row_invariant
+    from rnntools.kernels._jit import KERNEL_OPTIONS
+
+    cell = row_invariant._PRODUCT_CELLS[np.dtype(np.float32)]
+    product = cfunc(
+        row_invariant._PRODUCT_SIGNATURE,
+        cache=False,
+        fastmath=KERNEL_OPTIONS["fastmath"],
+        error_model=KERNEL_OPTIONS["error_model"],
+    )(cell._function)
+    asm = product._library.get_asm_str()
+    stack_moves = re.findall(
+        r"vmov\w+\s+(?:-?\d+\(%rsp\), %[yz]mm\d+|%[yz]mm\d+, -?\d+\(%rsp\))", asm
+    )
+    assert asm.count("vfmadd") > 50  # the tiles are there
+    # 2 on the Zen 3 of 2026-12-01 (3 x 4 tiles there: 109).
+    assert len(stack_moves) <= 8, (len(stack_moves), stack_moves[:20])
 
 
 def test_wide_vectors_marks_the_kernel_and_keeps_the_bits():

@@ -7,8 +7,9 @@ its own source).
 loop (:func:`_row_by_row`; every
 ``out[r, j]`` is ``acc = 0; acc = fma(a[r, k], b[k, j], acc)`` for ``k`` in
 increasing order, then stored), but in register tiles: a tile of
-``TILE_ROWS`` rows by ``TILE_VECTORS`` AVX-512 vectors of columns keeps its
-24 sums in ``zmm`` registers for the whole ``k`` loop, where ``_row_by_row``
+``TILE_ROWS`` rows by ``TILE_VECTORS`` SIMD vectors of columns keeps its
+sums in registers (24 ``zmm`` with AVX-512, 8 ``ymm`` with AVX2) for the
+whole ``k`` loop, where ``_row_by_row``
 loads and stores its row of sums at every ``k`` and streams all of ``b`` once
 per row. The tiles are LLVM IR written by :func:`_make_tile` (vector phi
 nodes and explicit ``llvm.fma`` calls): Numba has no way to keep an array of
@@ -58,20 +59,38 @@ from numba import carray, cfunc, njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic, overload
 
-from ._jit import CACHE, KERNEL_OPTIONS, L2_CACHE_BYTES, OVERLOAD_OPTIONS, helper
+from ._jit import (
+    CACHE,
+    KERNEL_OPTIONS,
+    L2_CACHE_BYTES,
+    OVERLOAD_OPTIONS,
+    SIMD_REGISTERS,
+    SIMD_VECTOR_BYTES,
+    helper,
+)
 
-#: Bytes of one SIMD vector (AVX-512).
-VECTOR_BYTES = 64
-#: Rows of ``a`` per register tile.
-TILE_ROWS = 6
-#: Vectors of columns per register tile: 6 x 4 sums in 24 of the 32 ``zmm``
-#: registers, 4 for the row of ``b``, one for the broadcast ``a[r, k]``.
-#: 64 columns of float32, 32 of float64.
+#: Bytes of one SIMD vector: 64 with AVX-512, 32 with AVX2 (see
+#: :func:`._jit._simd`).
+VECTOR_BYTES = SIMD_VECTOR_BYTES
+#: Vectors of columns per register tile: one per gate of an LSTM's
+#: gate-interleaved weights (:func:`pack_gate_panels`). 64 columns of float32,
+#: 32 of float64 with AVX-512; half that with AVX2.
 TILE_VECTORS = 4
+#: Rows of ``a`` per register tile: with AVX-512, 6 x 4 sums in 24 of the 32
+#: ``zmm`` registers, 4 for the row of ``b``, one for the broadcast
+#: ``a[r, k]``; with the 16 ``ymm`` registers of AVX2, 2 x 4 sums (8 FMAs in
+#: flight: two pipes of 4 cycles' latency). One thread of a Zen 3 EPYC
+#: (AVX2), float32, packed ``b``, GFLOP/s, median of 7 rounds: 6 x 4 tiles
+#: (sums spilled to the stack at every ``k``) 23-28, 3 x 4 (17 registers:
+#: still spilled) 28-37, 2 x 4 56-70 (OpenBLAS sgemm 32-78, noisy VM).
+TILE_ROWS = 6 if SIMD_REGISTERS >= 32 else 2
 #: Vectors of columns per tile for the last one or two rows (a batch of one
 #: or two rows: decoding): 8 independent sums per row instead of 4, enough to
 #: cover the FMA latency.
 WIDE_VECTORS = 8
+#: Rows that take the wide tiles: one or two (16 sums) with AVX-512, one
+#: (8 sums) with AVX2's 16 registers.
+WIDE_ROWS = 2 if SIMD_REGISTERS >= 32 else 1
 #: A single row streams ``b`` row by row (as :func:`_row_by_row`) once ``b``
 #: exceeds this many bytes: the tiles read ``b`` in column panels, rows ``N``
 #: apart, which at one row of ``a`` waits on L2 (measured at 1 x 128 x 512:
@@ -98,6 +117,8 @@ BLOCK_BYTES = min(max(L2_CACHE_BYTES // 2, 256 * 1024), 1024 * 1024)
 #: LSTM inference at 256x50x64x512 on two threads, five alternated rounds:
 #: 107.7 (119.8) ms against 119.9 (130.8). A prefetch changes no value.
 PREFETCH_ROWS = 8
+#: Bytes of a cache line (x86-64): the unit of a prefetch.
+CACHE_LINE_BYTES = 64
 
 
 def _make_tile(row_counts, vectors, masked=False, gather=False):
@@ -248,8 +269,9 @@ def _make_tile(row_counts, vectors, masked=False, gather=False):
                     b_bases[0],
                     [builder.mul(builder.add(k, constant(PREFETCH_ROWS)), ldb_v)],
                 )
-                for v in range(vectors):
-                    line = builder.gep(ahead, [constant(v * lanes)])
+                # One prefetch per 64-byte cache line of the row.
+                for offset in range(0, vectors * VECTOR_BYTES, CACHE_LINE_BYTES):
+                    line = builder.gep(ahead, [constant(offset // size)])
                     # A read (0), kept in every level (3), of data (1).
                     builder.call(
                         prefetch,
@@ -446,8 +468,9 @@ def _make_tile(row_counts, vectors, masked=False, gather=False):
 
 #: ``TILE_ROWS x TILE_VECTORS`` vectors, and fewer rows for the bottom of ``a``.
 _tile = _make_tile(range(1, TILE_ROWS + 1), TILE_VECTORS)
-#: One or two rows by ``WIDE_VECTORS`` vectors (batches of one or two rows).
-_wide_tile = _make_tile((1, 2), WIDE_VECTORS)
+#: ``WIDE_ROWS`` rows or fewer by ``WIDE_VECTORS`` vectors (batches of one or
+#: two rows).
+_wide_tile = _make_tile(range(1, WIDE_ROWS + 1), WIDE_VECTORS)
 #: Up to ``TILE_ROWS`` rows by one vector, then by part of one: the right edge.
 _vector_tile = _make_tile(range(1, TILE_ROWS + 1), 1)
 _part_vector_tile = _make_tile(range(1, TILE_ROWS + 1), 1, masked=True)
@@ -750,7 +773,7 @@ def _tiled_matmul(a, b, out, bias):
         return
     a_start = full_rows * depth
     done = 0
-    if tail <= 2 and not packed:  # a wide tile spans two panels
+    if tail <= WIDE_ROWS and not packed:  # a wide tile spans two panels
         wide = WIDE_VECTORS * lanes
         done = cols - cols % wide
         for col in range(0, done, wide):
