@@ -99,7 +99,8 @@ def test_register_tiles_fit_the_host_registers():
         r"vmov\w+\s+(?:-?\d+\(%rsp\), %[yz]mm\d+|%[yz]mm\d+, -?\d+\(%rsp\))", asm
     )
     assert asm.count("vfmadd") > 50  # the tiles are there
-    # 2 on the Zen 3 of 2026-12-01 (3 x 4 tiles there: 109).
+    # 2 on the Zen 3 of 2026-12-01 (3 x 4 tiles with all four vectors of b
+    # loaded before the FMAs: 109).
     assert len(stack_moves) <= 8, (len(stack_moves), stack_moves[:20])
 
 

@@ -78,12 +78,16 @@ VECTOR_BYTES = SIMD_VECTOR_BYTES
 TILE_VECTORS = 4
 #: Rows of ``a`` per register tile: with AVX-512, 6 x 4 sums in 24 of the 32
 #: ``zmm`` registers, 4 for the row of ``b``, one for the broadcast
-#: ``a[r, k]``; with the 16 ``ymm`` registers of AVX2, 2 x 4 sums (8 FMAs in
-#: flight: two pipes of 4 cycles' latency). One thread of a Zen 3 EPYC
-#: (AVX2), float32, packed ``b``, GFLOP/s, median of 7 rounds: 6 x 4 tiles
-#: (sums spilled to the stack at every ``k``) 23-28, 3 x 4 (17 registers:
-#: still spilled) 28-37, 2 x 4 56-70 (OpenBLAS sgemm 32-78, noisy VM).
-TILE_ROWS = 6 if SIMD_REGISTERS >= 32 else 2
+#: ``a[r, k]``; with the 16 ``ymm`` registers of AVX2, 3 x 4 sums, the 3
+#: broadcasts and one vector of ``b`` at a time (the tile's IR loads each
+#: vector of ``b`` just before its row of FMAs: loaded all at once, they made
+#: 17 live registers and the sums were spilled). One thread of a Zen 3 EPYC
+#: (AVX2), float32, packed ``b``, GFLOP/s: AVX-512's 6 x 4 tiles (sums on the
+#: stack at every ``k``) 23-28 (median of 7 rounds), 3 x 4 with all of
+#: ``b`` loaded first 28-37; then, best of 7 in three alternated rounds,
+#: 2 x 4 tiles 72-83 at 32 x 128 x 512 and 76-81 at 128 x 512 x 2048, 3 x 4
+#: 97-99 and 95 (OpenBLAS sgemm 32-78 on this noisy VM).
+TILE_ROWS = 6 if SIMD_REGISTERS >= 32 else 3
 #: Vectors of columns per tile for the last one or two rows (a batch of one
 #: or two rows: decoding): 8 independent sums per row instead of 4, enough to
 #: cover the FMA latency.
@@ -156,10 +160,11 @@ def _make_tile(row_counts, vectors, masked=False, gather=False):
     loop instead of one latency-bound chain at a time).
 
     Each tile loop keeps its ``rows x vectors`` sums in vector phi nodes
-    (registers) from zero; at each ``k`` (ascending) it loads the ``vectors``
-    vectors of row ``k`` of ``b`` and, for each row ``i``, broadcasts
-    ``a[i, k]`` and applies ``llvm.fma(a[i, k], b[k, j], sum)``; after the
-    last ``k`` it stores the sums. The calls are plain ``llvm.fma``: LLVM
+    (registers) from zero; at each ``k`` (ascending) it broadcasts ``a[i, k]``
+    of every row ``i``, then loads the vectors of row ``k`` of ``b`` one at a
+    time and applies ``llvm.fma(a[i, k], b[k, j], sum)`` for every row
+    (gathering: each row's own vectors, row by row); after the last ``k`` it
+    stores the sums. The calls are plain ``llvm.fma``: LLVM
     neither splits nor reorders them, whatever the fast-math flags around.
     Unless ``masked`` or ``gather``, each ``k`` also prefetches row
     ``k + PREFETCH_ROWS`` of ``b`` (see :data:`PREFETCH_ROWS`).
@@ -259,11 +264,14 @@ def _make_tile(row_counts, vectors, masked=False, gather=False):
             k = builder.phi(intp)
             sums = [[builder.phi(vector) for _ in range(vectors)] for _ in range(count)]
             b_k = []
-            for b_base in b_bases:
-                b_row = builder.gep(b_base, [builder.mul(k, ldb_v)])
-                b_k.append(
-                    [load(at(b_row, constant(v * lanes))) for v in range(vectors)]
-                )
+            if gather:
+                for b_base in b_bases:
+                    b_row = builder.gep(b_base, [builder.mul(k, ldb_v)])
+                    b_k.append(
+                        [load(at(b_row, constant(v * lanes))) for v in range(vectors)]
+                    )
+            else:
+                b_row0 = builder.gep(b_bases[0], [builder.mul(k, ldb_v)])
             if not gather and not masked:
                 ahead = builder.gep(
                     b_bases[0],
@@ -278,7 +286,7 @@ def _make_tile(row_counts, vectors, masked=False, gather=False):
                         [builder.bitcast(line, byte_pointer), ir.Constant(i32, 0),
                          ir.Constant(i32, 3), ir.Constant(i32, 1)],
                     )  # fmt: skip
-            updated = []
+            a_k = []
             for i in range(count):
                 a_ik = builder.load(
                     builder.gep(a_p, [builder.add(builder.mul(constant(i), lda_v), k)]),
@@ -287,21 +295,31 @@ def _make_tile(row_counts, vectors, masked=False, gather=False):
                 a_ik = builder.insert_element(
                     ir.Constant(vector, ir.Undefined), a_ik, ir.Constant(i32, 0)
                 )
-                a_ik = builder.shuffle_vector(
-                    a_ik, ir.Constant(vector, ir.Undefined), broadcast
+                a_k.append(
+                    builder.shuffle_vector(
+                        a_ik, ir.Constant(vector, ir.Undefined), broadcast
+                    )
                 )
-                b_i = b_k[i] if gather else b_k[0]
-                row_sums = [
-                    builder.call(fma, [a_ik, b_i[v], sums[i][v]])
-                    for v in range(vectors)
-                ]
-                if depths is not None:  # the row's chain ends at its depth
-                    inside = builder.icmp_signed("<", k, depths[i])
+            if gather:
+                updated = []
+                for i in range(count):
                     row_sums = [
-                        builder.select(inside, row_sum, sums[i][v])
-                        for v, row_sum in enumerate(row_sums)
+                        builder.call(fma, [a_k[i], b_k[i][v], sums[i][v]])
+                        for v in range(vectors)
                     ]
-                updated.append(row_sums)
+                    if depths is not None:  # the row's chain ends at its depth
+                        inside = builder.icmp_signed("<", k, depths[i])
+                        row_sums = [
+                            builder.select(inside, row_sum, sums[i][v])
+                            for v, row_sum in enumerate(row_sums)
+                        ]
+                    updated.append(row_sums)
+            else:
+                updated = [[None] * vectors for _ in range(count)]
+                for v in range(vectors):
+                    b_v = load(at(b_row0, constant(v * lanes)))
+                    for i in range(count):
+                        updated[i][v] = builder.call(fma, [a_k[i], b_v, sums[i][v]])
             next_k = builder.add(k, constant(1))
             builder.cbranch(builder.icmp_signed("<", next_k, depth_v), loop, done)
             k.add_incoming(constant(0), entry)
