@@ -11,12 +11,13 @@ Numba checks a cached kernel against its own source file only: a kernel in
 keep running the old helper (we hit exactly this: a stale kernel wrote past a
 scratch buffer whose size had changed). So a digest of all kernel sources is
 kept next to the cache, and the cache is emptied when it changes. The digest
-also covers :data:`L2_CACHE_BYTES` and the SIMD width
-(:data:`SIMD_VECTOR_BYTES`), which the kernels compile in as constants.
-(A cache outside the package, under ``NUMBA_CACHE_DIR``, is keyed by Numba
-with the CPU's name and features only: a machine of the same CPU name but
-another L2 would reuse its kernels, tuned for the other L2: slower at worst,
-never different numbers.)
+also covers :data:`L2_CACHE_BYTES`, which the kernels compile in as a
+constant; the SIMD width they also compile in (:data:`SIMD_VECTOR_BYTES`)
+follows the CPU features, by which Numba keys every cached kernel. (A cache
+outside the package, under ``NUMBA_CACHE_DIR``, is keyed by Numba with the
+CPU's name and features only: a machine of the same CPU name but another L2
+would reuse its kernels, tuned for the other L2: slower at worst, never
+different numbers.)
 """
 
 import hashlib
@@ -92,7 +93,6 @@ def _clear_stale_cache():
         sha.update(source.name.encode())
         sha.update(source.read_bytes())
     sha.update(f"L2 {L2_CACHE_BYTES}".encode())
-    sha.update(f"SIMD {SIMD_VECTOR_BYTES} {SIMD_REGISTERS}".encode())
     digest = sha.hexdigest()
     try:
         if _STAMP.read_text() == digest:

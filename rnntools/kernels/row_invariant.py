@@ -286,8 +286,9 @@ def _make_tile(row_counts, vectors, masked=False, gather=False):
                         [builder.bitcast(line, byte_pointer), ir.Constant(i32, 0),
                          ir.Constant(i32, 3), ir.Constant(i32, 1)],
                     )  # fmt: skip
-            a_k = []
-            for i in range(count):
+
+            def broadcast_a(i, k=k):
+                """``a[i, k]`` in every lane."""
                 a_ik = builder.load(
                     builder.gep(a_p, [builder.add(builder.mul(constant(i), lda_v), k)]),
                     align=size,
@@ -295,27 +296,37 @@ def _make_tile(row_counts, vectors, masked=False, gather=False):
                 a_ik = builder.insert_element(
                     ir.Constant(vector, ir.Undefined), a_ik, ir.Constant(i32, 0)
                 )
-                a_k.append(
-                    builder.shuffle_vector(
-                        a_ik, ir.Constant(vector, ir.Undefined), broadcast
-                    )
+                return builder.shuffle_vector(
+                    a_ik, ir.Constant(vector, ir.Undefined), broadcast
                 )
+
+            updated = [[None] * vectors for _ in range(count)]
             if gather:
-                updated = []
                 for i in range(count):
-                    row_sums = [
-                        builder.call(fma, [a_k[i], b_k[i][v], sums[i][v]])
-                        for v in range(vectors)
-                    ]
-                    if depths is not None:  # the row's chain ends at its depth
-                        inside = builder.icmp_signed("<", k, depths[i])
-                        row_sums = [
-                            builder.select(inside, row_sum, sums[i][v])
-                            for v, row_sum in enumerate(row_sums)
-                        ]
-                    updated.append(row_sums)
+                    a_ik = broadcast_a(i)
+                    # The row's chain ends at its own depth.
+                    inside = (
+                        None
+                        if depths is None
+                        else builder.icmp_signed("<", k, depths[i])
+                    )
+                    for v in range(vectors):
+                        row_sum = builder.call(fma, [a_ik, b_k[i][v], sums[i][v]])
+                        if depths is not None:
+                            row_sum = builder.select(inside, row_sum, sums[i][v])
+                        updated[i][v] = row_sum
+            elif vectors <= count:
+                # The row of b first, then row by row: the sums, the vectors
+                # of b and one broadcast live (6 x 4 tiles: 29 registers).
+                b_k = [load(at(b_row0, constant(v * lanes))) for v in range(vectors)]
+                for i in range(count):
+                    a_ik = broadcast_a(i)
+                    for v in range(vectors):
+                        updated[i][v] = builder.call(fma, [a_ik, b_k[v], sums[i][v]])
             else:
-                updated = [[None] * vectors for _ in range(count)]
+                # Every row's broadcast first, then vector by vector: the sums,
+                # the broadcasts and one vector of b live (3 x 4 tiles: 16).
+                a_k = [broadcast_a(i) for i in range(count)]
                 for v in range(vectors):
                     b_v = load(at(b_row0, constant(v * lanes)))
                     for i in range(count):
