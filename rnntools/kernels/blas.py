@@ -83,7 +83,7 @@ from numba.np.linalg import (
     make_constant_slot,
 )
 
-from ._jit import KERNEL_OPTIONS, OVERLOAD_OPTIONS
+from ._jit import KERNEL_OPTIONS, OVERLOAD_OPTIONS, SIMD_VECTOR_BYTES
 
 #: Largest ``rows * cols * depth`` of one block: OpenBLAS's small-matrix
 #: kernels take products up to ``100**3`` multiply-adds.
@@ -97,6 +97,15 @@ MAX_TN_BYTES = 8 * 2**20
 #: :func:`weight_gradient` calls NumPy's BLAS from this many elements of the
 #: result (``M * N``) on, and wherever :func:`matmul_tn` would not split.
 NUMPY_TN_OUTPUTS = 32 * 1024
+#: Whether :func:`weight_gradient` uses :func:`matmul_tn`'s blocks at all:
+#: only on a CPU with AVX-512, where OpenBLAS runs its SkylakeX kernels, which
+#: have the small-matrix kernels the blocks are made for. With AVX2 only
+#: (Haswell kernels, no small-matrix kernels) NumPy's BLAS won at every
+#: weight gradient of the benchmark shapes: one thread of a Zen 3 EPYC,
+#: GFLOP/s, best of 5, two rounds, ``matmul_tn`` then ``np.matmul(a.T, b)``:
+#: 800 x 256 x 32 41-53 / 75-77, 800 x 256 x 64 63 / 85-86, 1600 x 128 x 32
+#: 38-55 / 53-58, 800 x 192 x 64 43-62 / 63-84, 800 x 64 x 32 35-51 / 50-74.
+TN_BLOCKS_PAY = SIMD_VECTOR_BYTES >= 64
 #: Rows of the result per :func:`matmul_tn` block (the summed dimension then
 #: takes what :data:`SMALL_GEMM` leaves).
 TN_BLOCK_ROWS = 128
@@ -312,9 +321,9 @@ def matmul_tn(a, b, out):
 
 def weight_gradient(a, b, out):
     """``out = a.T @ b`` (a weight gradient: a sum over all ``T * B`` rows),
-    by :func:`matmul_tn`'s blocks where they were measured faster, else by
-    NumPy's BLAS (see the module). Plain Python: it picks one of two compiled
-    products.
+    by :func:`matmul_tn`'s blocks where they were measured faster (see
+    :data:`TN_BLOCKS_PAY`), else by NumPy's BLAS (see the module). Plain
+    Python: it picks one of two compiled products.
 
     Parameters
     ----------
@@ -327,7 +336,8 @@ def weight_gradient(a, b, out):
     """
     rows, cols = out.shape
     if (
-        a.dtype == np.float32
+        TN_BLOCKS_PAY
+        and a.dtype == np.float32
         and rows * cols < NUMPY_TN_OUTPUTS
         and a.nbytes <= MAX_TN_BYTES
     ):
