@@ -1523,6 +1523,12 @@ class PreparedStep:
         return self.relu if self.cell == "rnn" else None
 
     @cached_property
+    def no_scratch(self):
+        """No rows of scratch: :func:`.kernels.cpu.state_step` allocates
+        its own."""
+        return np.empty((0, self.scratch_width), dtype=self.dtype)
+
+    @cached_property
     def kernel_weights(self):
         """The weight arguments of :func:`.kernels.cpu.stack_step`, in its
         order: one tuple read per step, not six attributes."""
@@ -1639,8 +1645,7 @@ _step_scratch = threading.local()
 def _thread_scratch(size, dtype, purpose="step"):
     """A 1-D scratch buffer of at least ``size`` numbers, this thread's own
     for ``purpose``, kept between steps: fresh pages for a step's scratch cost
-    3x the step at 500 rows (an LSTM, H = 128), and the buffer pool's lookup
-    costs more than the step at batch 1."""
+    3x the step at 500 rows (an LSTM, H = 128)."""
     buffers = getattr(_step_scratch, "buffers", None)
     if buffers is None:
         buffers = _step_scratch.buffers = {}
@@ -1648,8 +1653,6 @@ def _thread_scratch(size, dtype, purpose="step"):
     buffer = buffers.get(key)
     if buffer is None or buffer.size < size:
         buffer = buffers[key] = np.empty(size, dtype=dtype)
-        # Views of the old buffer (_step_scratch_rows) would keep it alive.
-        getattr(_step_scratch, "views", {}).clear()
     return buffer
 
 
@@ -1657,67 +1660,62 @@ def _thread_scratch(size, dtype, purpose="step"):
 _NO_PARENTS = np.empty(0, dtype=np.int64)
 
 
+#: A step whose scratch (``B * 2 * G*H`` numbers) is at most this many bytes
+#: gets it from the kernel's allocator (a block of the allocator's free list,
+#: cheaper than the lookup of a kept buffer); a larger one a kept buffer
+#: (fresh pages would cost more than the step).
+_ALLOCATED_SCRATCH_BYTES = 64 * 1024
+
+
 def _step_scratch_rows(rows, prepared):
-    """This thread's step scratch as ``(rows, prepared.scratch_width)``.
-
-    The view is kept with its buffer, so that a step at batch 1 pays one
-    dictionary lookup, not a slice and a reshape (a tenth of the step).
-    """
-    views = getattr(_step_scratch, "views", None)
-    if views is None:
-        views = _step_scratch.views = {}
-    key = (rows, prepared.scratch_width, prepared.dtype)
-    view = views.get(key)
-    if view is None:
-        size = rows * prepared.scratch_width
-        buffer = _thread_scratch(size, prepared.dtype)
-        view = buffer[:size].reshape(rows, prepared.scratch_width)
-        if len(views) > 64:  # many batch sizes: forget the old views
-            views.clear()
-        views[key] = view
-    return view
+    """The ``scratch`` of :func:`.kernels.cpu.state_step` for ``rows`` rows:
+    none (the kernel allocates it) for small batches, else this thread's
+    kept buffer as ``(rows, prepared.scratch_width)``."""
+    size = rows * prepared.scratch_width
+    if size * prepared.dtype.itemsize <= _ALLOCATED_SCRATCH_BYTES:
+        return prepared.no_scratch
+    return _thread_scratch(size, prepared.dtype)[:size].reshape(
+        rows, prepared.scratch_width
+    )
 
 
-def _step_block(prepared, x_t, parts, new_parts):
-    """One step of the whole batch into ``new_parts``. Returns whether the
-    inputs were finite."""
-    return cpu.stack_step(
-        prepared.kernel_relu, x_t, False, *prepared.kernel_weights,
-        parts[0], parts[-1], _NO_PARENTS, new_parts[0], new_parts[-1],
-        _step_scratch_rows(x_t.shape[0], prepared),
+def _step_block(prepared, x_t, parts, state_out, output):
+    """One step of the whole batch into ``state_out`` and ``output``.
+    Returns whether the inputs were finite."""
+    return cpu.state_step(
+        prepared.kernel_relu, x_t, *prepared.kernel_weights, parts[0], parts[-1],
+        state_out, output, _step_scratch_rows(x_t.shape[0], prepared),
     )  # fmt: skip
 
 
-def _step_rows(prepared, x_t, parts, new_parts, rows):
+def _step_rows(prepared, x_t, parts, state_out, output, rows):
     """One step of the rows ``rows`` (a slice) of the batch, into
-    ``new_parts``, through copies of the block (a thread's share). Returns
-    whether the inputs were finite."""
+    ``state_out`` and ``output``, through copies of the block (a thread's
+    share). Returns whether the inputs were finite."""
     block = [np.ascontiguousarray(p[:, rows]) for p in parts]
-    out = [np.empty_like(p) for p in block]
-    finite = _step_block(prepared, x_t[rows], block, out)
-    for full, part in zip(new_parts, out, strict=True):
-        full[:, rows] = part
+    block_state = np.empty_like(state_out[:, :, rows])
+    block_output = np.empty_like(output[rows])
+    finite = _step_block(prepared, x_t[rows], block, block_state, block_output)
+    state_out[:, :, rows] = block_state
+    output[rows] = block_output
     return finite
 
 
-def _is_exact(state, cell, shape, dtype):
-    """Whether ``state`` is already C-contiguous arrays of ``shape`` and
-    ``dtype`` (as :func:`rnn_step` returns them): no conversion needed."""
-    if cell == "lstm":
-        if type(state) is not tuple or len(state) != 2:
-            return False
-        h, c = state
-        return _is_exact_array(h, shape, dtype) and _is_exact_array(c, shape, dtype)
-    return _is_exact_array(state, shape, dtype)
+def _step_input(x_t, dtype):
+    """``x_t`` of :func:`rnn_step` checked and converted: a C-contiguous
+    2-D array of ``dtype``."""
+    x_t = _check_float_array(x_t, "x_t", ndim=2)
+    with np.errstate(over="ignore"):  # checked finite in the kernel
+        return np.ascontiguousarray(x_t, dtype=dtype)
 
 
-def _is_exact_array(part, shape, dtype):
-    return (
-        type(part) is np.ndarray
-        and part.shape == shape
-        and part.dtype == dtype
-        and part.flags.c_contiguous
-    )
+def _step_state(state, prepared, shape):
+    """``state`` of :func:`rnn_step` checked and converted: a list of ``h``
+    (and ``c``), C-contiguous arrays of ``shape`` and the prepared dtype."""
+    if state is None:
+        zeros = np.zeros(shape, dtype=prepared.dtype)
+        return [zeros] * (2 if prepared.cell == "lstm" else 1)
+    return _check_state(state, prepared.cell, shape, prepared.dtype, "state")
 
 
 def rnn_step(x_t, state, prepared):
@@ -1760,31 +1758,56 @@ def rnn_step(x_t, state, prepared):
             f"got {type(prepared).__name__}."
         )
     dtype = prepared.dtype
-    cell = prepared.cell
-    x_t = _check_float_array(x_t, "x_t", ndim=2)
-    batch = x_t.shape[0]
+    lstm = prepared.cell == "lstm"
+    # The common case first, in line (each call and attribute lookup of the
+    # Python around the kernel costs 2-3x what it costs alone: the kernel
+    # streams the weights through the caches and evicts the interpreter's
+    # data): x_t and the state as rnn_step returned it.
+    if (
+        type(x_t) is not np.ndarray
+        or x_t.dtype != dtype
+        or x_t.ndim != 2
+        or not x_t.flags.c_contiguous
+    ):
+        x_t = _step_input(x_t, dtype)
+    batch, input_size = x_t.shape
     if batch == 0:
         raise ValueError("x_t must hold at least one row, got shape (0, ...).")
-    _check_shape(x_t, (batch, prepared.input_size), "x_t")
+    if input_size != prepared.input_size:
+        _check_shape(x_t, (batch, prepared.input_size), "x_t")
     state_shape = (prepared.num_layers, batch, prepared.hidden_size)
-    if state is None:
-        parts = [np.zeros(state_shape, dtype=dtype)] * (2 if cell == "lstm" else 1)
-    elif _is_exact(state, cell, state_shape, dtype):  # the common case, fast
-        parts = state if cell == "lstm" else (state,)
+    if lstm:
+        if (
+            type(state) is tuple
+            and len(state) == 2
+            and type(h := state[0]) is np.ndarray
+            and type(c := state[1]) is np.ndarray
+            and h.dtype == dtype
+            and c.dtype == dtype
+            and h.shape == state_shape
+            and c.shape == state_shape
+            and h.flags.c_contiguous
+            and c.flags.c_contiguous
+        ):
+            parts = state
+        else:
+            parts = _step_state(state, prepared, state_shape)
+    elif (
+        type(state) is np.ndarray
+        and state.dtype == dtype
+        and state.shape == state_shape
+        and state.flags.c_contiguous
+    ):
+        parts = (state,)
     else:
-        parts = _check_state(state, cell, state_shape, dtype, "state")
-    if x_t.dtype != dtype or not x_t.flags.c_contiguous:
-        with np.errstate(over="ignore"):  # checked finite in the kernel
-            x_t = np.ascontiguousarray(x_t, dtype=dtype)
-    if cell == "lstm":  # one allocation for h and c
-        both = np.empty((2, *state_shape), dtype=dtype)
-        new_parts = (both[0], both[1])
-    else:
-        new_parts = (np.empty(state_shape, dtype=dtype),)
+        parts = _step_state(state, prepared, state_shape)
+    # h (and c) in one array, and the output apart: a copy the caller owns.
+    state_out = np.empty((2 if lstm else 1, *state_shape), dtype=dtype)
+    output = np.empty((batch, prepared.hidden_size), dtype=dtype)
     # Large batches (beams) in blocks of rows on several threads: rows are
     # independent and row-invariant, so the bits do not change.
     if batch * prepared.flops_per_row < 2 * _MIN_FLOPS_PER_BLOCK:
-        finite = _step_block(prepared, x_t, parts, new_parts)
+        finite = _step_block(prepared, x_t, parts, state_out, output)
     else:
         blocks = _split_batch(
             np.ones(batch, dtype=np.int64), prepared.flops_per_row, num_threads()
@@ -1792,12 +1815,13 @@ def rnn_step(x_t, state, prepared):
         with kernel_threads():
             finite = all(
                 parallel_map(
-                    lambda rows: _step_rows(prepared, x_t, parts, new_parts, rows),
+                    lambda rows: _step_rows(
+                        prepared, x_t, parts, state_out, output, rows
+                    ),
                     blocks,
                 )
             )
     if not finite:
         _check_finite(x_t, "x_t")
         raise ValueError("state contains NaN or infinity.")
-    new_state = new_parts if cell == "lstm" else new_parts[0]
-    return new_parts[0][-1].copy(), new_state
+    return output, ((state_out[0], state_out[1]) if lstm else state_out[0])

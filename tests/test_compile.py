@@ -13,7 +13,7 @@ ENTRY_KERNELS = [
     "lstm_forward_layer", "lstm_panel_layer", "gru_forward_layer",
     "rnn_forward_layer",
     "lstm_backward_layer", "gru_backward_layer", "rnn_backward_layer",
-    "stack_step", "embedding_gather", "embedding_scatter_add", "adam_update",
+    "state_step", "embedding_gather", "embedding_scatter_add", "adam_update",
 ]  # fmt: skip
 #: The decoding kernels (:mod:`rnntools.kernels.decoder`) called from Python.
 DECODER_KERNELS = ["decoder_step", "greedy_block", "beam_block", "scratch_size"]
@@ -44,6 +44,10 @@ def test_every_entry_kernel_has_both_dtypes(printed, module, name):
     assert {"float32", "float64"} <= _compiled_dtypes(getattr(module, name))
 
 
+@pytest.mark.skipif(
+    not blas.TN_BLOCKS_PAY,
+    reason="without AVX-512 blas.weight_gradient never calls matmul_tn",
+)
 def test_the_weight_gradients_blocks_are_compiled_for_float32(printed):
     # blas.weight_gradient sends float64 products to NumPy's BLAS, so
     # matmul_tn runs (and is compiled ahead of time) in float32 only. Listed

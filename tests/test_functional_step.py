@@ -15,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from strategies import rnn_problems
 
-from rnntools import init_params, rnn_forward
+from rnntools import functional, init_params, rnn_forward
 from rnntools.functional import PreparedStep, prepare_step, rnn_step
 from rnntools.kernels import cpu
 from rnntools.kernels.row_invariant import pack_panels, panel_columns
@@ -102,6 +102,31 @@ def test_each_row_is_bit_identical_alone_and_in_any_batch(problem, dtype, random
         np.testing.assert_array_equal(out_alone[0], out_together[row])
 
 
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_steps_in_blocks_on_two_threads_equal_one_block(cell, monkeypatch):
+    # A large batch (beams) is stepped in blocks of rows on several threads,
+    # each through copies of its rows: the outputs and states are the bits
+    # of the whole batch in one block.
+    rng = np.random.default_rng(1)
+    prepared = prepare_step(init_params(cell, 3, 5, num_layers=2, random_state=0), cell)
+    x = rng.standard_normal((4, 7, 3), dtype=np.float32)
+
+    def steps():
+        state, outputs = None, []
+        for x_t in x:
+            output, state = rnn_step(x_t, state, prepared)
+            outputs.append(output)
+        return np.stack(outputs), state_arrays(cell, state)
+
+    one_block = steps()
+    monkeypatch.setenv("RNNTOOLS_NUM_THREADS", "2")
+    monkeypatch.setattr(functional, "_MIN_FLOPS_PER_BLOCK", 0)
+    blocks = steps()
+    np.testing.assert_array_equal(blocks[0], one_block[0])
+    for got, expected in zip(blocks[1], one_block[1], strict=True):
+        np.testing.assert_array_equal(got, expected)
+
+
 def test_state_is_not_modified_and_beams_reorder_by_indexing():
     params = init_params("lstm", 3, 4, num_layers=2, random_state=0, dtype=np.float64)
     prepared = prepare_step(params, "lstm")
@@ -172,11 +197,15 @@ def test_beams_sharing_a_parent_state_get_the_bits_of_their_own_copy(
         np.testing.assert_array_equal(got, expected)
 
 
-def test_scratch_kept_between_steps_serves_any_batch_and_network():
-    # rnn_step keeps each thread's scratch (and its views per batch size)
-    # between calls; a buffer grown by a bigger step must not leave a stale
+@pytest.mark.parametrize("kept", [True, False], ids=["kept", "allocated"])
+def test_scratch_kept_between_steps_serves_any_batch_and_network(kept, monkeypatch):
+    # rnn_step keeps each thread's scratch between calls (kept: every batch
+    # here; allocated: the kernel allocates the scratch of these small
+    # batches); a buffer grown by a bigger step must not leave a stale
     # view behind. Steps of two networks at batches 1, 9, 1 in this thread
     # give the bits of the same steps in a fresh thread (fresh scratch).
+    if kept:
+        monkeypatch.setattr(functional, "_ALLOCATED_SCRATCH_BYTES", 0)
     rng = np.random.default_rng(0)
     small = prepare_step(init_params("lstm", 3, 4, random_state=0), "lstm")
     large = prepare_step(init_params("gru", 5, 40, num_layers=2, random_state=1), "gru")

@@ -1487,6 +1487,51 @@ def stack_step(relu, x, x_projected, w_ih0_t, w_ih_rest_t, w_hh_t, bias, b_hn,
     return True
 
 
+@njit(**KERNEL_OPTIONS)
+def state_step(relu, x, w_ih0_t, w_ih_rest_t, w_hh_t, bias, b_hn, tanh_columns,
+               h, c, state_out, output, scratch):  # fmt: skip
+    """:func:`stack_step` as :func:`rnntools.functional.rnn_step` calls it:
+    the new state in one array, the step's output copied out, the scratch
+    allocated here for small batches.
+
+    At batch 1 (an LSTM, H = 128) the step's Python around the kernel cost
+    as much as the kernel: the output's copy, the views of a kept scratch
+    buffer and two more arguments each cost more than doing it here.
+
+    Parameters
+    ----------
+    relu, x, w_ih0_t, w_ih_rest_t, w_hh_t, bias, b_hn, tanh_columns, h, c
+        As in :func:`stack_step` (``x`` not projected, every row its own
+        state).
+    state_out : ndarray of shape (S, L, B, H)
+        Out: the new state, ``h`` then (the LSTM's, ``S = 2``) ``c``.
+    output : ndarray of shape (B, H)
+        Out: the last layer's new ``h``.
+    scratch : ndarray of shape (B, 2 * G*H), or (0, 2 * G*H)
+        Scratch kept by the caller (fresh pages cost more than the step at
+        large batches); with no rows it is allocated here (a small block
+        comes from the allocator's free list).
+
+    Returns
+    -------
+    finite : bool
+        As in :func:`stack_step`.
+    """
+    if scratch.shape[0] == 0:
+        scratch = np.empty((x.shape[0], scratch.shape[1]), dtype=scratch.dtype)
+    parents = np.empty(0, dtype=np.int64)
+    h_out = state_out[0]
+    if not stack_step(relu, x, False, w_ih0_t, w_ih_rest_t, w_hh_t, bias, b_hn,
+                      tanh_columns, h, c, parents, h_out,
+                      state_out[state_out.shape[0] - 1], scratch):  # fmt: skip
+        return False
+    last = h_out[h_out.shape[0] - 1]
+    for b in range(output.shape[0]):
+        for j in range(output.shape[1]):
+            output[b, j] = last[b, j]
+    return True
+
+
 # --------------------------------------------------------------- embeddings
 
 
